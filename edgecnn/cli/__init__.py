@@ -1,0 +1,1 @@
+"""The ``edgecnn`` command line: thin commands over the library functions."""

@@ -1,0 +1,66 @@
+"""The ``edgecnn`` app: one module per command, joined here.
+
+User errors (EdgeCNNError) become one line on stderr and exit code 1; a broken accuracy gate
+exits with 3 so scripts can tell the two apart. Other exceptions are bugs and keep their
+traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from edgecnn import __version__
+from edgecnn.cli import export_cmd, predict_cmd, quantize_cmd, train_cmd, validate_cmd, zoo_cmd
+from edgecnn.errors import EdgeCNNError, GateFailedError
+
+EXIT_ERROR = 1
+EXIT_GATE = 3
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GateFailedError as exc:
+            typer.secho(f"FAILED: {exc}", err=True, fg="red")
+            raise typer.Exit(EXIT_GATE) from None
+        except EdgeCNNError as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Take small Keras convnets to the edge: train, export to ONNX, quantize, validate, "
+    "run and benchmark.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgecnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Take small Keras convnets to the edge."""
+
+
+app.command("zoo")(zoo_cmd.zoo)
+app.command("train")(train_cmd.train)
+app.command("export")(export_cmd.export)
+app.command("quantize")(quantize_cmd.quantize)
+app.command("validate")(validate_cmd.validate)
+app.command("predict")(predict_cmd.predict)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,25 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+Force = Annotated[bool, typer.Option("--force", help="Replace existing files that differ.")]
+Seed = Annotated[int, typer.Option(help="Random seed; the same seed repeats a run.")]
+Provider = Annotated[str, typer.Option(
+    "--provider", help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ... "
+    "(a missing one is an error, never a silent CPU fallback).")]
+Scale = Annotated[Optional[float], typer.Option(
+    help="Preprocessing scale for models without edgecnn metadata (input = pixel*scale+offset).")]
+Offset = Annotated[Optional[float], typer.Option(help="Preprocessing offset (see --scale).")]
+
+
+def preprocessing_from(scale: float | None, offset: float | None):
+    """A Preprocessing from --scale/--offset, or None when neither was given."""
+    from edgecnn.runtime.metadata import Preprocessing
+
+    if scale is None and offset is None:
+        return None
+    return Preprocessing(scale=1.0 / 255 if scale is None else scale, offset=offset or 0.0)

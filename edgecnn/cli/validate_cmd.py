@@ -1,0 +1,56 @@
+"""``edgecnn validate``: parity of every variant against Keras."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgecnn.cli.options import Provider
+from edgecnn.cli.report_view import print_report
+from edgecnn.errors import GateFailedError
+from edgecnn.validate import Gates
+
+_DEFAULT = Gates()
+
+
+def validate(
+    model_dir: Annotated[Path, typer.Argument(
+        file_okay=False, help="Folder with model*.onnx and model.keras.")] = Path("exported/fashion-cnn"),
+    dataset: Annotated[Optional[str], typer.Option(
+        help="Test data (default: the dataset the model was trained on).")] = None,
+    keras_model: Annotated[Optional[Path], typer.Option(
+        "--keras", help="Reference Keras model (default MODEL_DIR/model.keras).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Use N test images (seeded).")] = None,
+    min_agreement: Annotated[float, typer.Option(
+        help="fp32: minimum top-1 agreement with Keras.")] = _DEFAULT.fp32_min_agreement,
+    max_abs_diff: Annotated[float, typer.Option(
+        help="fp32: maximum |Δ probability|.")] = _DEFAULT.fp32_max_abs_diff,
+    fp16_min_agreement: Annotated[float, typer.Option(
+        help="fp16: minimum top-1 agreement.")] = _DEFAULT.fp16_min_agreement,
+    int8_max_drop: Annotated[float, typer.Option(
+        help="int8: maximum accuracy drop vs Keras, in percentage points.")] =
+        _DEFAULT.int8_max_accuracy_drop * 100,
+    provider: Provider = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare every exported variant with Keras; writes report.json and report.md.
+
+    Exits with 3 when a variant breaks its tolerance.
+    """
+    import json
+
+    from edgecnn.validate import validate as run_validate
+
+    gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100)
+    report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
+                          gates=gates, providers=provider,
+                          progress=(lambda _: None) if as_json else print)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    if not report["passed"]:
+        failed = [v["file"] for v in report["variants"] if not v["passed"]]
+        raise GateFailedError(f"accuracy gate broken by {', '.join(failed)}")

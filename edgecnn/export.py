@@ -1,0 +1,194 @@
+"""Keras -> ONNX with tf2onnx, with edgecnn's metadata stored in the file.
+
+tf2onnx's ``from_keras`` fails on Keras 3 and ``model.export(format="onnx")`` traces
+augmentation layers in training mode, so the model is wrapped in a ``tf.function`` that calls
+it with ``training=False`` explicitly and converted with ``from_function``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn._optional import require
+from edgecnn.errors import EdgeCNNError
+from edgecnn.files import check_overwrite, sha256_file, write_bytes
+from edgecnn.graph import check_inference_graph
+from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
+from edgecnn.train import KERAS_FILE, read_train_info, train
+from edgecnn.zoo import get_spec, list_models
+
+ONNX_FILE = "model.onnx"
+INPUT_NAME = "input"
+OUTPUT_NAME = "probabilities"
+DEFAULT_OPSET = 17
+DEFAULT_MODEL = "fashion-cnn"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the export went and what it holds."""
+
+    onnx_path: Path
+    keras_path: Path
+    info: ModelInfo
+    written: bool
+    trained: bool
+
+
+def load_keras(path: str | Path, unsafe: bool = False) -> Any:
+    """Load a ``.keras`` file with Keras's safe mode on unless ``unsafe``.
+
+    Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeCNNError(f"Keras model not found: {path}")
+    keras = require("keras", "Loading a Keras model")
+    try:
+        return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise EdgeCNNError(
+                f"{path} contains a Lambda layer, which can execute arbitrary code when loaded; "
+                "Keras's safe mode refused it. Only if you trust the file, pass --unsafe."
+            ) from exc
+        raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
+    except OSError as exc:
+        raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
+
+
+def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> Any:
+    """Convert a Keras model to a checked ONNX ModelProto carrying ``info`` as metadata."""
+    tf = require("tensorflow", "Exporting to ONNX")
+    tf2onnx = require("tf2onnx", "Exporting to ONNX")
+    onnx = require("onnx", "Exporting to ONNX")
+    signature = (tf.TensorSpec((None, *info.input_shape), tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=signature)
+    def serve(x):
+        return {OUTPUT_NAME: model(x, training=False)}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    proto.producer_name = "edgecnn"
+    proto.producer_version = __version__
+    set_metadata(proto, info)
+    onnx.checker.check_model(proto)
+    check_inference_graph(proto)
+    return proto
+
+
+def set_metadata(proto: Any, info: ModelInfo) -> None:
+    """Store ``info`` under the edgecnn key, replacing an earlier value."""
+    for i, prop in enumerate(proto.metadata_props):
+        if prop.key == METADATA_KEY:
+            del proto.metadata_props[i]
+            break
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+
+
+def read_metadata(path: str | Path) -> ModelInfo | None:
+    """The edgecnn metadata of an ONNX file on disk, or None without any."""
+    onnx = require("onnx", "Reading ONNX metadata")
+    proto = onnx.load(str(path), load_external_data=False)
+    stored = {p.key: p.value for p in proto.metadata_props}.get(METADATA_KEY)
+    return ModelInfo.from_json(stored) if stored else None
+
+
+def _user_model_info(
+    model: Any, path: Path, class_names: list[str] | None, preprocessing: Preprocessing | None
+) -> ModelInfo:
+    shape = tuple(model.input_shape[1:])
+    if len(shape) != 3 or not all(isinstance(d, int) for d in shape):
+        raise EdgeCNNError(
+            f"{path}: expected one NHWC image input with fixed size, got input shape "
+            f"{model.input_shape}."
+        )
+    units = model.output_shape[-1]
+    output = "sigmoid" if units == 1 else "softmax"
+    n_classes = 2 if units == 1 else units
+    names = tuple(class_names) if class_names else tuple(str(i) for i in range(n_classes))
+    if len(names) != n_classes:
+        raise EdgeCNNError(
+            f"{path} predicts {n_classes} classes but {len(names)} class names were given."
+        )
+    return ModelInfo(
+        name=path.stem, class_names=names, input_shape=shape,
+        preprocessing=preprocessing or Preprocessing(), output=output,
+    )
+
+
+def export(
+    model: str = DEFAULT_MODEL,
+    *,
+    out_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    retrain: bool = False,
+    unsafe: bool = False,
+    class_names: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    train_options: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Export a zoo model (training it first when needed) or a user's ``.keras`` file.
+
+    Args:
+        model: a zoo name, or a path to a ``.keras`` file.
+        out_dir: destination folder (default ``exported/<name>``).
+        opset: ONNX opset.
+        force: replace an existing ONNX file (and, with ``retrain``, ``model.keras``) that differs.
+        retrain: train a zoo model again even if ``out_dir/model.keras`` exists.
+        unsafe: load a ``.keras`` file with Keras's safe mode off (runs code stored in it).
+        class_names, preprocessing: for a user's model without an edgecnn training record.
+        train_options: keyword arguments for :func:`edgecnn.train.train`.
+    """
+    path = Path(model)
+    is_file = path.suffix == ".keras" or path.exists()
+    if not is_file and model not in list_models():
+        get_spec(model)  # raises the "unknown model" error with suggestions
+    name = path.stem if is_file else model
+    out_dir = Path(out_dir or Path("exported") / name)
+    trained = False
+    if is_file:
+        keras_path = path
+    else:
+        keras_path = out_dir / KERAS_FILE
+        if retrain or not keras_path.exists():
+            print(f"Training {model} (no trained model at {keras_path})..." if not retrain
+                  else f"Retraining {model}...", flush=True)
+            train(model, out_dir=out_dir, force=force, **(train_options or {}))
+            trained = True
+    # A training record describes only the model.keras written beside it.
+    info = read_train_info(keras_path.parent) if keras_path.name == KERAS_FILE else None
+    net = load_keras(keras_path, unsafe=unsafe)
+    if info is None:
+        info = _user_model_info(net, keras_path, class_names, preprocessing)
+    elif class_names or preprocessing:
+        info = info.replace(
+            **({"class_names": tuple(class_names)} if class_names else {}),
+            **({"preprocessing": preprocessing} if preprocessing else {}),
+        )
+    info = info.replace(keras_sha256=sha256_file(keras_path), edgecnn_version=__version__)
+    onnx_path = out_dir / ONNX_FILE
+    if onnx_path.exists() and not force and _same_export(onnx_path, info):
+        return ExportResult(onnx_path, keras_path, info, written=False, trained=trained)
+    proto = keras_to_onnx(net, info, opset)
+    data = proto.SerializeToString()
+    written = check_overwrite(onnx_path, data, force)
+    if written:
+        write_bytes(onnx_path, data)
+    return ExportResult(onnx_path, keras_path, info, written=written, trained=trained)
+
+
+def _same_export(onnx_path: Path, info: ModelInfo) -> bool:
+    """True when ``onnx_path`` was exported from the same Keras file by this edgecnn version."""
+    try:
+        existing = read_metadata(onnx_path)
+    except Exception:  # an unreadable file is simply not the same export
+        return False
+    return existing == info

@@ -1,0 +1,240 @@
+"""Predictor: load an exported ``.onnx`` file and classify images with numpy + onnxruntime only.
+
+A Predictor is safe to share between threads: it holds no per-call state, and onnxruntime's
+``InferenceSession.run`` is thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn._optional import require
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime import providers as _providers
+from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
+
+_FLOAT_KINDS = "f"
+# Float input may exceed the model's nominal range by this much (rounding, resampling).
+_RANGE_SLACK = 1e-3
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities for a batch, with the labels they imply.
+
+    Attributes:
+        probabilities: (N, C) float32, each row sums to 1.
+        class_names: the model's C class names.
+    """
+
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) index of the most probable class."""
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def names(self) -> list[str]:
+        """Name of the most probable class of each image."""
+        return [self.class_names[i] for i in self.labels]
+
+    def top_k(self, k: int = 3) -> list[list[tuple[str, float]]]:
+        """The k most probable (class name, probability) pairs of each image, best first."""
+        k = max(1, min(k, self.probabilities.shape[1]))
+        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        return [
+            [(self.class_names[j], float(row[j])) for j in idx]
+            for row, idx in zip(self.probabilities, order)
+        ]
+
+
+class Predictor:
+    """Runs an exported edgecnn model.
+
+    Args:
+        model_path: the ``.onnx`` file.
+        providers: ``"auto"`` (CUDA when usable, else CPU), ``"cpu"``, ``"cuda"``, another alias,
+            a comma-separated string or a list in priority order. A provider that is missing or
+            fails to start raises EdgeCNNError instead of silently running on the CPU.
+        preprocessing: overrides the preprocessing stored in the model; required for ONNX files
+            that carry no edgecnn metadata.
+        class_names: overrides or supplies class names (defaults to "0", "1", ... without metadata).
+        intra_op_threads: threads inside one operator (0 = onnxruntime's default).
+        inter_op_threads: threads across operators (0 = onnxruntime's default).
+        max_batch: larger batches are split into chunks of this size to bound memory.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        providers: str | Sequence[str] = "auto",
+        *,
+        preprocessing: Preprocessing | None = None,
+        class_names: Sequence[str] | None = None,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        max_batch: int = 1024,
+    ) -> None:
+        ort = require("onnxruntime", "Running a model")
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise EdgeCNNError(f"Model file not found: {self.path} (expected an .onnx file).")
+        if max_batch < 1:
+            raise EdgeCNNError(f"max_batch must be >= 1, got {max_batch}.")
+        self.max_batch = max_batch
+        requested = _providers.resolve(providers, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=requested
+            )
+        except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+            raise EdgeCNNError(
+                f"Could not load {self.path} as an ONNX model: {str(exc).strip()[:300]}"
+            ) from exc
+        _providers.check_active(requested, self.session.get_providers())
+        self.info = self._read_info(preprocessing, class_names)
+        self._input = self.session.get_inputs()[0]
+        self._output_name = self.session.get_outputs()[0].name
+        self._input_type = np.float16 if self._input.type == "tensor(float16)" else np.float32
+        self._lo, self._hi = self.info.preprocessing.value_range
+        self._lo -= _RANGE_SLACK * (self._hi - self._lo)
+        self._hi += _RANGE_SLACK * (self._hi - self._lo)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session actually runs on, in priority order."""
+        return self.session.get_providers()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one image."""
+        return self.info.input_shape
+
+    def predict(self, images: np.ndarray) -> Prediction:
+        """Classify one image (H,W) / (H,W,C) or a batch (N,H,W) / (N,H,W,C).
+
+        uint8 images get the model's own preprocessing; float images must already be
+        preprocessed (e.g. 0-1 for a model trained on pixels / 255).
+        """
+        batch = self.prepare(images)
+        if batch.shape[0] <= self.max_batch:
+            probs = self._run(batch)
+        else:
+            probs = np.concatenate(
+                [self._run(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+            )
+        return Prediction(probs, self.info.class_names)
+
+    __call__ = predict
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        """Validate ``images`` and return the float32 (N,H,W,C) batch the model reads."""
+        if not isinstance(images, np.ndarray):
+            try:
+                images = np.asarray(images)
+            except (ValueError, TypeError) as exc:
+                raise EdgeCNNError(f"Images must be a numpy array; could not convert: {exc}") from exc
+        batch = self._as_batch(images)
+        kind = batch.dtype.kind
+        if batch.dtype == np.uint8:
+            out = self.info.preprocessing.apply(batch)
+        elif kind in _FLOAT_KINDS:
+            out = np.ascontiguousarray(batch, dtype=np.float32)
+            low, high = float(out.min()), float(out.max())
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise EdgeCNNError("Images contain NaN or infinite values.")
+            if low < self._lo or high > self._hi:
+                raise EdgeCNNError(
+                    f"Float images must already be preprocessed to the model's range "
+                    f"[{self.info.preprocessing.value_range[0]:g}, "
+                    f"{self.info.preprocessing.value_range[1]:g}], got values in "
+                    f"[{low:g}, {high:g}]. Pass uint8 pixels to have them preprocessed."
+                )
+        else:
+            raise EdgeCNNError(
+                f"Images must be uint8 pixels or preprocessed floats, got dtype {batch.dtype}."
+            )
+        return out if self._input_type is np.float32 else out.astype(self._input_type)
+
+    def _as_batch(self, images: np.ndarray) -> np.ndarray:
+        h, w, c = self.info.input_shape
+        shape = images.shape
+        if images.ndim == 4 and shape[1:] == (h, w, c):
+            batch = images
+        elif images.ndim == 3 and shape == (h, w, c):
+            batch = images[None]
+        elif images.ndim == 3 and c == 1 and shape[1:] == (h, w):
+            batch = images[..., None]
+        elif images.ndim == 2 and c == 1 and shape == (h, w):
+            batch = images[None, :, :, None]
+        else:
+            accepted = f"({h},{w},{c}) or a batch (N,{h},{w},{c})"
+            if c == 1:
+                accepted = f"({h},{w}), ({h},{w},1), or a batch (N,{h},{w}) / (N,{h},{w},1)"
+            raise EdgeCNNError(f"Expected images of shape {accepted}; got shape {shape}.")
+        if batch.shape[0] == 0:
+            raise EdgeCNNError("Empty batch: got 0 images.")
+        return batch
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run([self._output_name], {self._input.name: batch})[0]
+        if out.dtype != np.float32:
+            out = out.astype(np.float32)
+        if self.info.output == "sigmoid":
+            p = out.reshape(-1, 1)
+            out = np.concatenate([1.0 - p, p], axis=1)
+        return out
+
+    def _read_info(
+        self, preprocessing: Preprocessing | None, class_names: Sequence[str] | None
+    ) -> ModelInfo:
+        stored = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if stored is not None:
+            info = ModelInfo.from_json(stored)
+        else:
+            if preprocessing is None:
+                raise EdgeCNNError(
+                    f"{self.path} carries no edgecnn metadata, so its preprocessing is unknown; "
+                    "pass preprocessing=Preprocessing(scale=..., offset=...) "
+                    "(CLI: --scale/--offset)."
+                )
+            info = self._info_from_graph()
+        if preprocessing is not None:
+            info = info.replace(preprocessing=preprocessing)
+        if class_names is not None:
+            info = info.replace(class_names=tuple(class_names))
+        return info
+
+    def _info_from_graph(self) -> ModelInfo:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise EdgeCNNError(f"{self.path}: expected a model with one image input.")
+        shape = inputs[0].shape
+        out_shape = outputs[0].shape
+        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+            raise EdgeCNNError(
+                f"{self.path}: expected an NHWC image input with fixed H, W, C; got {shape}."
+            )
+        classes = out_shape[-1] if out_shape and isinstance(out_shape[-1], int) else None
+        if classes is None:
+            raise EdgeCNNError(f"{self.path}: cannot tell the number of classes from {out_shape}.")
+        output = "sigmoid" if classes == 1 else "softmax"
+        names = tuple(str(i) for i in range(2 if classes == 1 else classes))
+        return ModelInfo(
+            name=self.path.stem, class_names=names, input_shape=tuple(shape[1:]), output=output
+        )

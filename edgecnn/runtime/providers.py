@@ -1,0 +1,79 @@
+"""Choosing onnxruntime execution providers, and refusing silent fallbacks to the CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgecnn.errors import EdgeCNNError
+
+ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+_INSTALL_HINT = {
+    "CUDAExecutionProvider": "pip install 'edgecnn[gpu]' (onnxruntime-gpu) on a machine with an "
+    "NVIDIA GPU, CUDA and cuDNN",
+    "TensorrtExecutionProvider": "pip install 'edgecnn[gpu]' plus NVIDIA TensorRT",
+    "OpenVINOExecutionProvider": "pip install onnxruntime-openvino (instead of onnxruntime)",
+    "DmlExecutionProvider": "pip install onnxruntime-directml (Windows)",
+    "ROCMExecutionProvider": "an onnxruntime build with ROCm",
+    "CoreMLExecutionProvider": "onnxruntime on macOS",
+}
+# 'auto' prefers a GPU when one is usable; TensorRT is left out because its engine build takes
+# minutes on first use, which nobody expects from 'auto'.
+_AUTO_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def resolve(requested: str | Sequence[str], available: Sequence[str]) -> list[str]:
+    """Turn 'auto', an alias, or a list of names into onnxruntime provider names.
+
+    Args:
+        requested: ``"auto"``, an alias such as ``"cuda"``, a full provider name, or a sequence
+            of those in priority order.
+        available: ``onnxruntime.get_available_providers()``.
+
+    Raises:
+        EdgeCNNError: a requested provider is unknown or not in this onnxruntime build.
+    """
+    if isinstance(requested, str):
+        if requested == "auto":
+            return [p for p in _AUTO_ORDER if p in available] or list(available)
+        requested = [part.strip() for part in requested.split(",") if part.strip()]
+    if not requested:
+        raise EdgeCNNError("No execution provider given; use 'auto', 'cpu', 'cuda', ...")
+    names = [ALIASES.get(item.lower(), item) for item in requested]
+    for original, name in zip(requested, names):
+        if name not in available:
+            known = ", ".join(sorted(ALIASES))
+            hint = _INSTALL_HINT.get(name)
+            if name not in ALIASES.values() and not name.endswith("ExecutionProvider"):
+                raise EdgeCNNError(
+                    f"Unknown execution provider '{original}'. Use one of: auto, {known}, "
+                    "or a full onnxruntime provider name."
+                )
+            raise EdgeCNNError(
+                f"Execution provider '{original}' ({name}) is not available in the installed "
+                f"onnxruntime (available: {', '.join(available)})."
+                + (f" To use it: {hint}." if hint else "")
+            )
+    if "CPUExecutionProvider" not in names:
+        # Nodes the accelerator cannot run still need a home; this is node-level placement,
+        # not a session-level fallback (that one is detected in check_active).
+        names.append("CPUExecutionProvider")
+    return names
+
+
+def check_active(requested: list[str], active: Sequence[str]) -> None:
+    """Fail when onnxruntime dropped the primary provider (e.g. CUDA libraries missing)."""
+    primary = requested[0]
+    if primary not in active:
+        hint = _INSTALL_HINT.get(primary, "check the provider's installation")
+        raise EdgeCNNError(
+            f"{primary} was requested but onnxruntime could not start it and would run on "
+            f"{', '.join(active)} instead. Refusing to fall back silently; {hint}."
+        )

@@ -1,0 +1,80 @@
+"""Shared fixtures: real Fashion-MNIST subsets, a tiny hand-built ONNX model, trained zoo models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("EDGECNN_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from edgecnn.runtime.metadata import ModelInfo, Preprocessing  # noqa: E402
+
+TINY_CLASSES = ("triangle", "square", "circle")
+
+
+def make_tiny_onnx(path: Path, *, with_metadata: bool = True, seed: int = 0) -> Path:
+    """An 8x8x1 -> 3-class softmax model built with onnx.helper (no TensorFlow)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.export import set_metadata
+
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array(rng.normal(0, 0.5, (64, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 0.1, (3,)).astype(np.float32), "b")
+    shape = numpy_helper.from_array(np.array([-1, 64], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("Reshape", ["input", "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[w, b, shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    if with_metadata:
+        set_metadata(model, ModelInfo(name="tiny", class_names=TINY_CLASSES, input_shape=(8, 8, 1),
+                                      preprocessing=Preprocessing(), dataset="shapes"))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    return make_tiny_onnx(tmp_path_factory.mktemp("tiny") / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The real Fashion-MNIST (from the Debian package)."""
+    from edgecnn.data import load_dataset
+
+    return load_dataset("fashion_mnist")
+
+
+@pytest.fixture(scope="session")
+def fashion_small(fashion):
+    """3000 training and 1000 test images of the real Fashion-MNIST."""
+    return fashion.subset(train=3000, test=1000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def fashion_export(tmp_path_factory, fashion_small):
+    """fashion-cnn trained 1 epoch on 3000 real images, exported; the folder is shared."""
+    from edgecnn.export import export
+    from edgecnn.train import train
+
+    out = tmp_path_factory.mktemp("fashion-cnn")
+    train("fashion-cnn", dataset=fashion_small, out_dir=out, epochs=1, verbose=0)
+    export("fashion-cnn", out_dir=out)
+    return out

@@ -1,0 +1,100 @@
+"""The CLI end to end through typer's runner: exit codes, messages, files written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgecnn.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version_and_help():
+    assert runner.invoke(app, ["--version"]).output.startswith("edgecnn ")
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "export" in result.output
+
+
+def test_zoo_json():
+    result = runner.invoke(app, ["zoo", "--json"])
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert {r["name"]: r["params"] for r in rows}["fashion-cnn"] == 333_526
+
+
+def test_unknown_model_is_one_line_not_a_traceback():
+    result = runner.invoke(app, ["export", "fashon-cnn"])
+    assert result.exit_code == 1
+    assert "Unknown model 'fashon-cnn'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_predict_on_npz_and_png(tiny_onnx, tmp_path):
+    from PIL import Image
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "batch.npz", x_test=images)
+    Image.fromarray(images[0]).save(tmp_path / "one.png")
+    result = runner.invoke(app, ["predict", str(tiny_onnx), str(tmp_path / "batch.npz"),
+                                 str(tmp_path / "one.png"), "--json", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4 and all(len(line["top_k"]) == 2 for line in lines)
+    assert lines[0]["top_k"] == lines[3]["top_k"]  # the PNG is image 0 of the npz
+
+
+@pytest.mark.parametrize("content", [b"", b"just text", b"\x89PNG\r\n\x1a\n\x00\x00"])
+def test_predict_refuses_files_that_are_not_images(tiny_onnx, tmp_path, content):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    result = runner.invoke(app, ["predict", str(tiny_onnx), str(bad)])
+    assert result.exit_code == 1
+    assert "not a readable image" in result.output and "Traceback" not in result.output
+
+
+def test_predict_with_unavailable_cuda_says_so(tiny_onnx, tmp_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    np.savez(tmp_path / "x.npz", x=np.zeros((1, 8, 8), np.uint8))
+    result = runner.invoke(app, ["predict", str(tiny_onnx), str(tmp_path / "x.npz"),
+                                 "--provider", "cuda"])
+    assert result.exit_code == 1
+    assert "CUDAExecutionProvider" in result.output and "edgecnn[gpu]" in result.output
+
+
+def test_quantize_rejects_bad_mode(tiny_onnx):
+    result = runner.invoke(app, ["quantize", str(tiny_onnx), "--mode", "int4"])
+    assert result.exit_code == 2 and "int4" in result.output
+
+
+@pytest.mark.slow
+def test_validate_gate_fails_on_purpose_with_exit_code_3(fashion_export):
+    result = runner.invoke(app, ["validate", str(fashion_export), "--limit", "300",
+                                 "--max-abs-diff", "0", "--min-agreement", "1.01"])
+    assert result.exit_code == 3, result.output
+    assert "accuracy gate broken by model.onnx" in result.output
+    report = json.loads((fashion_export / "report.json").read_text())
+    assert report["passed"] is False and report["variants"][0]["passed"] is False
+    ok = runner.invoke(app, ["validate", str(fashion_export), "--limit", "300"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((fashion_export / "report.json").read_text())["passed"] is True
+
+
+@pytest.mark.slow
+def test_train_export_pipeline_through_the_cli(tmp_path):
+    out = tmp_path / "shapes"
+    result = runner.invoke(app, ["export", "shapes-toy", "--out", str(out), "--epochs", "5",
+                                 "--calibration", "300"])
+    assert result.exit_code in (0, 3), result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["model.dynint8.onnx", "model.fp16.onnx", "model.int8.onnx", "model.keras",
+                     "model.onnx", "report.json", "report.md", "train.json"]
+    report = json.loads((out / "report.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["fp32", "int8", "dynint8", "fp16"]
+    assert report["variants"][0]["passed"]

@@ -1,0 +1,34 @@
+"""The runtime layer and the CLI's start-up must not import TensorFlow (apps embed them)."""
+
+import subprocess
+import sys
+
+HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx")
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = code + "\nimport sys\nprint(' '.join(sorted(m for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_runtime_predictor_runs_without_heavy_imports(tiny_onnx):
+    loaded = _loaded_after(
+        "import numpy as np\nfrom edgecnn.runtime import Predictor\n"
+        f"p = Predictor(r'{tiny_onnx}')\np.predict(np.zeros((8, 8), np.uint8))"
+    )
+    assert "onnxruntime" in loaded
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_cli_help_does_not_import_tensorflow():
+    loaded = _loaded_after(
+        "import sys\nfrom edgecnn.cli.main import app\nsys.argv=['edgecnn','--help']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass"
+    )
+    assert "tensorflow" not in loaded and "keras" not in loaded
+
+
+def test_zoo_listing_does_not_import_tensorflow():
+    loaded = _loaded_after("from edgecnn.zoo import list_models\nlist_models()")
+    assert "tensorflow" not in loaded

@@ -1,0 +1,109 @@
+"""int8 / fp16 variants: what the graphs contain, the accuracy they keep, and bad arguments."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.export import read_metadata
+from edgecnn.quantize import calibration_images, make_reader, quantize
+from edgecnn.runtime import Predictor, Preprocessing
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def variants(fashion_export, fashion_small):
+    results = quantize(fashion_export / "model.onnx", dataset=fashion_small, calibration=200,
+                       progress=lambda _: None)
+    return {r.mode: r for r in results}
+
+
+def _load(path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def test_static_int8_is_qdq_with_int8_weights(variants):
+    from edgecnn.graph import op_counts
+
+    model = _load(variants["static"].path)
+    ops = op_counts(model)
+    # Two Conv and two MatMul/Gemm weights plus their activations must be quantized.
+    assert ops["QuantizeLinear"] >= 4 and ops["DequantizeLinear"] >= 8, ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == 3]  # INT8
+    assert len(int8_weights) >= 4
+    info = read_metadata(variants["static"].path)
+    assert info.variant == "int8"
+    assert info.quantization["activations"] == "uint8" and info.quantization["per_channel"]
+    assert info.quantization["calibration_split"] == "train"
+
+
+def test_dynamic_int8_leaves_conv_in_float(variants):
+    from edgecnn.graph import op_counts
+
+    ops = op_counts(_load(variants["dynamic"].path))
+    assert ops["Conv"] == 2 and "ConvInteger" not in ops
+    assert ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"] >= 1, ops
+
+
+def test_fp16_keeps_float32_io(variants):
+    model = _load(variants["fp16"].path)
+    assert model.graph.input[0].type.tensor_type.elem_type == 1  # FLOAT
+    assert any(t.data_type == 10 for t in model.graph.initializer)  # FLOAT16
+    assert variants["fp16"].size_bytes < 0.6 * (variants["fp16"].path.parent / "model.onnx").stat().st_size
+
+
+def test_variants_stay_close_to_fp32(variants, fashion_export, fashion_small):
+    x = fashion_small.x_test
+    ref = Predictor(fashion_export / "model.onnx").predict(x).labels
+    for mode, result in variants.items():
+        agreement = (Predictor(result.path).predict(x).labels == ref).mean()
+        assert agreement >= (0.99 if mode == "fp16" else 0.95), (mode, agreement)
+
+
+def test_dynamic_conv_is_opt_in_and_flagged(fashion_export, tmp_path, fashion_small):
+    from edgecnn.graph import op_counts
+
+    copy = tmp_path / "model.onnx"
+    shutil.copy(fashion_export / "model.onnx", copy)
+    [result] = quantize(copy, modes=["dynamic"], dynamic_ops=["Conv", "MatMul", "Gemm"],
+                        progress=lambda _: None)
+    assert op_counts(_load(result.path))["ConvInteger"] == 2
+    assert "slower" in read_metadata(result.path).quantization["warning"]
+
+
+def test_calibration_reader_refuses_the_test_split(fashion_small):
+    with pytest.raises(EdgeCNNError, match="training split"):
+        calibration_images(fashion_small, 10, split="test")
+    with pytest.raises(EdgeCNNError, match="larger than the 3000 training images"):
+        calibration_images(fashion_small, 5000)
+
+
+def test_calibration_reader_feeds_predictor_preprocessing(fashion_small):
+    images = calibration_images(fashion_small, 40, seed=1)
+    assert np.array_equal(images, calibration_images(fashion_small, 40, seed=1))
+    reader = make_reader(images, Preprocessing(), "input", batch=16)
+    batches = []
+    while (item := reader.get_next()) is not None:
+        batches.append(item["input"])
+    assert [len(b) for b in batches] == [16, 16, 8]
+    np.testing.assert_array_equal(np.concatenate(batches), images.astype(np.float32) / 255)
+
+
+def test_bad_arguments(fashion_export, tmp_path):
+    model = fashion_export / "model.onnx"
+    with pytest.raises(EdgeCNNError, match="Unknown quantization mode"):
+        quantize(model, modes=["int4"])
+    with pytest.raises(EdgeCNNError, match="Unknown calibration method"):
+        quantize(model, method="magic")
+    not_onnx = tmp_path / "model.onnx"
+    not_onnx.write_text("hello")
+    with pytest.raises(EdgeCNNError, match="not a valid ONNX model"):
+        quantize(not_onnx)
+    with pytest.raises(EdgeCNNError, match="already a int8 variant"):
+        quantize(fashion_export / "model.int8.onnx")
