@@ -146,13 +146,16 @@ def quantize(
 
     results = []
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        if {"static", "dynamic"} & set(modes):
+            preprocess_for_quantization(model_path, pre)
         for mode in modes:
             progress(f"Quantizing {model_path.name}: {mode}")
             out = Path(tmp) / VARIANT_FILE[mode]
             if mode == "static":
-                settings = _static(model_path, out, images, info, method, per_channel, Path(tmp))
+                settings = _static(pre, out, images, info, method, per_channel)
             elif mode == "dynamic":
-                settings = _dynamic(model_path, out, dynamic_ops)
+                settings = _dynamic(pre, out, dynamic_ops)
             else:
                 settings = _fp16(model_path, out)
             proto = onnx.load(str(out))
@@ -173,11 +176,9 @@ def preprocess_for_quantization(model_path: Path, out: Path) -> None:
     quant.quant_pre_process(str(model_path), str(out), skip_symbolic_shape=False)
 
 
-def _static(model_path, out, images, info: ModelInfo, method, per_channel, tmp: Path) -> dict:
+def _static(pre: Path, out: Path, images, info: ModelInfo, method, per_channel) -> dict:
     quant = _quantization_module()
     ort = require("onnxruntime", "Quantization")
-    pre = tmp / "preprocessed.onnx"
-    preprocess_for_quantization(model_path, pre)
     input_name = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     reader = make_reader(images, info.preprocessing, input_name)
     quant.quantize_static(
@@ -199,10 +200,10 @@ def _static(model_path, out, images, info: ModelInfo, method, per_channel, tmp: 
     }
 
 
-def _dynamic(model_path, out, ops: Sequence[str]) -> dict:
+def _dynamic(pre: Path, out: Path, ops: Sequence[str]) -> dict:
     quant = _quantization_module()
     quant.quantize_dynamic(
-        str(model_path), str(out), op_types_to_quantize=list(ops), weight_type=quant.QuantType.QInt8
+        str(pre), str(out), op_types_to_quantize=list(ops), weight_type=quant.QuantType.QInt8
     )
     settings: dict[str, Any] = {"mode": "dynamic", "weights": "int8", "op_types": list(ops)}
     if "Conv" in ops:
@@ -212,7 +213,7 @@ def _dynamic(model_path, out, ops: Sequence[str]) -> dict:
     return settings
 
 
-def _fp16(model_path, out) -> dict:
+def _fp16(model_path: Path, out: Path) -> dict:
     onnx = require("onnx", "fp16 conversion")
     float16 = require("onnxconverter_common.float16", "fp16 conversion")
     with warnings.catch_warnings():

@@ -18,6 +18,7 @@ from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.export import ONNX_FILE, load_keras
 from edgecnn.files import write_json, write_text
+from edgecnn.quant_debug import layer_drift
 from edgecnn.quantize import VARIANT_FILE
 from edgecnn.runtime import Predictor
 from edgecnn.train import KERAS_FILE, keras_outputs_to_probs, read_train_info
@@ -167,6 +168,10 @@ def validate(
         kind = predictor.info.variant
         passed, rule = apply_gate("int8" if "int8" in kind else kind, metrics, gates)
         size = path.stat().st_size
+        drift = None
+        if not passed and (predictor.info.quantization or {}).get("mode") == "static":
+            progress(f"  {path.name} missed its gate; comparing its layers with fp32...")
+            drift = layer_drift(files[0], path, _debug_images(data), info.preprocessing)
         variants.append(
             {
                 "file": path.name,
@@ -177,6 +182,7 @@ def validate(
                 **metrics,
                 "gate": rule,
                 "passed": passed,
+                "layer_drift": drift,
             }
         )
     name = info.name
@@ -195,6 +201,12 @@ def validate(
     write_json(model_dir / REPORT_JSON, report)
     write_text(model_dir / REPORT_MD, render_markdown(report))
     return report
+
+
+def _debug_images(data, count: int = 200) -> np.ndarray:
+    """Training images (never test) for the per-layer comparison, drawn reproducibly."""
+    idx = np.random.default_rng(0).choice(len(data.x_train), min(count, len(data.x_train)), replace=False)
+    return data.x_train[np.sort(idx)]
 
 
 def _pct(x: float | None) -> str:
@@ -241,5 +253,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if callouts:
         lines += ["", "## Classes that lose more than average", "", *callouts]
+    for v in report["variants"]:
+        if v.get("layer_drift"):
+            lines += ["", f"## Layers of `{v['file']}` that drift most from fp32", "",
+                      "Lowest signal-to-quantization-noise ratio first; consider excluding "
+                      "these from quantization or another calibration method.", "",
+                      "| tensor | SQNR (dB) |", "|---|---:|"]
+            lines += [f"| `{d['tensor']}` | {d['sqnr_db']:.1f} |" for d in v["layer_drift"]]
     lines += ["", f"Overall: {'PASS' if report['passed'] else 'FAIL'}.", ""]
     return "\n".join(lines)

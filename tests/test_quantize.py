@@ -92,7 +92,9 @@ def test_calibration_reader_feeds_predictor_preprocessing(fashion_small):
     while (item := reader.get_next()) is not None:
         batches.append(item["input"])
     assert [len(b) for b in batches] == [16, 16, 8]
-    np.testing.assert_array_equal(np.concatenate(batches), images.astype(np.float32) / 255)
+    fed = np.concatenate(batches)
+    np.testing.assert_array_equal(fed, Preprocessing().apply(images))  # the Predictor's own step
+    np.testing.assert_allclose(fed, images / 255.0, atol=1e-7)
 
 
 def test_bad_arguments(fashion_export, tmp_path):
@@ -107,3 +109,18 @@ def test_bad_arguments(fashion_export, tmp_path):
         quantize(not_onnx)
     with pytest.raises(EdgeCNNError, match="already a int8 variant"):
         quantize(fashion_export / "model.int8.onnx")
+
+
+def test_failed_int8_gate_names_the_drifting_layers(variants, fashion_export):
+    from edgecnn.validate import Gates, validate
+
+    strict = Gates(int8_max_accuracy_drop=-1.0)  # impossible: int8 must gain 100 pp
+    report = validate(fashion_export, limit=300, gates=strict, progress=lambda _: None)
+    int8 = next(v for v in report["variants"] if v["variant"] == "int8")
+    assert not int8["passed"] and not report["passed"]
+    drift = int8["layer_drift"]
+    assert drift and all(np.isfinite(d["sqnr_db"]) for d in drift)
+    assert [d["sqnr_db"] for d in drift] == sorted(d["sqnr_db"] for d in drift)
+    assert "drift most from fp32" in (fashion_export / "report.md").read_text()
+    # the other variants were still validated and reported
+    assert {v["variant"] for v in report["variants"]} == {"fp32", "int8", "dynint8", "fp16"}

@@ -1,0 +1,1 @@
+"""Latency benchmarks per hardware target, side by side with Keras (and LiteRT/OpenVINO)."""
