@@ -16,6 +16,7 @@ test: setup dataset
 	$(BIN)/python -m pytest
 
 bench: setup dataset
+	$(BIN)/python -m pip install -q -e '.[dev,compare]'
 	$(BIN)/edgecnn bench
 
 setup: $(VENV)/.installed

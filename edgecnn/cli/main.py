@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgecnn import __version__
-from edgecnn.cli import export_cmd, predict_cmd, quantize_cmd, train_cmd, validate_cmd, zoo_cmd
+from edgecnn.cli import bench_cmd, export_cmd, predict_cmd, quantize_cmd, train_cmd, validate_cmd, zoo_cmd
 from edgecnn.errors import EdgeCNNError, GateFailedError
 
 EXIT_ERROR = 1
@@ -60,6 +60,7 @@ app.command("export")(export_cmd.export)
 app.command("quantize")(quantize_cmd.quantize)
 app.command("validate")(validate_cmd.validate)
 app.command("predict")(predict_cmd.predict)
+app.command("bench")(bench_cmd.bench)
 
 
 def main() -> None:

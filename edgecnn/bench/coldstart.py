@@ -1,0 +1,54 @@
+"""Cold start: how long a fresh process takes to import the runtime, load a model and answer.
+
+Measured in fresh interpreters because a warm process hides import and first-run costs.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+_RUNTIME = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+from edgecnn.runtime import Predictor
+t1 = time.perf_counter()
+p = Predictor({path!r}, providers="cpu")
+t2 = time.perf_counter()
+p.predict(np.zeros(p.input_shape, np.uint8))
+t3 = time.perf_counter()
+import json, sys
+print(json.dumps({{"import_s": t1 - t0, "session_s": t2 - t1, "first_result_s": t3 - t2,
+                  "total_s": t3 - t0, "tensorflow_loaded": "tensorflow" in sys.modules}}))
+"""
+_TENSORFLOW = """
+import time
+t0 = time.perf_counter()
+import tensorflow
+print(__import__("json").dumps({"import_s": time.perf_counter() - t0}))
+"""
+
+
+def _median_of(script: str, repeats: int) -> dict[str, Any]:
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=300)
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {k: (statistics.median(r[k] for r in runs) if isinstance(runs[0][k], float) else runs[0][k])
+            for k in runs[0]} | {"repeats": repeats}
+
+
+def cold_start(model_path: Path, repeats: int = 5, tensorflow: bool = True) -> dict[str, Any]:
+    """Median cold-start times of the runtime path, and of importing TensorFlow for contrast."""
+    result = {"runtime": _median_of(_RUNTIME.format(path=str(model_path)), repeats)}
+    if tensorflow:
+        result["tensorflow_import"] = _median_of(_TENSORFLOW, max(1, repeats // 2))
+    return result

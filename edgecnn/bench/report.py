@@ -1,0 +1,114 @@
+"""Bench results on disk: versioned JSON, a Markdown table and a PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgecnn._optional import require
+from edgecnn.files import atomic_path, write_json, write_text
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as Markdown: machine, checks, then one row per configuration."""
+    m = result["machine"]
+    lines = [
+        f"# Benchmark: {result['model']}",
+        "",
+        f"{result['created']} on {m['cpu']} ({m['cores']} cores; "
+        f"{', '.join(m['cpu_flags']) or 'no SIMD flags read'}), "
+        f"{'GPUs: ' + ', '.join(m['gpus']) if m['gpus'] else 'no GPU'}, {m['os']}, "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        "",
+        f"Inputs: {result['settings']['inputs']}. Per configuration: "
+        f"{result['settings']['warmup']} warm-up runs, then up to {result['settings']['runs']} "
+        f"timed runs or {result['settings']['duration_s']} s.",
+        "",
+    ]
+    if result.get("checks"):
+        lines += ["## Checks", "", "| check | measured | goal | holds | detail |", "|---|---:|---|---|---|"]
+        for c in result["checks"]:
+            value = "—" if c["value"] is None else f"{c['value']:.3g}"
+            holds = {True: "yes", False: "**no**", None: "—"}[c["passed"]]
+            lines.append(f"| {c['check']} | {value} | {c['goal']} | {holds} | {c['detail']} |")
+        lines.append("")
+    lines += [
+        "## Latency (ms) and throughput",
+        "",
+        "| target | engine | variant | batch | p50 | p90 | p99 | mean | max | images/s "
+        "| × Keras | session s | first ms | RSS MiB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["results"]:
+        speed = "—" if r.get("speedup_vs_keras") is None else f"{r['speedup_vs_keras']:.1f}"
+        lines.append(
+            f"| {r['target']} | {r['engine']} | {r['variant']} | {r['batch']} | {r['p50_ms']:.4f} "
+            f"| {r['p90_ms']:.4f} | {r['p99_ms']:.4f} | {r['mean_ms']:.4f} | {r['max_ms']:.3f} "
+            f"| {r['throughput_ips']:.0f} | {speed} | {r['session_s']:.3f} | {r['first_run_ms']:.2f} "
+            f"| {r['rss_mb']:.0f} |"
+        )
+    if result.get("notes"):
+        lines += ["", "## Notes", "", *[f"- {n}" for n in result["notes"]]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """p50 latency vs batch per engine/variant (first target) and speed-up over Keras."""
+    matplotlib = require("matplotlib", "Benchmark plots")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "Benchmark plots")
+    rows = result["results"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    series: dict[tuple[str, str, str], list[tuple[int, float, float, float]]] = {}
+    for r in rows:
+        if r["engine"] == "predictor":  # within a few percent of the bare session; see the table
+            continue
+        key = (r["target"], r["engine"], r["variant"])
+        series.setdefault(key, []).append((r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"]))
+    colors = plt.cm.tab20.colors
+    for i, ((target, engine, variant), points) in enumerate(series.items()):
+        points.sort()
+        batches = [p[0] for p in points]
+        style = "--" if engine.startswith("keras") else ("-" if engine.startswith("onnx") else ":")
+        color = colors[i % len(colors)]
+        left.plot(batches, [p[1] for p in points], style, marker="o", color=color,
+                  label=engine if engine.startswith("keras") else f"{target} {engine} {variant}")
+        left.fill_between(batches, [p[1] for p in points], [p[3] for p in points], alpha=0.08,
+                          color=color)
+    left.set(xscale="log", yscale="log", xlabel="batch", ylabel="latency p50 ms (band to p99)",
+             title=f"{result['model']}: latency per batch")
+    left.legend(fontsize=6, ncol=2)
+    best = [r for r in rows if r.get("speedup_vs_keras") and r["engine"] == "onnxruntime"]
+    labels = list(dict.fromkeys((r["target"], r["variant"]) for r in best))
+    batches = sorted({r["batch"] for r in best})
+    width = 0.8 / max(1, len(labels))
+    for i, (target, variant) in enumerate(labels):
+        values = [next((r["speedup_vs_keras"] for r in best if r["target"] == target
+                        and r["variant"] == variant and r["batch"] == b), 0) for b in batches]
+        right.bar([j + i * width for j in range(len(batches))], values, width,
+                  label=f"{target} {variant}")
+    right.set_xticks([j + 0.4 - width / 2 for j in range(len(batches))], [str(b) for b in batches])
+    right.axhline(1.0, color="gray", linewidth=0.8)
+    right.set(xlabel="batch", ylabel="speed-up over fastest Keras path (p50)",
+              title="onnxruntime vs Keras")
+    if labels:
+        right.legend(fontsize=6)
+    else:
+        right.text(0.5, 0.5, "no Keras baseline in this run", ha="center", transform=right.transAxes)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def save(result: dict[str, Any], out_dir: Path, stem: str | None = None, png: bool = True) -> list[Path]:
+    """Write ``STEM.json``, ``STEM.md`` and (with matplotlib) ``STEM.png`` into ``out_dir``."""
+    stem = stem or result["model"]
+    out_dir = Path(out_dir)
+    written = [write_json(out_dir / f"{stem}.json", result),
+               write_text(out_dir / f"{stem}.md", markdown(result))]
+    if png:
+        written.append(plot(result, out_dir / f"{stem}.png"))
+    return written

@@ -1,0 +1,285 @@
+"""``edgecnn bench``: every variant x batch x target, Keras and optional engines in the same run.
+
+All ratios a user reads (Predictor overhead, speed-up over Keras, int8 over fp32) come from
+numbers measured in this one process, on the same inputs: real test images.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._optional import require
+from edgecnn.bench.coldstart import cold_start
+from edgecnn.bench.engines import (
+    Engine,
+    keras_engines,
+    litert_engines,
+    litert_workdir,
+    onnxruntime_engines,
+    openvino_engines,
+)
+from edgecnn.bench.machine import machine_info
+from edgecnn.bench.targets import Target
+from edgecnn.bench.timing import Budget, measure
+from edgecnn.data import load_dataset
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime import Predictor
+
+SCHEMA = "edgecnn.bench/1"
+ORDER = ("model.onnx", "model.int8.onnx", "model.dynint8.onnx", "model.fp16.onnx")
+
+
+def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
+    """The ONNX files to time and the Keras model beside them (None when absent).
+
+    ``model`` is a zoo name (``exported/NAME``), a folder or one ``.onnx`` file.
+    """
+    path = Path(model)
+    if not path.exists() and (Path("exported") / str(model)).is_dir():
+        path = Path("exported") / str(model)
+    if path.is_file() and path.suffix == ".onnx":
+        files = [path]
+    elif path.is_dir():
+        files = sorted(path.glob("model*.onnx"),
+                       key=lambda p: (ORDER.index(p.name) if p.name in ORDER else len(ORDER), p.name))
+    else:
+        raise EdgeCNNError(
+            f"Nothing to benchmark at '{model}': give a zoo name with an export under exported/, "
+            "a folder of model*.onnx files, or one .onnx file."
+        )
+    if not files:
+        raise EdgeCNNError(f"No model*.onnx in {path}; run edgecnn export first.")
+    keras = files[0].parent / "model.keras"
+    return files, keras if keras.is_file() else None
+
+
+def _inputs(info, dataset: str | None, count: int, seed: int) -> np.ndarray:
+    name = dataset or info.dataset
+    if not name:
+        raise EdgeCNNError("The model does not name its dataset; pass --dataset for real inputs.")
+    data = load_dataset(name, image_size=info.input_shape[:2])
+    if len(data.x_test) < count:
+        reps = -(-count // len(data.x_test))
+        return np.concatenate([data.x_test] * reps)[:count]
+    idx = np.random.default_rng(seed).choice(len(data.x_test), count, replace=False)
+    return data.x_test[np.sort(idx)]
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def run_benchmark(
+    model: str | Path,
+    *,
+    targets: Sequence[Target],
+    batches: Sequence[int] = (1, 8, 64),
+    budget: Budget = Budget(),
+    keras_baseline: bool = True,
+    compare: bool = True,
+    dataset: str | None = None,
+    cold: bool = True,
+    seed: int = 0,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Benchmark the variants of ``model``; returns the result document (schema ``SCHEMA``).
+
+    Args:
+        model: zoo name, export folder or ``.onnx`` file.
+        targets: hardware targets to run onnxruntime on.
+        batches: batch sizes.
+        budget: warm-up and timed-run limits per configuration.
+        keras_baseline: time Keras on the same inputs (needs the ``.keras`` file and TensorFlow).
+        compare: also time LiteRT and OpenVINO when installed.
+        dataset: input images (default: the model's dataset, test split).
+        cold: measure runtime cold start in fresh processes.
+        on_step: called before each configuration with a short description.
+    """
+    if not targets:
+        raise EdgeCNNError("No target to benchmark.")
+    if not batches or min(batches) < 1:
+        raise EdgeCNNError(f"Batch sizes must be >= 1, got {list(batches)}.")
+    files, keras_path = resolve_models(model)
+    info = Predictor(files[0], providers="cpu").info
+    pixels = _inputs(info, dataset, max(batches), seed)
+    floats = info.preprocessing.apply(pixels)
+    keras_threads = max(t.threads for t in targets if t.provider == "cpu") if any(
+        t.provider == "cpu" for t in targets) else os.cpu_count()
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+    def time_engine(engine: Engine, target: dict[str, Any], size: int | None) -> None:
+        for batch in batches:
+            on_step(f"{engine.engine} {engine.variant} {target['name']} batch {batch}")
+            x = pixels[:batch] if engine.pixels else floats[:batch]
+            rows.append({
+                "engine": engine.engine, "variant": engine.variant, "target": target["name"],
+                "provider": target["provider"], "threads": target["threads"], "batch": batch,
+                "size_bytes": size, "copies_included": engine.copies_included,
+                **measure(engine.make, x, budget),
+            })
+
+    for target in targets:
+        tinfo = {"name": target.name, "provider": target.provider, "threads": target.threads}
+        for path in files:
+            variant = Predictor(path, providers="cpu").info.variant
+            for engine in onnxruntime_engines(path, variant, target):
+                time_engine(engine, tinfo, path.stat().st_size)
+        if compare and target.provider == "cpu":
+            if _has("openvino"):
+                for path in files[:2]:
+                    variant = Predictor(path, providers="cpu").info.variant
+                    for engine in openvino_engines(path, variant, target.threads):
+                        time_engine(engine, tinfo, path.stat().st_size)
+            else:
+                notes.append("OpenVINO skipped: not installed (pip install 'edgecnn[compare]').")
+
+    keras_info: dict[str, Any] | None = None
+    if keras_baseline and keras_path is None:
+        notes.append("Keras baseline skipped: no model.keras beside the ONNX files.")
+    elif keras_baseline and not _has("tensorflow"):
+        notes.append("Keras baseline skipped: TensorFlow not installed (pip install 'edgecnn[export]').")
+    elif keras_baseline:
+        keras_info = _time_keras(keras_path, keras_threads, targets, compare, time_engine, notes)
+
+    result = {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": info.name,
+        "files": [str(p) for p in files],
+        "machine": machine_info(),
+        "settings": {"batches": list(batches), "warmup": budget.warmup, "runs": budget.runs,
+                     "duration_s": budget.duration, "min_runs": budget.min_runs,
+                     "inputs": f"{len(pixels)} real test images of {dataset or info.dataset}",
+                     "keras": keras_info},
+        "targets": [t.to_dict() | {"threads": t.threads} for t in targets],
+        "results": rows,
+        "notes": notes,
+    }
+    if cold:
+        on_step("cold start (fresh processes)")
+        result["cold_start"] = cold_start(files[0], tensorflow=_has("tensorflow"))
+    add_speedups(result)
+    result["checks"] = checks(result)
+    return result
+
+
+def _time_keras(keras_path, threads, targets, compare, time_engine, notes) -> dict[str, Any]:
+    tf = require("tensorflow", "The Keras baseline")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already initialised in this process: keep its setting
+        threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    from edgecnn.export import load_keras
+
+    model = load_keras(keras_path)
+    tinfo = {"name": f"keras@{threads}t", "provider": "tensorflow", "threads": threads}
+    for engine in keras_engines(model):
+        time_engine(engine, tinfo, keras_path.stat().st_size)
+    if compare:
+        if _has("ai_edge_litert"):
+            with litert_workdir() as tmp:
+                for target in targets:
+                    if target.provider != "cpu":
+                        continue
+                    lt = {"name": target.name, "provider": "litert", "threads": target.threads}
+                    for engine in litert_engines(model, target.threads, Path(tmp)):
+                        time_engine(engine, lt, None)
+        else:
+            notes.append("LiteRT skipped: ai-edge-litert not installed (pip install 'edgecnn[compare]').")
+    return {"file": str(keras_path), "threads": threads, "tensorflow": tf.__version__}
+
+
+def _p50(rows, **match) -> float | None:
+    found = [r["p50_ms"] for r in rows if all(r.get(k) == v for k, v in match.items())]
+    return min(found) if found else None
+
+
+def add_speedups(result: dict[str, Any]) -> None:
+    """Each row's speed-up over Keras's fastest path at the same batch (p50 ratio)."""
+    rows = result["results"]
+    keras_best = {}
+    for r in rows:
+        if r["engine"].startswith("keras-"):
+            best = keras_best.get(r["batch"])
+            if best is None or r["p50_ms"] < best["p50_ms"]:
+                keras_best[r["batch"]] = r
+    for r in rows:
+        best = keras_best.get(r["batch"])
+        r["speedup_vs_keras"] = best["p50_ms"] / r["p50_ms"] if best else None
+    result["keras_fastest"] = {str(b): r["engine"] for b, r in keras_best.items()}
+
+
+def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets from the benchmark issue, each with the measured value and whether it holds."""
+    rows, out = result["results"], []
+
+    def add(name: str, value: float | None, goal: str, ok: bool | None, detail: str) -> None:
+        out.append({"check": name, "value": value, "goal": goal, "passed": ok, "detail": detail})
+
+    for target in result["targets"]:
+        t = target["name"]
+        bare = _p50(rows, engine="onnxruntime", variant="fp32", target=t, batch=1)
+        pred = _p50(rows, engine="predictor", variant="fp32", target=t, batch=1)
+        if bare and pred:
+            ratio = pred / bare
+            add(f"predictor overhead ({t})", ratio, "<= 1.10x bare session, batch 1",
+                ratio <= 1.10, f"Predictor p50 {pred:.4f} ms vs InferenceSession.run {bare:.4f} ms")
+        fp32 = [r for r in rows if r["engine"] == "onnxruntime" and r["variant"] == "fp32"
+                and r["target"] == t and r["batch"] == max(result["settings"]["batches"])]
+        int8 = [r for r in rows if r["engine"] == "onnxruntime" and r["variant"] == "int8"
+                and r["target"] == t and r["batch"] == max(result["settings"]["batches"])]
+        if fp32 and int8 and target["threads"] == 1:
+            ratio = int8[0]["throughput_ips"] / fp32[0]["throughput_ips"]
+            add(f"int8 throughput ({t}, batch {fp32[0]['batch']})", ratio, ">= 1.5x fp32",
+                ratio >= 1.5, f"{int8[0]['throughput_ips']:.0f} vs {fp32[0]['throughput_ips']:.0f} images/s")
+    keras = result["settings"].get("keras")
+    if keras:
+        kt = f"keras@{keras['threads']}t"
+        k_best = min((r["p50_ms"] for r in rows if r["target"] == kt and r["batch"] == 1), default=None)
+        for target in result["targets"]:
+            onnx = _p50(rows, engine="onnxruntime", variant="fp32", target=target["name"], batch=1)
+            if k_best and onnx:
+                add(f"ONNX fp32 ({target['name']}) vs fastest Keras ({keras['threads']} threads), "
+                    "batch 1", k_best / onnx, ">= 10x", k_best / onnx >= 10,
+                    f"Keras {result['keras_fastest'].get('1')} {k_best:.3f} ms vs ONNX {onnx:.4f} ms")
+    runtime = (result.get("cold_start") or {}).get("runtime", {})
+    if "total_s" in runtime:
+        add("runtime cold start", runtime["total_s"], "<= 0.3 s", runtime["total_s"] <= 0.3,
+            f"import {runtime['import_s']:.3f} s + session {runtime['session_s']:.3f} s + first "
+            f"result {runtime['first_result_s']:.3f} s; TensorFlow import alone "
+            f"{result['cold_start'].get('tensorflow_import', {}).get('import_s', float('nan')):.2f} s")
+    out += litert_verdicts(result)
+    return out
+
+
+def litert_verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Whether edgecnn's best onnxruntime variant beats LiteRT's best, per thread count and batch."""
+    rows, out = result["results"], []
+    for target in result["targets"]:
+        t = target["name"]
+        for batch in result["settings"]["batches"]:
+            ours = [r for r in rows if r["target"] == t and r["batch"] == batch
+                    and r["engine"] == "onnxruntime"]
+            theirs = [r for r in rows if r["target"] == t and r["batch"] == batch
+                      and r["engine"] == "litert"]
+            if not ours or not theirs:
+                continue
+            a = min(ours, key=lambda r: r["p50_ms"])
+            b = min(theirs, key=lambda r: r["p50_ms"])
+            out.append({
+                "check": f"edgecnn best vs LiteRT best ({t}, batch {batch})",
+                "value": b["p50_ms"] / a["p50_ms"], "goal": "> 1 means edgecnn is faster",
+                "passed": a["p50_ms"] < b["p50_ms"],
+                "detail": f"edgecnn {a['variant']} {a['p50_ms']:.4f} ms vs {b['variant']} "
+                          f"{b['p50_ms']:.4f} ms",
+            })
+    return out

@@ -1,0 +1,110 @@
+"""edgecnn bench: schema and sanity of the numbers (never a speed assertion), targets, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from edgecnn.bench.coldstart import cold_start
+from edgecnn.bench.run import SCHEMA, run_benchmark
+from edgecnn.bench.targets import BUILTIN, load_targets, resolve_targets
+from edgecnn.bench.timing import Budget
+from edgecnn.cli.main import app
+from edgecnn.errors import EdgeCNNError
+
+runner = CliRunner()
+TINY_BUDGET = Budget(warmup=2, runs=15, duration=0.2, min_runs=5)
+STAT_KEYS = ("min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+
+
+def _check_rows(rows):
+    assert rows
+    for r in rows:
+        for key in (*STAT_KEYS, "mean_ms", "throughput_ips", "session_s", "first_run_ms", "rss_mb"):
+            assert r[key] > 0, (key, r)
+        values = [r[k] for k in STAT_KEYS]
+        assert values == sorted(values), r
+        assert r["min_ms"] <= r["mean_ms"] <= r["max_ms"] and r["std_ms"] >= 0
+        assert 5 <= r["runs"] <= 15
+
+
+def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
+    model_dir = tmp_path / "tiny"
+    model_dir.mkdir()
+    shutil.copy(tiny_onnx, model_dir / "model.onnx")
+    out = tmp_path / "results"
+    result = runner.invoke(app, ["bench", str(model_dir), "--target", "cpu-1t", "--batch", "1,4",
+                                 "--runs", "15", "--duration", "0.2", "--warmup", "2",
+                                 "--no-cold", "--no-engines", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "tiny.json").read_text())
+    assert data["schema"] == SCHEMA
+    assert data["machine"]["cores"] >= 1 and data["machine"]["versions"]["onnxruntime"]
+    assert {(r["engine"], r["batch"]) for r in data["results"]} == {
+        ("onnxruntime", 1), ("onnxruntime", 4), ("predictor", 1), ("predictor", 4)}
+    _check_rows(data["results"])
+    assert any("Keras baseline skipped" in n for n in data["notes"])
+    assert (out / "tiny.md").read_text().startswith("# Benchmark: tiny")
+    assert (out / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(c["check"].startswith("predictor overhead") for c in data["checks"])
+
+    again = runner.invoke(app, ["bench", "--compare", str(out / "tiny.json"), str(out / "tiny.json")])
+    assert again.exit_code == 0 and "1.00" in again.output
+
+
+@pytest.mark.slow
+def test_bench_with_keras_baseline(fashion_export):
+    result = run_benchmark(fashion_export, targets=[BUILTIN["cpu-1t"]], batches=[1, 2],
+                           budget=TINY_BUDGET, compare=False, cold=False)
+    _check_rows(result["results"])
+    engines = {r["engine"] for r in result["results"]}
+    assert {"keras-eager", "keras-predict", "keras-predict_on_batch", "keras-tf.function"} <= engines
+    for r in result["results"]:
+        assert r["speedup_vs_keras"] > 0
+    fastest = result["keras_fastest"]["1"]
+    assert fastest.startswith("keras-")
+    assert any(c["check"].startswith("ONNX fp32 (cpu-1t) vs fastest Keras") for c in result["checks"])
+
+
+def test_cuda_without_cuda_exits_with_one_line(tiny_onnx):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    result = runner.invoke(app, ["bench", str(tiny_onnx), "--provider", "cuda", "--no-cold"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "CUDAExecutionProvider" in lines[0] and "edgecnn[gpu]" in lines[0]
+
+
+def test_user_targets_from_toml(tmp_path):
+    path = tmp_path / "targets.toml"
+    path.write_text('[targets.pi4]\nprovider = "cpu"\nintra_op_threads = 4\n'
+                    'graph_optimization = "extended"\n')
+    assert load_targets(path)["pi4"].intra_op_threads == 4
+    [t1, t2] = resolve_targets(["pi4"], path, threads=[1, 2])
+    assert (t1.name, t1.threads, t2.threads) == ("pi4@1t", 1, 2)
+    with pytest.raises(EdgeCNNError, match="Unknown target 'nope'"):
+        resolve_targets(["nope"], path)
+    path.write_text('[targets.bad]\ngraph_optimization = "max"\n')
+    with pytest.raises(EdgeCNNError, match="graph_optimization"):
+        load_targets(path)
+
+
+def test_bad_bench_arguments(tiny_onnx, tmp_path):
+    assert runner.invoke(app, ["bench", str(tiny_onnx), "--batch", "0"]).exit_code == 1
+    missing = runner.invoke(app, ["bench", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "Nothing to benchmark" in missing.output
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    out = runner.invoke(app, ["bench", "--compare", str(bad), str(bad)])
+    assert out.exit_code == 1 and "not an edgecnn bench result" in out.output
+
+
+def test_cold_start_runtime_does_not_load_tensorflow(tiny_onnx):
+    result = cold_start(tiny_onnx, repeats=1, tensorflow=False)["runtime"]
+    assert result["tensorflow_loaded"] is False
+    assert 0 < result["import_s"] < result["total_s"]
