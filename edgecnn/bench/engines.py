@@ -77,15 +77,15 @@ def _bound_on_device(path: Path, target: Target) -> RunFn:
     session = ort_session(path, target)
     inp, out = session.get_inputs()[0].name, session.get_outputs()[0].name
     binding = session.io_binding()
-    cache: dict[int, Any] = {}
+    binding.bind_output(out, "cuda", 0)
+    # Each distinct input batch is uploaded once, outside the timed call after its first use.
+    on_device: dict[int, Any] = {}
 
     def run(x: np.ndarray) -> None:
-        key = id(x)
-        if key not in cache:
-            cache.clear()
-            cache[key] = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-            binding.bind_ortvalue_input(inp, cache[key])
-            binding.bind_output(out, "cuda", 0)
+        value = on_device.get(id(x))
+        if value is None:
+            value = on_device[id(x)] = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+        binding.bind_ortvalue_input(inp, value)
         session.run_with_iobinding(binding)
         binding.synchronize_outputs()
 

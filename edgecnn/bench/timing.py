@@ -42,21 +42,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(make: Callable[[], RunFn], x: np.ndarray, budget: Budget) -> dict[str, Any]:
-    """Create the engine, time its first run, warm it up, then time ``budget`` runs."""
+def measure(make: Callable[[], RunFn], inputs: list[np.ndarray], budget: Budget) -> dict[str, Any]:
+    """Create the engine, time its first run, warm it up, then time ``budget`` runs.
+
+    Successive runs cycle through ``inputs`` (batches of different images): feeding the same
+    array every time flatters a runtime, since real inputs change on every call.
+    """
     rss_before = rss_mb()
     started = time.perf_counter()
     run = make()
     session_s = time.perf_counter() - started
     started = time.perf_counter()
-    run(x)
+    run(inputs[0])
     first_ms = (time.perf_counter() - started) * 1e3
-    for _ in range(budget.warmup):
-        run(x)
+    for i in range(budget.warmup):
+        run(inputs[i % len(inputs)])
     latencies = []
     deadline = time.perf_counter() + budget.duration
     clock = time.perf_counter
+    count = len(inputs)
     while len(latencies) < budget.runs and (len(latencies) < budget.min_runs or clock() < deadline):
+        x = inputs[len(latencies) % count]
         t0 = clock()
         run(x)
         latencies.append(clock() - t0)
@@ -67,5 +73,28 @@ def measure(make: Callable[[], RunFn], x: np.ndarray, budget: Budget) -> dict[st
         "rss_mb": rss_after,
         "rss_delta_mb": rss_after - rss_before,
         "peak_rss_mb": peak_rss_mb(),
-        **summarize(latencies, len(x)),
+        **summarize(latencies, len(inputs[0])),
     }
+
+
+def measure_interleaved(
+    makers: dict[str, Callable[[], RunFn]], inputs: dict[str, list[np.ndarray]], budget: Budget
+) -> dict[str, dict[str, Any]]:
+    """Time several engines in alternation (A, B, A, B, ...) so that they share the machine's
+    noise; their ratio is then far steadier than that of two separate series."""
+    runs = {name: make() for name, make in makers.items()}
+    for i in range(budget.warmup):
+        for name, run in runs.items():
+            run(inputs[name][i % len(inputs[name])])
+    latencies: dict[str, list[float]] = {name: [] for name in runs}
+    clock = time.perf_counter
+    deadline = clock() + budget.duration
+    n = 0
+    while n < budget.runs and (n < budget.min_runs or clock() < deadline):
+        for name, run in runs.items():
+            x = inputs[name][n % len(inputs[name])]
+            t0 = clock()
+            run(x)
+            latencies[name].append(clock() - t0)
+        n += 1
+    return {name: summarize(values, len(inputs[name][0])) for name, values in latencies.items()}

@@ -32,8 +32,7 @@ class Preprocessing:
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 pixels -> float32 model input; training, calibration and the Predictor share it."""
-        out = pixels.astype(np.float32)
-        out *= np.float32(self.scale)
+        out = np.multiply(pixels, np.float32(self.scale), dtype=np.float32)
         if self.offset:
             out += np.float32(self.offset)
         return out
