@@ -16,6 +16,8 @@ from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError
 
+# Temporary files carry the writer's PID so that leftovers of a killed process can be told
+# apart from a write in progress and swept.
 TMP_PREFIX = ".edgecnn-tmp-"
 # mkstemp creates files readable by the owner only; finished artifacts get the usual mode.
 _UMASK = os.umask(0)
@@ -31,6 +33,34 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary files left in ``folder`` by edgecnn processes that no longer exist.
+
+    A process killed with SIGKILL cannot clean up after itself; the next write does.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).glob(TMP_PREFIX + "*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid_text = entry.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -39,7 +69,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    sweep_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=path.suffix,
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -167,6 +167,9 @@ def validate(
         metrics = compare(keras_probs, probs, data.y_test, info.class_names)
         kind = predictor.info.variant
         passed, rule = apply_gate("int8" if "int8" in kind else kind, metrics, gates)
+        if predictor.info.keras_sha256 != info.keras_sha256:
+            # e.g. an export interrupted between writing model.onnx and its variants
+            passed, rule = False, "stale: made from another Keras model than model.onnx; re-run export"
         size = path.stat().st_size
         drift = None
         if not passed and (predictor.info.quantization or {}).get("mode") == "static":

@@ -124,3 +124,19 @@ def test_failed_int8_gate_names_the_drifting_layers(variants, fashion_export):
     assert "drift most from fp32" in (fashion_export / "report.md").read_text()
     # the other variants were still validated and reported
     assert {v["variant"] for v in report["variants"]} == {"fp32", "int8", "dynint8", "fp16"}
+
+
+def test_variant_from_another_keras_model_is_reported_stale(variants, fashion_export, tmp_path):
+    import onnx
+
+    from edgecnn.export import set_metadata
+    from edgecnn.validate import validate
+
+    folder = tmp_path / "copy"
+    shutil.copytree(fashion_export, folder)
+    proto = onnx.load(str(folder / "model.fp16.onnx"))
+    set_metadata(proto, read_metadata(folder / "model.fp16.onnx").replace(keras_sha256="0" * 64))
+    onnx.save(proto, str(folder / "model.fp16.onnx"))
+    report = validate(folder, limit=200, progress=lambda _: None)
+    fp16 = next(v for v in report["variants"] if v["variant"] == "fp16")
+    assert not fp16["passed"] and fp16["gate"].startswith("stale")

@@ -7,6 +7,9 @@ traceback.
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import typer
 from typer.core import TyperGroup
 
@@ -63,5 +66,11 @@ app.command("predict")(predict_cmd.predict)
 app.command("bench")(bench_cmd.bench)
 
 
+def _terminate(signum: int, _frame) -> None:
+    # SIGTERM becomes SystemExit so that pending atomic writes remove their temporary files.
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()

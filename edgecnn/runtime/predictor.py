@@ -99,6 +99,11 @@ class Predictor:
                 str(self.path), sess_options=options, providers=requested
             )
         except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+            if "External data path" in str(exc):
+                raise EdgeCNNError(
+                    f"Refusing {self.path}: its external weight data points outside the model's "
+                    f"folder ({str(exc).strip()[:200]}). Keep external data files beside the model."
+                ) from exc
             raise EdgeCNNError(
                 f"Could not load {self.path} as an ONNX model: {str(exc).strip()[:300]}"
             ) from exc
@@ -160,7 +165,8 @@ class Predictor:
         if batch.dtype == np.uint8:
             out = self.info.preprocessing.apply(batch)
         elif kind in _FLOAT_KINDS:
-            out = np.ascontiguousarray(batch, dtype=np.float32)
+            with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused below
+                out = np.ascontiguousarray(batch, dtype=np.float32)
             low, high = float(out.min()), float(out.max())
             if not (np.isfinite(low) and np.isfinite(high)):
                 raise EdgeCNNError("Images contain NaN or infinite values.")
