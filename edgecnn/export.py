@@ -15,7 +15,7 @@ from edgecnn import __version__
 from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import check_overwrite, sha256_file, write_bytes
-from edgecnn.graph import check_inference_graph
+from edgecnn.graph import check_inference_graph, fold_batch_reshapes
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
 from edgecnn.train import KERAS_FILE, read_train_info, train
 from edgecnn.zoo import get_spec, list_models
@@ -74,6 +74,7 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
     for value in (*proto.graph.input, *proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    fold_batch_reshapes(proto)
     proto.producer_name = "edgecnn"
     proto.producer_version = __version__
     set_metadata(proto, info)
