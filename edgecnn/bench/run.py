@@ -6,6 +6,7 @@ numbers measured in this one process, on the same inputs: real test images.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.util
 import os
@@ -27,7 +28,7 @@ from edgecnn.bench.engines import (
 )
 from edgecnn.bench.machine import machine_info
 from edgecnn.bench.targets import Target
-from edgecnn.bench.timing import Budget, measure, measure_interleaved
+from edgecnn.bench.timing import Budget, measure, measure_interleaved, pool
 from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import Predictor
@@ -114,21 +115,8 @@ def run_benchmark(
     floats = info.preprocessing.apply(pixels)
     keras_threads = max(t.threads for t in targets if t.provider == "cpu") if any(
         t.provider == "cpu" for t in targets) else os.cpu_count()
-    rows: list[dict[str, Any]] = []
     notes: list[str] = []
-
-    def time_engine(engine: Engine, target: dict[str, Any], size: int | None) -> None:
-        for batch in batches:
-            on_step(f"{engine.engine} {engine.variant} {target['name']} batch {batch}")
-            pool = pixels if engine.pixels else floats
-            inputs = [np.ascontiguousarray(pool[i * batch:(i + 1) * batch]) for i in range(INPUT_BATCHES)]
-            rows.append({
-                "engine": engine.engine, "variant": engine.variant, "target": target["name"],
-                "provider": target["provider"], "threads": target["threads"], "batch": batch,
-                "size_bytes": size, "copies_included": engine.copies_included,
-                **measure(engine.make, inputs, budget),
-            })
-
+    jobs: list[tuple[Engine, dict[str, Any], int | None]] = []
     overhead = {}
     for target in targets:
         tinfo = {"name": target.name, "provider": target.provider, "threads": target.threads}
@@ -136,24 +124,27 @@ def run_benchmark(
         overhead[target.name] = _predictor_overhead(files[0], target, pixels, floats, budget)
         for path in files:
             variant = Predictor(path, providers="cpu").info.variant
-            for engine in onnxruntime_engines(path, variant, target):
-                time_engine(engine, tinfo, path.stat().st_size)
+            jobs += [(e, tinfo, path.stat().st_size) for e in onnxruntime_engines(path, variant, target)]
         if compare and target.provider == "cpu":
             if _has("openvino"):
                 for path in files[:2]:
                     variant = Predictor(path, providers="cpu").info.variant
-                    for engine in openvino_engines(path, variant, target.threads):
-                        time_engine(engine, tinfo, path.stat().st_size)
+                    jobs += [(e, tinfo, path.stat().st_size)
+                             for e in openvino_engines(path, variant, target.threads)]
             else:
                 notes.append("OpenVINO skipped: not installed (pip install 'edgecnn[compare]').")
 
-    keras_info: dict[str, Any] | None = None
-    if keras_baseline and keras_path is None:
-        notes.append("Keras baseline skipped: no model.keras beside the ONNX files.")
-    elif keras_baseline and not _has("tensorflow"):
-        notes.append("Keras baseline skipped: TensorFlow not installed (pip install 'edgecnn[export]').")
-    elif keras_baseline:
-        keras_info = _time_keras(keras_path, keras_threads, targets, compare, time_engine, notes)
+    with contextlib.ExitStack() as stack:
+        keras_info: dict[str, Any] | None = None
+        if keras_baseline and keras_path is None:
+            notes.append("Keras baseline skipped: no model.keras beside the ONNX files.")
+        elif keras_baseline and not _has("tensorflow"):
+            notes.append("Keras baseline skipped: TensorFlow not installed (pip install 'edgecnn[export]').")
+        elif keras_baseline:
+            keras_info, keras_jobs = _keras_jobs(keras_path, keras_threads, targets, compare, notes,
+                                                 stack)
+            jobs += keras_jobs
+        rows = _run_rounds(jobs, batches, pixels, floats, budget, on_step)
 
     result = {
         "schema": SCHEMA,
@@ -163,6 +154,7 @@ def run_benchmark(
         "machine": machine_info(),
         "settings": {"batches": list(batches), "warmup": budget.warmup, "runs": budget.runs,
                      "duration_s": budget.duration, "min_runs": budget.min_runs,
+                     "rounds": budget.rounds,
                      "inputs": f"{INPUT_BATCHES} distinct batches of real test images of "
                                f"{dataset or info.dataset}, cycled",
                      "keras": keras_info},
@@ -206,7 +198,38 @@ def _predictor_overhead(path, target, pixels, floats, budget: Budget) -> dict[st
             "ratio_strict": p50["predictor"] / p50["session_prepared"]}
 
 
-def _time_keras(keras_path, threads, targets, compare, time_engine, notes) -> dict[str, Any]:
+def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[dict[str, Any]]:
+    """Every (engine, batch) configuration in ``budget.rounds`` round-robin rounds.
+
+    A slow spell of a shared machine then lands in one round of many configurations instead of
+    all runs of one, and pooled percentiles stay comparable between configurations.
+    """
+    samples: dict[int, list[dict[str, Any]]] = {}
+    keys = [(j, batch) for j in range(len(jobs)) for batch in batches]
+    share = budget.per_round()
+    for round_index in range(max(1, budget.rounds)):
+        for k, (j, batch) in enumerate(keys):
+            engine, target, _ = jobs[j]
+            on_step(f"round {round_index + 1}/{budget.rounds}: {engine.engine} {engine.variant} "
+                    f"{target['name']} batch {batch}")
+            source = pixels if engine.pixels else floats
+            inputs = [np.ascontiguousarray(source[i * batch:(i + 1) * batch])
+                      for i in range(INPUT_BATCHES)]
+            samples.setdefault(k, []).append(measure(engine.make, inputs, share))
+    rows = []
+    for k, (j, batch) in enumerate(keys):
+        engine, target, size = jobs[j]
+        rows.append({
+            "engine": engine.engine, "variant": engine.variant, "target": target["name"],
+            "provider": target["provider"], "threads": target["threads"], "batch": batch,
+            "size_bytes": size, "copies_included": engine.copies_included,
+            **pool(samples[k], batch),
+        })
+    return rows
+
+
+def _keras_jobs(keras_path, threads, targets, compare, notes, stack: contextlib.ExitStack):
+    """Keras's inference paths (and LiteRT converted from the same model) as benchmark jobs."""
     tf = require("tensorflow", "The Keras baseline")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -217,20 +240,19 @@ def _time_keras(keras_path, threads, targets, compare, time_engine, notes) -> di
 
     model = load_keras(keras_path)
     tinfo = {"name": f"keras@{threads}t", "provider": "tensorflow", "threads": threads}
-    for engine in keras_engines(model):
-        time_engine(engine, tinfo, keras_path.stat().st_size)
+    size = keras_path.stat().st_size
+    jobs = [(e, tinfo, size) for e in keras_engines(model)]
     if compare:
         if _has("ai_edge_litert"):
-            with litert_workdir() as tmp:
-                for target in targets:
-                    if target.provider != "cpu":
-                        continue
-                    lt = {"name": target.name, "provider": "litert", "threads": target.threads}
-                    for engine in litert_engines(model, target.threads, Path(tmp)):
-                        time_engine(engine, lt, None)
+            workdir = Path(stack.enter_context(litert_workdir()))
+            for target in targets:
+                if target.provider != "cpu":
+                    continue
+                lt = {"name": target.name, "provider": "litert", "threads": target.threads}
+                jobs += [(e, lt, None) for e in litert_engines(model, target.threads, workdir)]
         else:
             notes.append("LiteRT skipped: ai-edge-litert not installed (pip install 'edgecnn[compare]').")
-    return {"file": str(keras_path), "threads": threads, "tensorflow": tf.__version__}
+    return {"file": str(keras_path), "threads": threads, "tensorflow": tf.__version__}, jobs
 
 
 def _p50(rows, **match) -> float | None:

@@ -25,6 +25,12 @@ class Budget:
     runs: int = 300
     duration: float = 3.0
     min_runs: int = 10
+    rounds: int = 3
+
+    def per_round(self) -> Budget:
+        """The share of this budget one of ``rounds`` rounds gets."""
+        n = max(1, self.rounds)
+        return Budget(self.warmup, -(-self.runs // n), self.duration / n, -(-self.min_runs // n), 1)
 
 
 def rss_mb() -> float:
@@ -73,7 +79,23 @@ def measure(make: Callable[[], RunFn], inputs: list[np.ndarray], budget: Budget)
         "rss_mb": rss_after,
         "rss_delta_mb": rss_after - rss_before,
         "peak_rss_mb": peak_rss_mb(),
-        **summarize(latencies, len(inputs[0])),
+        "latencies": latencies,
+    }
+
+
+def pool(samples: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+    """One row from several rounds of ``measure``: statistics over all their timed runs,
+    medians of the per-round setup costs."""
+    latencies = [t for s in samples for t in s["latencies"]]
+    return {
+        "rounds": len(samples),
+        "session_s": float(np.median([s["session_s"] for s in samples])),
+        "first_run_ms": float(np.median([s["first_run_ms"] for s in samples])),
+        "rss_mb": samples[-1]["rss_mb"],
+        "rss_delta_mb": max(s["rss_delta_mb"] for s in samples),
+        "peak_rss_mb": samples[-1]["peak_rss_mb"],
+        "round_p50_ms": [float(np.median(s["latencies"]) * 1e3) for s in samples],
+        **summarize(latencies, batch),
     }
 
 

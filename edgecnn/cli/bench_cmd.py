@@ -44,6 +44,8 @@ def bench(
     runs: Annotated[int, typer.Option(min=1, help="Timed runs at most.")] = 300,
     duration: Annotated[float, typer.Option(
         min=0.0, help="Seconds of timed runs at most per configuration.")] = 3.0,
+    rounds: Annotated[int, typer.Option(
+        min=1, help="Round-robin rounds the runs are split into (spreads machine noise).")] = 3,
     baseline: Annotated[str, typer.Option(help="'keras' or 'none'.")] = "keras",
     compare_engines: Annotated[bool, typer.Option(
         "--engines/--no-engines", help="Also time LiteRT and OpenVINO when installed.")] = True,
@@ -79,7 +81,7 @@ def bench(
             progress.update(task, advance=1, description=description)
 
         result = run_benchmark(model, targets=targets, batches=batches,
-                               budget=Budget(warmup, runs, duration), keras_baseline=baseline == "keras",
+                               budget=Budget(warmup, runs, duration, rounds=rounds), keras_baseline=baseline == "keras",
                                compare=compare_engines, dataset=dataset, cold=cold, on_step=step)
     from edgecnn.bench.report import save
 
