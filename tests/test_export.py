@@ -121,3 +121,16 @@ def test_user_keras_file_exports_with_given_preprocessing(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
     expected = model(x.astype(np.float32), training=False).numpy()
     np.testing.assert_allclose(predictor.predict(x).probabilities, expected, atol=1e-5)
+
+
+def test_training_with_the_same_seed_repeats(tmp_path):
+    from edgecnn.export import load_keras
+    from edgecnn.train import train
+
+    runs = [train("shapes-toy", out_dir=tmp_path / str(i), epochs=2, limit=600, seed=7, verbose=0)
+            for i in range(2)]
+    other = train("shapes-toy", out_dir=tmp_path / "other", epochs=2, limit=600, seed=8, verbose=0)
+    weights = [load_keras(r.keras_path).get_weights() for r in (*runs, other)]
+    assert all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
+    assert runs[0].history == runs[1].history
