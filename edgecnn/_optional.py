@@ -14,8 +14,12 @@ _EXTRA_OF = {
     "tf2onnx": "export",
     "onnx": "export",
     "onnxconverter_common": "export",
+    "sympy": "export",
     "onnxruntime": "cpu",
+    "PIL": "cpu",
     "matplotlib": "bench",
+    "ai_edge_litert": "compare",
+    "openvino": "compare",
 }
 
 

@@ -7,6 +7,7 @@ it with ``training=False`` explicitly and converted with ``from_function``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ def export(
     class_names: list[str] | None = None,
     preprocessing: Preprocessing | None = None,
     train_options: dict[str, Any] | None = None,
+    progress: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export a zoo model (training it first when needed) or a user's ``.keras`` file.
 
@@ -147,6 +149,7 @@ def export(
         unsafe: load a ``.keras`` file with Keras's safe mode off (runs code stored in it).
         class_names, preprocessing: for a user's model without an edgecnn training record.
         train_options: keyword arguments for :func:`edgecnn.train.train`.
+        progress: receives a line when training starts.
     """
     path = Path(model)
     is_file = path.suffix == ".keras" or path.exists()
@@ -160,8 +163,8 @@ def export(
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
-            print(f"Training {model} (no trained model at {keras_path})..." if not retrain
-                  else f"Retraining {model}...", flush=True)
+            progress(f"Retraining {model}..." if retrain
+                     else f"Training {model} (no trained model at {keras_path})...")
             train(model, out_dir=out_dir, force=force, **(train_options or {}))
             trained = True
     # A training record describes only the model.keras written beside it.
@@ -176,7 +179,7 @@ def export(
         )
     info = info.replace(keras_sha256=sha256_file(keras_path), edgecnn_version=__version__)
     onnx_path = out_dir / ONNX_FILE
-    if onnx_path.exists() and not force and _same_export(onnx_path, info):
+    if onnx_path.exists() and not force and _same_export(onnx_path, info, opset):
         return ExportResult(onnx_path, keras_path, info, written=False, trained=trained)
     proto = keras_to_onnx(net, info, opset)
     data = proto.SerializeToString()
@@ -186,10 +189,15 @@ def export(
     return ExportResult(onnx_path, keras_path, info, written=written, trained=trained)
 
 
-def _same_export(onnx_path: Path, info: ModelInfo) -> bool:
-    """True when ``onnx_path`` was exported from the same Keras file by this edgecnn version."""
+def _same_export(onnx_path: Path, info: ModelInfo, opset: int) -> bool:
+    """True when ``onnx_path`` was exported from the same Keras file, with the same settings and
+    opset, by this edgecnn version."""
+    onnx = require("onnx", "Reading ONNX metadata")
     try:
-        existing = read_metadata(onnx_path)
-    except Exception:  # an unreadable file is simply not the same export
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+        stored = {p.key: p.value for p in proto.metadata_props}.get(METADATA_KEY)
+        existing = ModelInfo.from_json(stored) if stored else None
+    except Exception:  # an unreadable or damaged file is simply not the same export
         return False
-    return existing == info
+    versions = {o.domain: o.version for o in proto.opset_import}
+    return existing == info and versions.get("", versions.get("ai.onnx")) == opset

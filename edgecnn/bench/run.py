@@ -32,6 +32,7 @@ from edgecnn.bench.timing import Budget, measure, measure_interleaved, pool
 from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import Predictor
+from edgecnn.runtime import providers as _providers
 
 SCHEMA = "edgecnn.bench/1"
 # Distinct batches each configuration cycles through.
@@ -109,6 +110,9 @@ def run_benchmark(
         raise EdgeCNNError("No target to benchmark.")
     if not batches or min(batches) < 1:
         raise EdgeCNNError(f"Batch sizes must be >= 1, got {list(batches)}.")
+    ort = require("onnxruntime", "Benchmarking")
+    for target in targets:  # a missing provider fails before any data is loaded
+        _providers.resolve(target.provider, ort.get_available_providers())
     files, keras_path = resolve_models(model)
     info = Predictor(files[0], providers="cpu").info
     pixels = _inputs(info, dataset, max(batches) * INPUT_BATCHES, seed)

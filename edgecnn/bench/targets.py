@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.providers import ALIASES
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 _MODES = ("sequential", "parallel")
@@ -123,6 +124,8 @@ def resolve_targets(
         known.update(load_targets(targets_file))
     chosen = []
     for name in names:
+        if name not in known and name.lower() in ALIASES:
+            known[name] = Target(name, name.lower(), description=f"{ALIASES[name.lower()]} defaults")
         if name not in known:
             raise EdgeCNNError(
                 f"Unknown target '{name}'. Available: {', '.join(known)} "

@@ -118,9 +118,9 @@ class Predictor:
         self._output_is_float32 = output.type == "tensor(float)"
         self._sigmoid = self.info.output == "sigmoid"
         self._input_type = np.float16 if self._input.type == "tensor(float16)" else np.float32
-        self._lo, self._hi = self.info.preprocessing.value_range
-        self._lo -= _RANGE_SLACK * (self._hi - self._lo)
-        self._hi += _RANGE_SLACK * (self._hi - self._lo)
+        low, high = self.info.preprocessing.value_range
+        slack = _RANGE_SLACK * (high - low)
+        self._lo, self._hi = low - slack, high + slack
 
     @property
     def providers(self) -> list[str]:
