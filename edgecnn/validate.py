@@ -263,5 +263,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                       "these from quantization or another calibration method.", "",
                       "| tensor | SQNR (dB) |", "|---|---:|"]
             lines += [f"| `{d['tensor']}` | {d['sqnr_db']:.1f} |" for d in v["layer_drift"]]
+    notes = [
+        f"- `{v['file']}`: {q[key]}"
+        for v in report["variants"]
+        if (q := v.get("quantization"))
+        for key in ("warning", "note")
+        if key in q
+    ]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
     lines += ["", f"Overall: {'PASS' if report['passed'] else 'FAIL'}.", ""]
     return "\n".join(lines)

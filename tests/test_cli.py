@@ -98,3 +98,4 @@ def test_train_export_pipeline_through_the_cli(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert [v["variant"] for v in report["variants"]] == ["fp32", "int8", "dynint8", "fp16"]
     assert report["variants"][0]["passed"]
+    assert "a GPU format" in (out / "report.md").read_text()  # fp16's CPU cost is stated
