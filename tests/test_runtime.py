@@ -147,3 +147,16 @@ def test_shared_predictor_is_thread_safe(predictor):
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_provider_resolution_without_a_gpu_present():
+    from edgecnn.runtime.providers import check_active, resolve
+
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve("auto", gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert resolve("tensorrt", gpu) == gpu
+    assert resolve(["cuda"], gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    # onnxruntime-gpu installed but CUDA failed to start: the session runs on the CPU only
+    with pytest.raises(EdgeCNNError, match="Refusing to fall back silently"):
+        check_active(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"])

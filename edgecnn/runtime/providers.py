@@ -61,6 +61,9 @@ def resolve(requested: str | Sequence[str], available: Sequence[str]) -> list[st
                 f"onnxruntime (available: {', '.join(available)})."
                 + (f" To use it: {hint}." if hint else "")
             )
+    if (names[0] == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in available
+            and "CUDAExecutionProvider" not in names):
+        names.insert(1, "CUDAExecutionProvider")  # subgraphs TensorRT cannot build run on CUDA
     if "CPUExecutionProvider" not in names:
         # Nodes the accelerator cannot run still need a home; this is node-level placement,
         # not a session-level fallback (that one is detected in check_active).
