@@ -19,9 +19,9 @@ from edgecnn.files import check_overwrite, sha256_file, write_bytes
 from edgecnn.graph import check_inference_graph, fold_batch_reshapes
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
 from edgecnn.train import KERAS_FILE, read_train_info, train
+from edgecnn.variants import ONNX_FILE
 from edgecnn.zoo import get_spec, list_models
 
-ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
 DEFAULT_OPSET = 17

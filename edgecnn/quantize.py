@@ -24,9 +24,9 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.export import read_metadata, set_metadata
 from edgecnn.files import check_overwrite, write_bytes
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing
+from edgecnn.variants import VARIANT_FILE
 
 MODES = ("static", "dynamic", "fp16")
-VARIANT_FILE = {"static": "model.int8.onnx", "dynamic": "model.dynint8.onnx", "fp16": "model.fp16.onnx"}
 VARIANT_NAME = {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")

@@ -16,12 +16,12 @@ import numpy as np
 
 from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
-from edgecnn.export import ONNX_FILE, load_keras
+from edgecnn.export import load_keras
 from edgecnn.files import write_json, write_text
 from edgecnn.quant_debug import layer_drift
-from edgecnn.quantize import VARIANT_FILE
 from edgecnn.runtime import Predictor
 from edgecnn.train import KERAS_FILE, keras_outputs_to_probs, read_train_info
+from edgecnn.variants import variant_files
 from edgecnn.zoo import get_spec, list_models
 
 REPORT_JSON = "report.json"
@@ -38,18 +38,6 @@ class Gates:
     fp32_max_abs_diff: float = 1e-4
     fp16_min_agreement: float = 0.999
     int8_max_accuracy_drop: float = 0.005
-
-
-def variant_files(model_dir: Path) -> list[Path]:
-    """The ONNX variants in a model folder, fp32 first."""
-    order = [ONNX_FILE, *VARIANT_FILE.values()]
-    files = sorted(
-        model_dir.glob("model*.onnx"),
-        key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name),
-    )
-    if not files:
-        raise EdgeCNNError(f"No exported model (model*.onnx) in {model_dir}; run edgecnn export.")
-    return files
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:

@@ -33,11 +33,11 @@ from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import Predictor
 from edgecnn.runtime import providers as _providers
+from edgecnn.variants import variant_files
 
 SCHEMA = "edgecnn.bench/1"
 # Distinct batches each configuration cycles through.
 INPUT_BATCHES = 8
-ORDER = ("model.onnx", "model.int8.onnx", "model.dynint8.onnx", "model.fp16.onnx")
 
 
 def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
@@ -51,15 +51,12 @@ def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
     if path.is_file() and path.suffix == ".onnx":
         files = [path]
     elif path.is_dir():
-        files = sorted(path.glob("model*.onnx"),
-                       key=lambda p: (ORDER.index(p.name) if p.name in ORDER else len(ORDER), p.name))
+        files = variant_files(path)
     else:
         raise EdgeCNNError(
             f"Nothing to benchmark at '{model}': give a zoo name with an export under exported/, "
             "a folder of model*.onnx files, or one .onnx file."
         )
-    if not files:
-        raise EdgeCNNError(f"No model*.onnx in {path}; run edgecnn export first.")
     keras = files[0].parent / "model.keras"
     return files, keras if keras.is_file() else None
 
@@ -114,6 +111,7 @@ def run_benchmark(
     for target in targets:  # a missing provider fails before any data is loaded
         _providers.resolve(target.provider, ort.get_available_providers())
     files, keras_path = resolve_models(model)
+    variants = {path: Predictor(path, providers="cpu").info.variant for path in files}
     info = Predictor(files[0], providers="cpu").info
     pixels = _inputs(info, dataset, max(batches) * INPUT_BATCHES, seed)
     floats = info.preprocessing.apply(pixels)
@@ -127,14 +125,13 @@ def run_benchmark(
         on_step(f"Predictor vs bare session, interleaved, {target.name}")
         overhead[target.name] = _predictor_overhead(files[0], target, pixels, floats, budget)
         for path in files:
-            variant = Predictor(path, providers="cpu").info.variant
-            jobs += [(e, tinfo, path.stat().st_size) for e in onnxruntime_engines(path, variant, target)]
+            jobs += [(e, tinfo, path.stat().st_size)
+                     for e in onnxruntime_engines(path, variants[path], target)]
         if compare and target.provider == "cpu":
             if _has("openvino"):
                 for path in files[:2]:
-                    variant = Predictor(path, providers="cpu").info.variant
                     jobs += [(e, tinfo, path.stat().st_size)
-                             for e in openvino_engines(path, variant, target.threads)]
+                             for e in openvino_engines(path, variants[path], target.threads)]
             else:
                 notes.append("OpenVINO skipped: not installed (pip install 'edgecnn[compare]').")
 

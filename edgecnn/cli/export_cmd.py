@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import Force, Offset, Scale, Seed, preprocessing_from
-from edgecnn.cli.report_view import print_report
-from edgecnn.errors import GateFailedError
+from edgecnn.cli.report_view import print_quantized, print_report, raise_if_failed
 from edgecnn.export import DEFAULT_MODEL, DEFAULT_OPSET
 
 
@@ -57,16 +56,12 @@ def export(
     if quantize:
         from edgecnn.quantize import quantize as run_quantize
 
-        for q in run_quantize(result.onnx_path, calibration=calibration, dataset=dataset,
-                              seed=seed, force=force):
-            typer.echo(f"{q.mode:>8}: {q.path} ({q.size_bytes / 1024:.0f} KiB"
-                       f"{'' if q.written else ', up to date'})")
+        print_quantized(run_quantize(result.onnx_path, calibration=calibration, dataset=dataset,
+                                     seed=seed, force=force))
     if validate:
         from edgecnn.validate import validate as run_validate
 
         report = run_validate(result.onnx_path.parent, dataset=dataset)
         print_report(report)
         typer.echo(f"Reports: {result.onnx_path.parent / 'report.md'}")
-        if not report["passed"]:
-            failed = [v["file"] for v in report["variants"] if not v["passed"]]
-            raise GateFailedError(f"accuracy gate broken by {', '.join(failed)}")
+        raise_if_failed(report)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import Force, Seed
+from edgecnn.cli.report_view import print_quantized
 
 
 class Mode(str, Enum):
@@ -47,8 +48,6 @@ def quantize(
 
     modes = MODES if mode is Mode.all else (mode.value,)
     ops = (*DEFAULT_DYNAMIC_OPS, "Conv") if dynamic_conv else DEFAULT_DYNAMIC_OPS
-    for q in run_quantize(model, modes=modes, calibration=calibration, method=method.value,
-                          per_channel=per_channel, dataset=dataset, dynamic_ops=ops, seed=seed,
-                          force=force):
-        typer.echo(f"{q.mode:>8}: {q.path} ({q.size_bytes / 1024:.0f} KiB"
-                   f"{'' if q.written else ', up to date'})")
+    print_quantized(run_quantize(model, modes=modes, calibration=calibration, method=method.value,
+                                 per_channel=per_channel, dataset=dataset, dynamic_ops=ops,
+                                 seed=seed, force=force))

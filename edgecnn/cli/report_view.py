@@ -1,11 +1,28 @@
-"""Terminal rendering of a validation report."""
+"""Terminal rendering of quantization results and validation reports."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
+
+from edgecnn.errors import GateFailedError
+
+
+def print_quantized(results: list[Any]) -> None:
+    """One line per variant written by ``edgecnn.quantize.quantize``."""
+    for q in results:
+        typer.echo(f"{q.mode:>8}: {q.path} ({q.size_bytes / 1024:.0f} KiB"
+                   f"{'' if q.written else ', up to date'})")
+
+
+def raise_if_failed(report: dict[str, Any]) -> None:
+    """Exit with the gate-failure code when any variant broke its tolerance."""
+    if not report["passed"]:
+        failed = [v["file"] for v in report["variants"] if not v["passed"]]
+        raise GateFailedError(f"accuracy gate broken by {', '.join(failed)}")
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import Provider
-from edgecnn.cli.report_view import print_report
-from edgecnn.errors import GateFailedError
+from edgecnn.cli.report_view import print_report, raise_if_failed
 from edgecnn.validate import Gates
 
 _DEFAULT = Gates()
@@ -51,6 +50,4 @@ def validate(
         typer.echo(json.dumps(report, indent=2))
     else:
         print_report(report)
-    if not report["passed"]:
-        failed = [v["file"] for v in report["variants"] if not v["passed"]]
-        raise GateFailedError(f"accuracy gate broken by {', '.join(failed)}")
+    raise_if_failed(report)
