@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn._optional import require
-from edgecnn.quantize import make_reader, preprocess_for_quantization
+from edgecnn.quantize import input_name, make_reader, preprocess_for_quantization
 from edgecnn.runtime.metadata import Preprocessing
 
 
@@ -36,13 +36,12 @@ def layer_drift(
         top: how many tensors to return.
     """
     debug = require("onnxruntime.quantization.qdq_loss_debug", "Quantization debugging")
-    ort = require("onnxruntime", "Quantization debugging")
     with tempfile.TemporaryDirectory(prefix="edgecnn-qdebug-") as tmp:
         tmp = Path(tmp)
         # Quantization ran on the pre-processed graph, so its tensor names are the ones to match.
         float_model = tmp / "float.onnx"
         preprocess_for_quantization(Path(fp32_path), float_model)
-        name = ort.InferenceSession(str(float_model), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        name = input_name(float_model)
         activations = {}
         for label, source in (("float", float_model), ("qdq", Path(int8_path))):
             augmented = tmp / f"{label}.augmented.onnx"

@@ -176,11 +176,15 @@ def preprocess_for_quantization(model_path: Path, out: Path) -> None:
     quant.quant_pre_process(str(model_path), str(out), skip_symbolic_shape=False)
 
 
+def input_name(model_path: Path) -> str:
+    """The name of a model file's (first) input."""
+    onnx = require("onnx", "Quantization")
+    return onnx.load(str(model_path), load_external_data=False).graph.input[0].name
+
+
 def _static(pre: Path, out: Path, images, info: ModelInfo, method, per_channel) -> dict:
     quant = _quantization_module()
-    ort = require("onnxruntime", "Quantization")
-    input_name = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    reader = make_reader(images, info.preprocessing, input_name)
+    reader = make_reader(images, info.preprocessing, input_name(pre))
     quant.quantize_static(
         str(pre), str(out), reader,
         quant_format=quant.QuantFormat.QDQ,

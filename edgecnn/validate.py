@@ -19,6 +19,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.export import load_keras
 from edgecnn.files import write_json, write_text
 from edgecnn.quant_debug import layer_drift
+from edgecnn.quantize import calibration_images
 from edgecnn.runtime import Predictor
 from edgecnn.train import KERAS_FILE, keras_outputs_to_probs, read_train_info
 from edgecnn.variants import variant_files
@@ -162,7 +163,9 @@ def validate(
         drift = None
         if not passed and (predictor.info.quantization or {}).get("mode") == "static":
             progress(f"  {path.name} missed its gate; comparing its layers with fp32...")
-            drift = layer_drift(files[0], path, _debug_images(data), info.preprocessing)
+            # Training images (never test), drawn reproducibly like calibration's.
+            images = calibration_images(data, min(200, len(data.x_train)))
+            drift = layer_drift(files[0], path, images, info.preprocessing)
         variants.append(
             {
                 "file": path.name,
@@ -192,12 +195,6 @@ def validate(
     write_json(model_dir / REPORT_JSON, report)
     write_text(model_dir / REPORT_MD, render_markdown(report))
     return report
-
-
-def _debug_images(data, count: int = 200) -> np.ndarray:
-    """Training images (never test) for the per-layer comparison, drawn reproducibly."""
-    idx = np.random.default_rng(0).choice(len(data.x_train), min(count, len(data.x_train)), replace=False)
-    return data.x_train[np.sort(idx)]
 
 
 def _pct(x: float | None) -> str:

@@ -104,20 +104,27 @@ def keras_engines(model: Any) -> list[Engine]:
     ]
 
 
-def litert_engines(model: Any, threads: int, workdir: Path) -> list[Engine]:
-    """LiteRT fp32 and dynamic-range int8, converted with ``from_keras_model``.
+def litert_models(model: Any, workdir: Path) -> dict[str, Path]:
+    """LiteRT fp32 and dynamic-range int8 files, converted with ``from_keras_model``.
 
     (``from_concrete_functions`` silently produces NaN outputs for these models.)
     """
     tf = require("tensorflow", "The LiteRT comparison")
-    interpreter_module = require("ai_edge_litert.interpreter", "The LiteRT comparison")
-    engines = []
+    paths = {}
     for variant, optimize in (("litert-fp32", False), ("litert-dynint8", True)):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         if optimize:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        path = workdir / f"{variant}.tflite"
-        path.write_bytes(converter.convert())
+        paths[variant] = workdir / f"{variant}.tflite"
+        paths[variant].write_bytes(converter.convert())
+    return paths
+
+
+def litert_engines(models: dict[str, Path], threads: int) -> list[Engine]:
+    """The LiteRT interpreter on each converted model with ``threads`` threads."""
+    interpreter_module = require("ai_edge_litert.interpreter", "The LiteRT comparison")
+    engines = []
+    for variant, path in models.items():
 
         def make(path: Path = path) -> RunFn:
             interp = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)

@@ -22,6 +22,7 @@ from edgecnn.bench.engines import (
     Engine,
     keras_engines,
     litert_engines,
+    litert_models,
     litert_workdir,
     onnxruntime_engines,
     openvino_engines,
@@ -111,8 +112,8 @@ def run_benchmark(
     for target in targets:  # a missing provider fails before any data is loaded
         _providers.resolve(target.provider, ort.get_available_providers())
     files, keras_path = resolve_models(model)
-    variants = {path: Predictor(path, providers="cpu").info.variant for path in files}
-    info = Predictor(files[0], providers="cpu").info
+    variants = {path: Predictor(path, providers="cpu").info for path in files}
+    info = variants[files[0]]
     pixels = _inputs(info, dataset, max(batches) * INPUT_BATCHES, seed)
     floats = info.preprocessing.apply(pixels)
     keras_threads = max(t.threads for t in targets if t.provider == "cpu") if any(
@@ -123,15 +124,16 @@ def run_benchmark(
     for target in targets:
         tinfo = {"name": target.name, "provider": target.provider, "threads": target.threads}
         on_step(f"Predictor vs bare session, interleaved, {target.name}")
-        overhead[target.name] = _predictor_overhead(files[0], target, pixels, floats, budget)
+        overhead[target.name] = _predictor_overhead(files[0], target, info.preprocessing, pixels,
+                                                    floats, budget)
         for path in files:
             jobs += [(e, tinfo, path.stat().st_size)
-                     for e in onnxruntime_engines(path, variants[path], target)]
+                     for e in onnxruntime_engines(path, variants[path].variant, target)]
         if compare and target.provider == "cpu":
             if _has("openvino"):
                 for path in files[:2]:
                     jobs += [(e, tinfo, path.stat().st_size)
-                             for e in openvino_engines(path, variants[path], target.threads)]
+                             for e in openvino_engines(path, variants[path].variant, target.threads)]
             else:
                 notes.append("OpenVINO skipped: not installed (pip install 'edgecnn[compare]').")
 
@@ -172,7 +174,7 @@ def run_benchmark(
     return result
 
 
-def _predictor_overhead(path, target, pixels, floats, budget: Budget) -> dict[str, Any]:
+def _predictor_overhead(path, target, preprocessing, pixels, floats, budget: Budget) -> dict[str, Any]:
     """Batch-1 Predictor against a bare session, timed in alternation on the same frames.
 
     The fair baseline is what an app writes without edgecnn: uint8 frame -> float32 in numpy ->
@@ -180,11 +182,10 @@ def _predictor_overhead(path, target, pixels, floats, budget: Budget) -> dict[st
     also skips the preprocessing; both ratios are reported.
     """
     bare, predictor = onnxruntime_engines(path, "fp32", target)[:2]
-    scale = np.float32(Predictor(path, providers="cpu").info.preprocessing.scale)
 
     def bare_with_numpy() -> Callable[[np.ndarray], Any]:
         run = bare.make()
-        return lambda x: run(x.astype(np.float32) * scale)
+        return lambda x: run(preprocessing.apply(x))
 
     count = min(len(pixels), 64)
     frames = [pixels[i:i + 1] for i in range(count)]
@@ -245,19 +246,23 @@ def _keras_jobs(keras_path, threads, targets, compare, notes, stack: contextlib.
     jobs = [(e, tinfo, size) for e in keras_engines(model)]
     if compare:
         if _has("ai_edge_litert"):
-            workdir = Path(stack.enter_context(litert_workdir()))
+            converted = litert_models(model, Path(stack.enter_context(litert_workdir())))
             for target in targets:
                 if target.provider != "cpu":
                     continue
                 lt = {"name": target.name, "provider": "litert", "threads": target.threads}
-                jobs += [(e, lt, None) for e in litert_engines(model, target.threads, workdir)]
+                jobs += [(e, lt, None) for e in litert_engines(converted, target.threads)]
         else:
             notes.append("LiteRT skipped: ai-edge-litert not installed (pip install 'edgecnn[compare]').")
     return {"file": str(keras_path), "threads": threads, "tensorflow": tf.__version__}, jobs
 
 
+def _select(rows, **match) -> list[dict[str, Any]]:
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+
+
 def _p50(rows, **match) -> float | None:
-    found = [r["p50_ms"] for r in rows if all(r.get(k) == v for k, v in match.items())]
+    found = [r["p50_ms"] for r in _select(rows, **match)]
     return min(found) if found else None
 
 
@@ -294,18 +299,16 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
                 f"InferenceSession.run {pair['p50_ms']['session']:.4f} ms; vs run on floats "
                 f"prepared in advance {pair['p50_ms']['session_prepared']:.4f} ms "
                 f"({pair['ratio_strict']:.2f}x)")
-        fp32 = [r for r in rows if r["engine"] == "onnxruntime" and r["variant"] == "fp32"
-                and r["target"] == t and r["batch"] == max(result["settings"]["batches"])]
-        int8 = [r for r in rows if r["engine"] == "onnxruntime" and r["variant"] == "int8"
-                and r["target"] == t and r["batch"] == max(result["settings"]["batches"])]
+        largest = max(result["settings"]["batches"])
+        fp32 = _select(rows, engine="onnxruntime", variant="fp32", target=t, batch=largest)
+        int8 = _select(rows, engine="onnxruntime", variant="int8", target=t, batch=largest)
         if fp32 and int8 and target["threads"] == 1:
             ratio = int8[0]["throughput_ips"] / fp32[0]["throughput_ips"]
             add(f"int8 throughput ({t}, batch {fp32[0]['batch']})", ratio, ">= 1.5x fp32",
                 ratio >= 1.5, f"{int8[0]['throughput_ips']:.0f} vs {fp32[0]['throughput_ips']:.0f} images/s")
     keras = result["settings"].get("keras")
     if keras:
-        kt = f"keras@{keras['threads']}t"
-        k_best = min((r["p50_ms"] for r in rows if r["target"] == kt and r["batch"] == 1), default=None)
+        k_best = _p50(rows, target=f"keras@{keras['threads']}t", batch=1)
         for target in result["targets"]:
             onnx = _p50(rows, engine="onnxruntime", variant="fp32", target=target["name"], batch=1)
             if k_best and onnx:
@@ -328,10 +331,8 @@ def litert_verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
     for target in result["targets"]:
         t = target["name"]
         for batch in result["settings"]["batches"]:
-            ours = [r for r in rows if r["target"] == t and r["batch"] == batch
-                    and r["engine"] == "onnxruntime"]
-            theirs = [r for r in rows if r["target"] == t and r["batch"] == batch
-                      and r["engine"] == "litert"]
+            ours = _select(rows, target=t, batch=batch, engine="onnxruntime")
+            theirs = _select(rows, target=t, batch=batch, engine="litert")
             if not ours or not theirs:
                 continue
             a = min(ours, key=lambda r: r["p50_ms"])
