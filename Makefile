@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DATASET_DIR := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: export test bench dataset setup clean
+.PHONY: export test test-fast bench dataset setup clean
 
 export: setup dataset
 	$(BIN)/edgecnn export --retrain --force
@@ -15,8 +15,12 @@ export: setup dataset
 test: setup dataset
 	$(BIN)/python -m pytest
 
+# The edit loop: everything but the tests that train or export Keras models (~20 s).
+test-fast: setup dataset
+	$(BIN)/python -m pytest -m "not slow"
+
 bench: setup dataset
-	$(BIN)/python -m pip install -q -e '.[dev,compare]'
+	$(BIN)/python -m pip install -q -e '.[dev,engines]'
 	$(BIN)/edgecnn bench
 
 setup: $(VENV)/.installed

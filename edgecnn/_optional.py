@@ -8,7 +8,7 @@ from types import ModuleType
 
 from edgecnn.errors import MissingDependencyError
 
-_EXTRA_OF = {
+_EXTRA_OF: dict[str, str | None] = {
     "tensorflow": "export",
     "keras": "export",
     "tf2onnx": "export",
@@ -16,10 +16,10 @@ _EXTRA_OF = {
     "onnxconverter_common": "export",
     "sympy": "export",
     "onnxruntime": "cpu",
-    "PIL": "cpu",
+    "PIL": None,  # a base dependency
     "matplotlib": "bench",
-    "ai_edge_litert": "compare",
-    "openvino": "compare",
+    "ai_edge_litert": "engines",
+    "openvino": "engines",
 }
 
 
@@ -38,7 +38,8 @@ def require(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         extra = _EXTRA_OF.get(top, "full")
+        target = "edgecnn" if extra is None else f"'edgecnn[{extra}]'"
         raise MissingDependencyError(
             f"{purpose} needs the Python package '{top}', which is not installed "
-            f"({exc}). Install it with: pip install 'edgecnn[{extra}]'"
+            f"({exc}). Install it with: pip install {target}"
         ) from exc

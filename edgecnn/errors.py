@@ -15,3 +15,7 @@ class MissingDependencyError(EdgeCNNError, ImportError):
 
 class GateFailedError(EdgeCNNError):
     """A model variant broke an accuracy tolerance."""
+
+
+class OverwriteRefusedError(EdgeCNNError):
+    """A file exists and differs from what would be written; replacing it needs ``force``."""

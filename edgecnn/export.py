@@ -7,25 +7,28 @@ it with ``training=False`` explicitly and converted with ``from_function``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
 from edgecnn._optional import require
+from edgecnn.defaults import DEFAULT_MODEL, DEFAULT_OPSET
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import check_overwrite, sha256_file, write_bytes
 from edgecnn.graph import check_inference_graph, fold_batch_reshapes
-from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
+from edgecnn.keras_io import load_keras
+from edgecnn.onnx_metadata import load_proto, metadata_of, set_metadata
+from edgecnn.runtime.metadata import ModelInfo, Preprocessing
+from edgecnn.runtime.outputs import class_count, output_kind
 from edgecnn.train import KERAS_FILE, read_train_info, train
 from edgecnn.variants import ONNX_FILE
 from edgecnn.zoo import get_spec, list_models
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
-DEFAULT_OPSET = 17
-DEFAULT_MODEL = "fashion-cnn"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,28 +40,6 @@ class ExportResult:
     info: ModelInfo
     written: bool
     trained: bool
-
-
-def load_keras(path: str | Path, unsafe: bool = False) -> Any:
-    """Load a ``.keras`` file with Keras's safe mode on unless ``unsafe``.
-
-    Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeCNNError(f"Keras model not found: {path}")
-    keras = require("keras", "Loading a Keras model")
-    try:
-        return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
-    except ValueError as exc:
-        if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise EdgeCNNError(
-                f"{path} contains a Lambda layer, which can execute arbitrary code when loaded; "
-                "Keras's safe mode refused it. Only if you trust the file, pass --unsafe."
-            ) from exc
-        raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
-    except OSError as exc:
-        raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
 
 
 def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> Any:
@@ -84,24 +65,6 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     return proto
 
 
-def set_metadata(proto: Any, info: ModelInfo) -> None:
-    """Store ``info`` under the edgecnn key, replacing an earlier value."""
-    for i, prop in enumerate(proto.metadata_props):
-        if prop.key == METADATA_KEY:
-            del proto.metadata_props[i]
-            break
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
-
-
-def read_metadata(path: str | Path) -> ModelInfo | None:
-    """The edgecnn metadata of an ONNX file on disk, or None without any."""
-    onnx = require("onnx", "Reading ONNX metadata")
-    proto = onnx.load(str(path), load_external_data=False)
-    stored = {p.key: p.value for p in proto.metadata_props}.get(METADATA_KEY)
-    return ModelInfo.from_json(stored) if stored else None
-
-
 def _user_model_info(
     model: Any, path: Path, class_names: list[str] | None, preprocessing: Preprocessing | None
 ) -> ModelInfo:
@@ -112,8 +75,7 @@ def _user_model_info(
             f"{model.input_shape}."
         )
     units = model.output_shape[-1]
-    output = "sigmoid" if units == 1 else "softmax"
-    n_classes = 2 if units == 1 else units
+    n_classes = class_count(units)
     names = tuple(class_names) if class_names else tuple(str(i) for i in range(n_classes))
     if len(names) != n_classes:
         raise EdgeCNNError(
@@ -121,7 +83,7 @@ def _user_model_info(
         )
     return ModelInfo(
         name=path.stem, class_names=names, input_shape=shape,
-        preprocessing=preprocessing or Preprocessing(), output=output,
+        preprocessing=preprocessing or Preprocessing(), output=output_kind(units),
     )
 
 
@@ -136,7 +98,6 @@ def export(
     class_names: list[str] | None = None,
     preprocessing: Preprocessing | None = None,
     train_options: dict[str, Any] | None = None,
-    progress: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export a zoo model (training it first when needed) or a user's ``.keras`` file.
 
@@ -149,7 +110,6 @@ def export(
         unsafe: load a ``.keras`` file with Keras's safe mode off (runs code stored in it).
         class_names, preprocessing: for a user's model without an edgecnn training record.
         train_options: keyword arguments for :func:`edgecnn.train.train`.
-        progress: receives a line when training starts.
     """
     path = Path(model)
     is_file = path.suffix == ".keras" or path.exists()
@@ -163,7 +123,7 @@ def export(
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
-            progress(f"Retraining {model}..." if retrain
+            log.info(f"Retraining {model}..." if retrain
                      else f"Training {model} (no trained model at {keras_path})...")
             train(model, out_dir=out_dir, force=force, **(train_options or {}))
             trained = True
@@ -192,11 +152,9 @@ def export(
 def _same_export(onnx_path: Path, info: ModelInfo, opset: int) -> bool:
     """True when ``onnx_path`` was exported from the same Keras file, with the same settings and
     opset, by this edgecnn version."""
-    onnx = require("onnx", "Reading ONNX metadata")
     try:
-        proto = onnx.load(str(onnx_path), load_external_data=False)
-        stored = {p.key: p.value for p in proto.metadata_props}.get(METADATA_KEY)
-        existing = ModelInfo.from_json(stored) if stored else None
+        proto = load_proto(onnx_path)
+        existing = metadata_of(proto)
     except Exception:  # an unreadable or damaged file is simply not the same export
         return False
     versions = {o.domain: o.version for o in proto.opset_import}

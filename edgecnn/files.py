@@ -10,18 +10,15 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import OverwriteRefusedError
 
 # Temporary files carry the writer's PID so that leftovers of a killed process can be told
 # apart from a write in progress and swept.
 TMP_PREFIX = ".edgecnn-tmp-"
-# mkstemp creates files readable by the owner only; finished artifacts get the usual mode.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -70,15 +67,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=path.suffix,
-                               dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # The name is fixed before the file exists, so a signal at any instant finds the cleanup
+    # below already in force; O_EXCL keeps another writer's file safe, mode 0o666 obeys umask.
+    tmp_path = path.parent / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{path.suffix}"
     try:
+        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -120,7 +116,7 @@ def check_overwrite(path: str | os.PathLike, new_data: bytes | None, force: bool
         return False
     if force:
         return True
-    raise EdgeCNNError(
+    raise OverwriteRefusedError(
         f"{path} already exists and differs from what would be written; "
-        "pass --force (force=True) to replace it, or choose another --out folder."
+        "ask to replace it (force), or choose another output folder."
     )

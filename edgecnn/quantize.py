@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
+from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError
-from edgecnn.export import read_metadata, set_metadata
 from edgecnn.files import check_overwrite, write_bytes
+from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing
 from edgecnn.variants import VARIANT_FILE
 
@@ -30,6 +32,7 @@ MODES = ("static", "dynamic", "fp16")
 VARIANT_NAME = {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,19 @@ def calibration_images(data: Dataset, count: int, seed: int = 0, split: str = "t
             "for validation."
         )
     if count < 1:
-        raise EdgeCNNError(f"--calibration must be at least 1, got {count}.")
+        raise EdgeCNNError(f"The calibration set needs at least 1 image, got {count}.")
     if count > len(data.x_train):
         raise EdgeCNNError(
-            f"--calibration {count} is larger than the {len(data.x_train)} training images of "
+            f"{count} calibration images are more than the {len(data.x_train)} training images of "
             f"'{data.name}'."
         )
     idx = np.sort(np.random.default_rng(seed).choice(len(data.x_train), count, replace=False))
     return data.x_train[idx]
 
 
-def make_reader(images: np.ndarray, preprocessing: Preprocessing, input_name: str, batch: int = 32):
+def make_reader(
+    images: np.ndarray, preprocessing: Preprocessing, input_name: str, batch: int = 32
+) -> Any:
     """A CalibrationDataReader feeding ``images`` with exactly the Predictor's preprocessing."""
     quant = _quantization_module()
 
@@ -98,14 +103,13 @@ def quantize(
     model_path: str | Path,
     *,
     modes: Iterable[str] = MODES,
-    calibration: int = 500,
+    calibration: int = DEFAULT_CALIBRATION,
     method: str = "minmax",
     per_channel: bool = True,
     dataset: str | Dataset | None = None,
     dynamic_ops: Sequence[str] = DEFAULT_DYNAMIC_OPS,
     seed: int = 0,
     force: bool = False,
-    progress: Callable[[str], None] = print,
 ) -> list[QuantizeResult]:
     """Write the requested variants of an fp32 edgecnn ONNX model next to it.
 
@@ -150,7 +154,7 @@ def quantize(
         if {"static", "dynamic"} & set(modes):
             preprocess_for_quantization(model_path, pre)
         for mode in modes:
-            progress(f"Quantizing {model_path.name}: {mode}")
+            log.info(f"Quantizing {model_path.name}: {mode}")
             out = Path(tmp) / VARIANT_FILE[mode]
             if mode == "static":
                 settings = _static(pre, out, images, info, method, per_channel)
@@ -178,8 +182,7 @@ def preprocess_for_quantization(model_path: Path, out: Path) -> None:
 
 def input_name(model_path: Path) -> str:
     """The name of a model file's (first) input."""
-    onnx = require("onnx", "Quantization")
-    return onnx.load(str(model_path), load_external_data=False).graph.input[0].name
+    return load_proto(model_path).graph.input[0].name
 
 
 def _static(pre: Path, out: Path, images, info: ModelInfo, method, per_channel) -> dict:

@@ -15,6 +15,7 @@ from edgecnn.data import Dataset, load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import atomic_path, check_overwrite, write_json
 from edgecnn.runtime.metadata import ModelInfo
+from edgecnn.runtime.outputs import to_probabilities
 from edgecnn.zoo import ModelSpec, get_spec
 
 KERAS_FILE = "model.keras"
@@ -37,15 +38,6 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: dict[str, list[float]]
-
-
-def keras_outputs_to_probs(raw: np.ndarray, output: str) -> np.ndarray:
-    """(N, C) class probabilities from a Keras model's raw output (sigmoid gets two columns)."""
-    raw = np.asarray(raw, dtype=np.float32)
-    if output == "sigmoid":
-        p = raw.reshape(-1, 1)
-        return np.concatenate([1.0 - p, p], axis=1)
-    return raw
 
 
 def model_info_for(spec: ModelSpec, data: Dataset) -> ModelInfo:
@@ -147,7 +139,7 @@ def train(
     seconds = time.perf_counter() - started
 
     info = model_info_for(spec, data)
-    test_probs = keras_outputs_to_probs(
+    test_probs = to_probabilities(
         net.predict(spec.preprocessing.apply(data.x_test), batch_size=256, verbose=0), spec.output
     )
     test_accuracy = float((test_probs.argmax(1) == data.y_test).mean())

@@ -7,8 +7,8 @@ lose at most a small amount of accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,14 @@ import numpy as np
 
 from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
-from edgecnn.export import load_keras
 from edgecnn.files import write_json, write_text
+from edgecnn.gates import Gates
+from edgecnn.keras_io import load_keras
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quantize import calibration_images
 from edgecnn.runtime import Predictor
-from edgecnn.train import KERAS_FILE, keras_outputs_to_probs, read_train_info
+from edgecnn.runtime.outputs import to_probabilities
+from edgecnn.train import KERAS_FILE, read_train_info
 from edgecnn.variants import variant_files
 from edgecnn.zoo import get_spec, list_models
 
@@ -29,16 +31,7 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 # A class is called out when it loses this much more accuracy than the average class.
 CLASS_CALLOUT_PP = 1.0
-
-
-@dataclass(frozen=True)
-class Gates:
-    """Tolerances per variant kind (fractions, not percent)."""
-
-    fp32_min_agreement: float = 0.999
-    fp32_max_abs_diff: float = 1e-4
-    fp16_min_agreement: float = 0.999
-    int8_max_accuracy_drop: float = 0.005
+log = logging.getLogger(__name__)
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
@@ -49,7 +42,7 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> 
     return out
 
 
-def compare(
+def agreement_metrics(
     keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
 ) -> dict[str, Any]:
     """Agreement and error of ``probs`` against the Keras reference on labelled images."""
@@ -109,7 +102,6 @@ def validate(
     limit: int | None = None,
     gates: Gates = Gates(),
     providers: str = "cpu",
-    progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Validate every variant in ``model_dir`` against its Keras model; write the reports.
 
@@ -120,7 +112,6 @@ def validate(
         limit: use a seeded random subset of this many test images.
         gates: tolerances.
         providers: execution providers for the ONNX side.
-        progress: receives one line per step.
 
     Returns:
         The report (also written as ``report.json`` and ``report.md``); ``report["passed"]``
@@ -134,7 +125,7 @@ def validate(
     trained = read_train_info(keras_path.parent) if keras_path.name == KERAS_FILE else None
     dataset = dataset or info.dataset or (trained.dataset if trained else None)
     if not dataset:
-        raise EdgeCNNError("The model does not say which dataset it was trained on; pass --dataset.")
+        raise EdgeCNNError("The model does not say which dataset it was trained on; name the test dataset.")
     data = load_dataset(dataset, image_size=info.input_shape[:2])
     if limit is not None:
         data = data.subset(test=limit, seed=0)
@@ -143,17 +134,17 @@ def validate(
             f"Dataset '{dataset}' has images of shape {data.image_shape}, the model expects "
             f"{info.input_shape}."
         )
-    progress(f"Keras reference: {keras_path} on {len(data.x_test)} test images of '{data.name}'")
+    log.info(f"Keras reference: {keras_path} on {len(data.x_test)} test images of '{data.name}'")
     net = load_keras(keras_path)
     x = info.preprocessing.apply(data.x_test)
-    keras_probs = keras_outputs_to_probs(net.predict(x, batch_size=256, verbose=0), info.output)
+    keras_probs = to_probabilities(net.predict(x, batch_size=256, verbose=0), info.output)
 
     fp32_size = files[0].stat().st_size
     variants = []
     for path, predictor in zip(files, predictors):
-        progress(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
+        log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
         probs = predictor.predict(data.x_test).probabilities
-        metrics = compare(keras_probs, probs, data.y_test, info.class_names)
+        metrics = agreement_metrics(keras_probs, probs, data.y_test, info.class_names)
         kind = predictor.info.variant
         passed, rule = apply_gate("int8" if "int8" in kind else kind, metrics, gates)
         if predictor.info.keras_sha256 != info.keras_sha256:
@@ -162,7 +153,7 @@ def validate(
         size = path.stat().st_size
         drift = None
         if not passed and (predictor.info.quantization or {}).get("mode") == "static":
-            progress(f"  {path.name} missed its gate; comparing its layers with fp32...")
+            log.info(f"  {path.name} missed its gate; comparing its layers with fp32...")
             # Training images (never test), drawn reproducibly like calibration's.
             images = calibration_images(data, min(200, len(data.x_train)))
             drift = layer_drift(files[0], path, images, info.preprocessing)

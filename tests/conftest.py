@@ -21,7 +21,7 @@ def make_tiny_onnx(path: Path, *, with_metadata: bool = True, seed: int = 0) -> 
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecnn.export import set_metadata
+    from edgecnn.onnx_metadata import set_metadata
 
     rng = np.random.default_rng(seed)
     w = numpy_helper.from_array(rng.normal(0, 0.5, (64, 3)).astype(np.float32), "w")
@@ -70,7 +70,8 @@ def fashion_small(fashion):
 
 @pytest.fixture(scope="session")
 def fashion_export(tmp_path_factory, fashion_small):
-    """fashion-cnn trained 1 epoch on 3000 real images, exported; the folder is shared."""
+    """fashion-cnn trained 1 epoch on 3000 real images, exported; shared, so read-only: a test
+    that writes into an export folder takes ``fashion_copy``."""
     from edgecnn.export import export
     from edgecnn.train import train
 
@@ -78,3 +79,11 @@ def fashion_export(tmp_path_factory, fashion_small):
     train("fashion-cnn", dataset=fashion_small, out_dir=out, epochs=1, verbose=0)
     export("fashion-cnn", out_dir=out)
     return out
+
+
+@pytest.fixture
+def fashion_copy(fashion_export, tmp_path) -> Path:
+    """A private copy of ``fashion_export`` that a test may change."""
+    import shutil
+
+    return shutil.copytree(fashion_export, tmp_path / "fashion-cnn")

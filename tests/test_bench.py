@@ -51,14 +51,14 @@ def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
     assert (out / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any(c["check"].startswith("predictor overhead") for c in data["checks"])
 
-    again = runner.invoke(app, ["bench", "--compare", str(out / "tiny.json"), str(out / "tiny.json")])
+    again = runner.invoke(app, ["bench-compare", str(out / "tiny.json"), str(out / "tiny.json")])
     assert again.exit_code == 0 and "1.00" in again.output
 
 
 @pytest.mark.slow
 def test_bench_with_keras_baseline(fashion_export):
     result = run_benchmark(fashion_export, targets=[BUILTIN["cpu-1t"]], batches=[1, 2],
-                           budget=TINY_BUDGET, compare=False, cold=False)
+                           budget=TINY_BUDGET, other_engines=False, cold=False)
     _check_rows(result["results"])
     engines = {r["engine"] for r in result["results"]}
     assert {"keras-eager", "keras-predict", "keras-predict_on_batch", "keras-tf.function"} <= engines
@@ -100,7 +100,7 @@ def test_bad_bench_arguments(tiny_onnx, tmp_path):
     assert missing.exit_code == 1 and "Nothing to benchmark" in missing.output
     bad = tmp_path / "x.json"
     bad.write_text("{}")
-    out = runner.invoke(app, ["bench", "--compare", str(bad), str(bad)])
+    out = runner.invoke(app, ["bench-compare", str(bad), str(bad)])
     assert out.exit_code == 1 and "not an edgecnn bench result" in out.output
 
 

@@ -74,16 +74,16 @@ def test_quantize_rejects_bad_mode(tiny_onnx):
 
 
 @pytest.mark.slow
-def test_validate_gate_fails_on_purpose_with_exit_code_3(fashion_export):
-    result = runner.invoke(app, ["validate", str(fashion_export), "--limit", "300",
+def test_validate_gate_fails_on_purpose_with_exit_code_3(fashion_copy):
+    result = runner.invoke(app, ["validate", str(fashion_copy), "--limit", "300",
                                  "--max-abs-diff", "0", "--min-agreement", "1.01"])
     assert result.exit_code == 3, result.output
     assert "accuracy gate broken by model.onnx" in result.output
-    report = json.loads((fashion_export / "report.json").read_text())
+    report = json.loads((fashion_copy / "report.json").read_text())
     assert report["passed"] is False and report["variants"][0]["passed"] is False
-    ok = runner.invoke(app, ["validate", str(fashion_export), "--limit", "300"])
+    ok = runner.invoke(app, ["validate", str(fashion_copy), "--limit", "300"])
     assert ok.exit_code == 0, ok.output
-    assert json.loads((fashion_export / "report.json").read_text())["passed"] is True
+    assert json.loads((fashion_copy / "report.json").read_text())["passed"] is True
 
 
 @pytest.mark.slow

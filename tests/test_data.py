@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgecnn.data import load_dataset
-from edgecnn.data.idx import read_idx
+from edgecnn.data.fashion_mnist import read_idx
 from edgecnn.data.shapes import make_shapes
 from edgecnn.errors import EdgeCNNError
 
@@ -21,7 +21,7 @@ def test_fashion_mnist_is_the_real_dataset(fashion):
 
 
 def test_fashion_mnist_from_env_dir_and_clear_error_when_missing(tmp_path, monkeypatch, fashion):
-    monkeypatch.setattr("edgecnn.data.idx.candidate_dirs", lambda: [tmp_path])
+    monkeypatch.setattr("edgecnn.data.fashion_mnist.candidate_dirs", lambda: [tmp_path])
     with pytest.raises(EdgeCNNError, match="apt-get install dataset-fashion-mnist"):
         load_dataset("fashion_mnist")
 

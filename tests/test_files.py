@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import OverwriteRefusedError
 from edgecnn.files import TMP_PREFIX, atomic_path, check_overwrite, write_bytes
 
 
@@ -35,6 +35,6 @@ def test_check_overwrite(tmp_path):
     assert check_overwrite(target, b"x", force=False)
     target.write_bytes(b"x")
     assert check_overwrite(target, b"x", force=False) is False
-    with pytest.raises(EdgeCNNError, match="--force"):
+    with pytest.raises(OverwriteRefusedError, match="force"):
         check_overwrite(target, b"y", force=False)
     assert check_overwrite(target, b"y", force=True)

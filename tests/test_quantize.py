@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.export import read_metadata
+from edgecnn.onnx_metadata import read_metadata
 from edgecnn.quantize import calibration_images, make_reader, quantize
 from edgecnn.runtime import Predictor, Preprocessing
 
@@ -16,9 +16,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def variants(fashion_export, fashion_small):
-    results = quantize(fashion_export / "model.onnx", dataset=fashion_small, calibration=200,
-                       progress=lambda _: None)
+def quantized(fashion_export, fashion_small, tmp_path_factory):
+    """A copy of the shared export with its variants written beside it."""
+    folder = shutil.copytree(fashion_export, tmp_path_factory.mktemp("quantized") / "fashion-cnn")
+    quantize(folder / "model.onnx", dataset=fashion_small, calibration=200)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def variants(quantized, fashion_small):
+    results = quantize(quantized / "model.onnx", dataset=fashion_small, calibration=200)
+    assert not any(r.written for r in results)  # the same inputs give the same bytes
     return {r.mode: r for r in results}
 
 
@@ -71,8 +79,7 @@ def test_dynamic_conv_is_opt_in_and_flagged(fashion_export, tmp_path, fashion_sm
 
     copy = tmp_path / "model.onnx"
     shutil.copy(fashion_export / "model.onnx", copy)
-    [result] = quantize(copy, modes=["dynamic"], dynamic_ops=["Conv", "MatMul", "Gemm"],
-                        progress=lambda _: None)
+    [result] = quantize(copy, modes=["dynamic"], dynamic_ops=["Conv", "MatMul", "Gemm"])
     assert op_counts(_load(result.path))["ConvInteger"] == 2
     assert "slower" in read_metadata(result.path).quantization["warning"]
 
@@ -80,7 +87,7 @@ def test_dynamic_conv_is_opt_in_and_flagged(fashion_export, tmp_path, fashion_sm
 def test_calibration_reader_refuses_the_test_split(fashion_small):
     with pytest.raises(EdgeCNNError, match="training split"):
         calibration_images(fashion_small, 10, split="test")
-    with pytest.raises(EdgeCNNError, match="larger than the 3000 training images"):
+    with pytest.raises(EdgeCNNError, match="more than the 3000 training images"):
         calibration_images(fashion_small, 5000)
 
 
@@ -97,8 +104,8 @@ def test_calibration_reader_feeds_predictor_preprocessing(fashion_small):
     np.testing.assert_allclose(fed, images / 255.0, atol=1e-7)
 
 
-def test_bad_arguments(fashion_export, tmp_path):
-    model = fashion_export / "model.onnx"
+def test_bad_arguments(quantized, tmp_path):
+    model = quantized / "model.onnx"
     with pytest.raises(EdgeCNNError, match="Unknown quantization mode"):
         quantize(model, modes=["int4"])
     with pytest.raises(EdgeCNNError, match="Unknown calibration method"):
@@ -108,35 +115,37 @@ def test_bad_arguments(fashion_export, tmp_path):
     with pytest.raises(EdgeCNNError, match="not a valid ONNX model"):
         quantize(not_onnx)
     with pytest.raises(EdgeCNNError, match="already a int8 variant"):
-        quantize(fashion_export / "model.int8.onnx")
+        quantize(quantized / "model.int8.onnx")
 
 
-def test_failed_int8_gate_names_the_drifting_layers(variants, fashion_export):
-    from edgecnn.validate import Gates, validate
+def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
+    from edgecnn.gates import Gates
+    from edgecnn.validate import validate
 
     strict = Gates(int8_max_accuracy_drop=-1.0)  # impossible: int8 must gain 100 pp
-    report = validate(fashion_export, limit=300, gates=strict, progress=lambda _: None)
+    folder = shutil.copytree(quantized, tmp_path / "copy")
+    report = validate(folder, limit=300, gates=strict)
     int8 = next(v for v in report["variants"] if v["variant"] == "int8")
     assert not int8["passed"] and not report["passed"]
     drift = int8["layer_drift"]
     assert drift and all(np.isfinite(d["sqnr_db"]) for d in drift)
     assert [d["sqnr_db"] for d in drift] == sorted(d["sqnr_db"] for d in drift)
-    assert "drift most from fp32" in (fashion_export / "report.md").read_text()
+    assert "drift most from fp32" in (folder / "report.md").read_text()
     # the other variants were still validated and reported
     assert {v["variant"] for v in report["variants"]} == {"fp32", "int8", "dynint8", "fp16"}
 
 
-def test_variant_from_another_keras_model_is_reported_stale(variants, fashion_export, tmp_path):
+def test_variant_from_another_keras_model_is_reported_stale(quantized, tmp_path):
     import onnx
 
-    from edgecnn.export import set_metadata
+    from edgecnn.onnx_metadata import set_metadata
     from edgecnn.validate import validate
 
     folder = tmp_path / "copy"
-    shutil.copytree(fashion_export, folder)
+    shutil.copytree(quantized, folder)
     proto = onnx.load(str(folder / "model.fp16.onnx"))
     set_metadata(proto, read_metadata(folder / "model.fp16.onnx").replace(keras_sha256="0" * 64))
     onnx.save(proto, str(folder / "model.fp16.onnx"))
-    report = validate(folder, limit=200, progress=lambda _: None)
+    report = validate(folder, limit=200)
     fp16 = next(v for v in report["variants"] if v["variant"] == "fp16")
     assert not fp16["passed"] and fp16["gate"].startswith("stale")

@@ -19,7 +19,7 @@ from edgecnn._optional import require
 from edgecnn.bench.targets import Target
 from edgecnn.bench.timing import RunFn
 from edgecnn.runtime import Predictor
-from edgecnn.runtime import providers as _providers
+from edgecnn.runtime.session import load_session
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,10 @@ class Engine:
 
 
 def ort_session(path: Path, target: Target) -> Any:
-    """An InferenceSession for ``target``, refusing a silent fallback to the CPU."""
+    """An InferenceSession with ``target``'s providers and options (see ``load_session``)."""
     ort = require("onnxruntime", "Benchmarking")
-    requested = _providers.resolve(target.provider, ort.get_available_providers())
-    provider_options = [target.provider_options if name == requested[0] else {} for name in requested]
-    session = ort.InferenceSession(
-        str(path), sess_options=target.session_options(ort), providers=requested,
-        provider_options=provider_options,
-    )
-    _providers.check_active(requested, session.get_providers())
-    return session
+    return load_session(path, target.provider, options=target.session_options(ort),
+                        provider_options=target.provider_options)
 
 
 def onnxruntime_engines(path: Path, variant: str, target: Target) -> list[Engine]:

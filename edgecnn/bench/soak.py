@@ -14,13 +14,17 @@ from edgecnn.bench.machine import machine_info
 from edgecnn.bench.timing import rss_mb
 from edgecnn.runtime import Predictor
 
+# The documented endurance run: 8 threads x 25,000 calls.
+DEFAULT_CALLS = 200_000
+DEFAULT_THREADS = 8
+
 
 def soak(
     model_path: str | Path,
     images: np.ndarray,
     *,
-    calls: int = 20_000,
-    threads: int = 8,
+    calls: int = DEFAULT_CALLS,
+    threads: int = DEFAULT_THREADS,
     batch_sizes: tuple[int, ...] = (1, 3, 16),
     warmup_calls: int = 500,
     samples: int = 20,

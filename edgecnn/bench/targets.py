@@ -129,7 +129,7 @@ def resolve_targets(
         if name not in known:
             raise EdgeCNNError(
                 f"Unknown target '{name}'. Available: {', '.join(known)} "
-                "(define more in a TOML file passed with --targets-file)."
+                "(define more in a targets TOML file)."
             )
         chosen.append(known[name])
     if threads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgecnn.errors import EdgeCNNError
+
+
+class Baseline(str, Enum):
+    keras = "keras"
+    none = "none"
 
 
 def _ints(text: str | None, what: str) -> list[int] | None:
@@ -46,27 +52,20 @@ def bench(
         min=0.0, help="Seconds of timed runs at most per configuration.")] = 3.0,
     rounds: Annotated[int, typer.Option(
         min=1, help="Round-robin rounds the runs are split into (spreads machine noise).")] = 3,
-    baseline: Annotated[str, typer.Option(help="'keras' or 'none'.")] = "keras",
-    compare_engines: Annotated[bool, typer.Option(
+    baseline: Annotated[Baseline, typer.Option(help="Reference timed in the same run.")] = Baseline.keras,
+    other_engines: Annotated[bool, typer.Option(
         "--engines/--no-engines", help="Also time LiteRT and OpenVINO when installed.")] = True,
     cold: Annotated[bool, typer.Option("--cold/--no-cold", help="Measure cold start.")] = True,
     dataset: Annotated[Optional[str], typer.Option(help="Input images (default: the model's).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for JSON, Markdown and PNG.")] = Path("bench/results"),
     name: Annotated[Optional[str], typer.Option(help="File name stem (default: model name).")] = None,
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the PNG plot.")] = True,
-    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(
-        help="Two result JSON files A B: print the B/A ratios and exit.")] = None,
 ) -> None:
     """Benchmark every variant x batch x target with the Keras baseline in the same run."""
-    if compare:
-        _print_comparison(compare)
-        return
     from edgecnn.bench.run import run_benchmark
     from edgecnn.bench.targets import resolve_targets
     from edgecnn.bench.timing import Budget
 
-    if baseline not in ("keras", "none"):
-        raise EdgeCNNError(f"--baseline must be 'keras' or 'none', got '{baseline}'.")
     names = list(target or [])
     if provider:
         names.append(provider)
@@ -81,8 +80,8 @@ def bench(
             progress.update(task, advance=1, description=description)
 
         result = run_benchmark(model, targets=targets, batches=batches,
-                               budget=Budget(warmup, runs, duration, rounds=rounds), keras_baseline=baseline == "keras",
-                               compare=compare_engines, dataset=dataset, cold=cold, on_step=step)
+                               budget=Budget(warmup, runs, duration, rounds=rounds), keras_baseline=baseline is Baseline.keras,
+                               other_engines=other_engines, dataset=dataset, cold=cold, on_step=step)
     from edgecnn.bench.report import save
 
     written = save(result, out, name, png=plot)
@@ -116,13 +115,45 @@ def _print_result(result: dict) -> None:
         console.print(f"note: {escape(note)}")
 
 
-def _print_comparison(paths: tuple[Path, Path]) -> None:
-    from edgecnn.bench.compare import compare
+def bench_compare(
+    first: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Result JSON A.")],
+    second: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Result JSON B.")],
+) -> None:
+    """Print the B/A latency and throughput ratios of two saved benchmark results."""
+    from edgecnn.bench.diff import diff_results
 
-    table = Table(title=f"B = {paths[1]} vs A = {paths[0]}")
+    table = Table(title=f"B = {second} vs A = {first}")
     for col in ("target", "engine", "variant", "batch", "A p50 ms", "B p50 ms", "B/A p50", "B/A images/s"):
         table.add_column(col)
-    for r in compare(*paths):
+    for r in diff_results(first, second):
         table.add_row(r["target"], r["engine"], r["variant"], str(r["batch"]), f"{r['a_p50_ms']:.4f}",
                       f"{r['b_p50_ms']:.4f}", f"{r['p50_ratio']:.2f}", f"{r['throughput_ratio']:.2f}")
     _console().print(table)
+
+
+def soak(
+    model: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The .onnx model.")] =
+        Path("exported/fashion-cnn/model.int8.onnx"),
+    calls: Annotated[int, typer.Option(min=1, help="Calls in all, spread over the threads.")] = 200_000,
+    threads: Annotated[int, typer.Option(min=1, help="Threads sharing one Predictor.")] = 8,
+    out: Annotated[Path, typer.Option(help="Folder for the JSON result.")] = Path("bench/results"),
+) -> None:
+    """Endurance: one Predictor shared by many threads; identical results, flat memory."""
+    import json
+
+    from edgecnn.bench.soak import soak as run_soak
+    from edgecnn.data import load_dataset
+    from edgecnn.files import write_json
+    from edgecnn.runtime import Predictor
+
+    info = Predictor(model, providers="cpu").info
+    if not info.dataset:
+        raise EdgeCNNError(f"{model} does not name its dataset, so there are no images to soak it with.")
+    images = load_dataset(info.dataset).x_test[:2048]
+    result = run_soak(model, images, calls=calls, threads=threads)
+    path = write_json(out / f"soak-{info.name}-{model.name.replace('.onnx', '')}.json", result)
+    summary = {k: result[k] for k in ("threads", "calls", "mismatches", "seconds", "calls_per_s",
+                                      "rss_baseline_mb", "rss_growth_mb", "rss_max_growth_mb",
+                                      "rss_growth_second_half_mb")}
+    typer.echo(json.dumps(summary, indent=2))
+    typer.echo(f"Saved {path}")

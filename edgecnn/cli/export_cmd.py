@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Force, Offset, Scale, Seed, preprocessing_from
-from edgecnn.cli.report_view import print_quantized, print_report, raise_if_failed
-from edgecnn.export import DEFAULT_MODEL, DEFAULT_OPSET
+from edgecnn.cli.options import Force, Offset, Scale, Seed, keras_verbosity, preprocessing_from
+from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET
 
 
 def export(
@@ -27,7 +26,7 @@ def export(
     limit: Annotated[Optional[int], typer.Option(
         min=1, help="When training: use N training images.")] = None,
     seed: Seed = 0,
-    calibration: Annotated[int, typer.Option(min=1, help="Calibration images for int8.")] = 500,
+    calibration: Annotated[int, typer.Option(min=1, help="Calibration images for int8.")] = DEFAULT_CALIBRATION,
     class_names: Annotated[Optional[str], typer.Option(
         help="Comma-separated class names for a .keras file without an edgecnn record.")] = None,
     scale: Scale = None,
@@ -43,25 +42,19 @@ def export(
 
     With no arguments: fashion-cnn on the offline Fashion-MNIST, written to exported/fashion-cnn/.
     """
-    from edgecnn.export import export as run_export
+    from edgecnn.cli.report_view import print_quantized, print_report, raise_if_failed
+    from edgecnn.pipeline import run_pipeline
 
-    train_options = {"epochs": epochs, "limit": limit, "seed": seed, "dataset": dataset}
-    result = run_export(
-        model, out_dir=out, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
-        class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
-        preprocessing=preprocessing_from(scale, offset), train_options=train_options,
+    result = run_pipeline(
+        model, out_dir=out, opset=opset, quantize_variants=quantize, validate_variants=validate,
+        retrain=retrain, train_options={"epochs": epochs, "limit": limit, "verbose": keras_verbosity()}, calibration=calibration,
+        seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
+        preprocessing=preprocessing_from(scale, offset), dataset=dataset, unsafe=unsafe, force=force,
     )
-    state = "written" if result.written else "up to date"
-    typer.echo(f"ONNX model {result.onnx_path} ({state})")
-    if quantize:
-        from edgecnn.quantize import quantize as run_quantize
-
-        print_quantized(run_quantize(result.onnx_path, calibration=calibration, dataset=dataset,
-                                     seed=seed, force=force))
-    if validate:
-        from edgecnn.validate import validate as run_validate
-
-        report = run_validate(result.onnx_path.parent, dataset=dataset)
-        print_report(report)
-        typer.echo(f"Reports: {result.onnx_path.parent / 'report.md'}")
-        raise_if_failed(report)
+    state = "written" if result.export.written else "up to date"
+    typer.echo(f"ONNX model {result.export.onnx_path} ({state})")
+    print_quantized(result.variants)
+    if result.report is not None:
+        print_report(result.report)
+        typer.echo(f"Reports: {result.export.onnx_path.parent / 'report.md'}")
+        raise_if_failed(result.report)

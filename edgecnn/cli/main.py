@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 
@@ -15,7 +16,7 @@ from typer.core import TyperGroup
 
 from edgecnn import __version__
 from edgecnn.cli import bench_cmd, export_cmd, predict_cmd, quantize_cmd, train_cmd, validate_cmd, zoo_cmd
-from edgecnn.errors import EdgeCNNError, GateFailedError
+from edgecnn.errors import EdgeCNNError, GateFailedError, OverwriteRefusedError
 
 EXIT_ERROR = 1
 EXIT_GATE = 3
@@ -28,6 +29,9 @@ class _Group(TyperGroup):
         except GateFailedError as exc:
             typer.secho(f"FAILED: {exc}", err=True, fg="red")
             raise typer.Exit(EXIT_GATE) from None
+        except OverwriteRefusedError as exc:
+            typer.secho(f"error: {exc} (--force replaces it)", err=True, fg="red")
+            raise typer.Exit(EXIT_ERROR) from None
         except EdgeCNNError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(EXIT_ERROR) from None
@@ -64,6 +68,8 @@ app.command("quantize")(quantize_cmd.quantize)
 app.command("validate")(validate_cmd.validate)
 app.command("predict")(predict_cmd.predict)
 app.command("bench")(bench_cmd.bench)
+app.command("bench-compare")(bench_cmd.bench_compare)
+app.command("soak")(bench_cmd.soak)
 
 
 def _terminate(signum: int, _frame) -> None:
@@ -73,4 +79,11 @@ def _terminate(signum: int, _frame) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    # The library reports progress through the "edgecnn" logger; the CLI shows it on stderr,
+    # so that --json output on stdout stays clean.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("edgecnn")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     app()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import sys
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -16,10 +17,15 @@ Scale = Annotated[Optional[float], typer.Option(
 Offset = Annotated[Optional[float], typer.Option(help="Preprocessing offset (see --scale).")]
 
 
-def preprocessing_from(scale: float | None, offset: float | None):
+def preprocessing_from(scale: float | None, offset: float | None) -> Any:
     """A Preprocessing from --scale/--offset, or None when neither was given."""
     from edgecnn.runtime.metadata import Preprocessing
 
     if scale is None and offset is None:
         return None
     return Preprocessing(scale=1.0 / 255 if scale is None else scale, offset=offset or 0.0)
+
+
+def keras_verbosity() -> int:
+    """Keras progress bars on a terminal; one line per epoch in a log file or pipe."""
+    return 1 if sys.stdout.isatty() else 2

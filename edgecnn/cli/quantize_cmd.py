@@ -10,6 +10,7 @@ import typer
 
 from edgecnn.cli.options import Force, Seed
 from edgecnn.cli.report_view import print_quantized
+from edgecnn.defaults import DEFAULT_CALIBRATION
 
 
 class Mode(str, Enum):
@@ -30,7 +31,7 @@ def quantize(
                                           help="The fp32 model.onnx written by export.")],
     mode: Annotated[Mode, typer.Option(help="Which variant(s) to write.")] = Mode.all,
     calibration: Annotated[int, typer.Option(
-        help="Training images used to calibrate static int8.")] = 500,
+        help="Training images used to calibrate static int8.")] = DEFAULT_CALIBRATION,
     method: Annotated[Method, typer.Option(help="Static calibration method.")] = Method.minmax,
     per_channel: Annotated[bool, typer.Option(
         "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor.")] = True,

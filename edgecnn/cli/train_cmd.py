@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Force, Seed
+from edgecnn.cli.options import Force, Seed, keras_verbosity
 
 
 def train(
@@ -26,7 +26,7 @@ def train(
     from edgecnn.train import train as run_train
 
     result = run_train(model, dataset=dataset, out_dir=out, epochs=epochs, batch_size=batch_size,
-                       limit=limit, seed=seed, force=force, verbose=1)
+                       limit=limit, seed=seed, force=force, verbose=keras_verbosity())
     typer.echo(
         f"Saved {result.keras_path}: test accuracy {result.test_accuracy:.4f} after "
         f"{result.epochs_run} epochs in {result.seconds:.0f}s"

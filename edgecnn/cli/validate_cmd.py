@@ -9,7 +9,7 @@ import typer
 
 from edgecnn.cli.options import Provider
 from edgecnn.cli.report_view import print_report, raise_if_failed
-from edgecnn.validate import Gates
+from edgecnn.gates import Gates
 
 _DEFAULT = Gates()
 
@@ -44,8 +44,7 @@ def validate(
 
     gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100)
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
-                          gates=gates, providers=provider,
-                          progress=(lambda _: None) if as_json else print)
+                          gates=gates, providers=provider)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -8,14 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgecnn.zoo import get_spec, list_models
-
 
 def zoo(
     pattern: str = typer.Argument("*", help="Shell-style filter, e.g. 'mnist-*'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the zoo models with their dataset, size and the tutorial's reported result."""
+    from edgecnn.zoo import get_spec, list_models
+
     specs = [get_spec(name) for name in list_models(pattern)]
     if as_json:
         rows = [

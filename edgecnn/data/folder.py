@@ -68,5 +68,5 @@ def load_catsdogs() -> Dataset:
         "The cats-vs-dogs images are not available offline. Looked in: "
         + ", ".join(str(p) for p in searched)
         + ". Put a folder with cat/ and dog/ sub-folders (or train/ and test/ each holding "
-        "them) there, or pass --dataset /path/to/folder."
+        "them) there, or name the folder as the dataset."
     )

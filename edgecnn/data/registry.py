@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgecnn.data.dataset import Dataset
 from edgecnn.data.folder import load_catsdogs, load_image_folder
-from edgecnn.data.idx import load_fashion_mnist
+from edgecnn.data.fashion_mnist import load_fashion_mnist
 from edgecnn.data.mnist import load_mnist
 from edgecnn.data.npz import load_npz
 from edgecnn.data.shapes import make_shapes

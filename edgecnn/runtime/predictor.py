@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime import providers as _providers
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
+from edgecnn.runtime.outputs import class_count, output_kind, to_probabilities
+from edgecnn.runtime.session import load_session, session_options
 
 _FLOAT_KINDS = "f"
 # Float input may exceed the model's nominal range by this much (rounding, resampling).
@@ -82,32 +82,13 @@ class Predictor:
         inter_op_threads: int = 0,
         max_batch: int = 1024,
     ) -> None:
-        ort = require("onnxruntime", "Running a model")
         self.path = Path(model_path)
-        if not self.path.is_file():
-            raise EdgeCNNError(f"Model file not found: {self.path} (expected an .onnx file).")
         if max_batch < 1:
             raise EdgeCNNError(f"max_batch must be >= 1, got {max_batch}.")
         self.max_batch = max_batch
-        requested = _providers.resolve(providers, ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = inter_op_threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=requested
-            )
-        except Exception as exc:  # onnxruntime raises several unrelated types for bad files
-            if "External data path" in str(exc):
-                raise EdgeCNNError(
-                    f"Refusing {self.path}: its external weight data points outside the model's "
-                    f"folder ({str(exc).strip()[:200]}). Keep external data files beside the model."
-                ) from exc
-            raise EdgeCNNError(
-                f"Could not load {self.path} as an ONNX model: {str(exc).strip()[:300]}"
-            ) from exc
-        _providers.check_active(requested, self.session.get_providers())
+        self.session = load_session(
+            self.path, providers, options=session_options(intra_op_threads, inter_op_threads)
+        )
         self.info = self._read_info(preprocessing, class_names)
         self._input = self.session.get_inputs()[0]
         output = self.session.get_outputs()[0]
@@ -205,11 +186,8 @@ class Predictor:
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         out = self._run_session(self._output_names, {self._input_name: batch})[0]
-        if not self._output_is_float32:
-            out = out.astype(np.float32)
-        if self._sigmoid:
-            p = out.reshape(-1, 1)
-            out = np.concatenate([1.0 - p, p], axis=1)
+        if self._sigmoid or not self._output_is_float32:
+            out = to_probabilities(out, self.info.output)
         return out
 
     def _read_info(
@@ -222,8 +200,7 @@ class Predictor:
             if preprocessing is None:
                 raise EdgeCNNError(
                     f"{self.path} carries no edgecnn metadata, so its preprocessing is unknown; "
-                    "pass preprocessing=Preprocessing(scale=..., offset=...) "
-                    "(CLI: --scale/--offset)."
+                    "give it as preprocessing=Preprocessing(scale=..., offset=...)."
                 )
             info = self._info_from_graph()
         if preprocessing is not None:
@@ -245,8 +222,8 @@ class Predictor:
         classes = out_shape[-1] if out_shape and isinstance(out_shape[-1], int) else None
         if classes is None:
             raise EdgeCNNError(f"{self.path}: cannot tell the number of classes from {out_shape}.")
-        output = "sigmoid" if classes == 1 else "softmax"
-        names = tuple(str(i) for i in range(2 if classes == 1 else classes))
+        names = tuple(str(i) for i in range(class_count(classes)))
         return ModelInfo(
-            name=self.path.stem, class_names=names, input_shape=tuple(shape[1:]), output=output
+            name=self.path.stem, class_names=names, input_shape=tuple(shape[1:]),
+            output=output_kind(classes),
         )

@@ -1,5 +1,7 @@
 """Cats vs dogs with augmentation and dropout (Deep Learning with Python, 2nd ed., ch. 8)."""
 
+from typing import Any
+
 from edgecnn._optional import require
 from edgecnn.runtime.metadata import Preprocessing
 from edgecnn.zoo.registry import Recipe, register_model
@@ -19,7 +21,7 @@ from edgecnn.zoo.registry import Recipe, register_model
     preprocessing=Preprocessing(scale=1.0, offset=0.0),
     output="sigmoid",
 )
-def catsdogs_aug():
+def catsdogs_aug() -> Any:
     keras = require("keras", "Building a zoo model")
     layers = keras.layers
     augmentation = keras.Sequential(

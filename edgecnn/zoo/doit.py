@@ -1,5 +1,7 @@
 """The 10-filter CNN of Do it! 딥러닝 입문, with and without dropout."""
 
+from typing import Any
+
 from edgecnn._optional import require
 from edgecnn.zoo.registry import Recipe, register_model
 
@@ -32,7 +34,7 @@ def _build(dropout: float | None, name: str):
 @register_model(
     name="doit-cnn", description="Conv10 same-Pool, Dense100, Dense10 softmax", **_COMMON
 )
-def doit_cnn():
+def doit_cnn() -> Any:
     return _build(None, "doit_cnn")
 
 
@@ -41,5 +43,5 @@ def doit_cnn():
     description="Conv10 same-Pool, Dropout 0.5, Dense100, Dense10 softmax",
     **_COMMON,
 )
-def doit_cnn_dropout():
+def doit_cnn_dropout() -> Any:
     return _build(0.5, "doit_cnn_dropout")

@@ -1,5 +1,7 @@
 """The Fashion-MNIST CNN of 혼자 공부하는 머신러닝+딥러닝, ch. 8."""
 
+from typing import Any
+
 from edgecnn._optional import require
 from edgecnn.zoo.registry import Recipe, register_model
 
@@ -17,7 +19,7 @@ from edgecnn.zoo.registry import Recipe, register_model
     tutorial_result="val 0.9156, test 0.9094",
     source="혼자 공부하는 머신러닝+딥러닝, ch. 8",
 )
-def fashion_cnn():
+def fashion_cnn() -> Any:
     keras = require("keras", "Building a zoo model")
     layers = keras.layers
     return keras.Sequential(

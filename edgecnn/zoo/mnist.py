@@ -1,5 +1,7 @@
 """MNIST convnets from Deep Learning with Python (1st ed. §5.1, 2nd ed. ch. 8)."""
 
+from typing import Any
+
 from edgecnn._optional import require
 from edgecnn.zoo.registry import Recipe, register_model
 
@@ -14,7 +16,7 @@ from edgecnn.zoo.registry import Recipe, register_model
     tutorial_result="test acc 0.993",
     source="Deep Learning with Python, 1st ed., §5.1",
 )
-def mnist_convnet():
+def mnist_convnet() -> Any:
     keras = require("keras", "Building a zoo model")
     layers = keras.layers
     return keras.Sequential(
@@ -43,7 +45,7 @@ def mnist_convnet():
     tutorial_result="test acc 0.992",
     source="Deep Learning with Python, 2nd ed., ch. 8",
 )
-def mnist_functional():
+def mnist_functional() -> Any:
     keras = require("keras", "Building a zoo model")
     layers = keras.layers
     inputs = keras.Input(shape=(28, 28, 1))

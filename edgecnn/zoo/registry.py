@@ -65,20 +65,13 @@ def register_model(**fields: Any) -> Callable[[Callable[[], Any]], Callable[[], 
     return decorate
 
 
-def _load_families() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from edgecnn.zoo import catsdogs, doit, fashion, mnist, shapes  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
-    _load_families()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def get_spec(name: str) -> ModelSpec:
     """The spec of a zoo model; an unknown name lists what exists."""
-    _load_families()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""

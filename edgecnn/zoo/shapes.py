@@ -1,5 +1,7 @@
 """The 8x8 triangle/square/circle toy net from a study note on Keras Conv2D."""
 
+from typing import Any
+
 from edgecnn._optional import require
 from edgecnn.zoo.registry import Recipe, register_model
 
@@ -14,7 +16,7 @@ from edgecnn.zoo.registry import Recipe, register_model
     tutorial_result="—",
     source="a study note on Keras Conv2D",
 )
-def shapes_toy():
+def shapes_toy() -> Any:
     keras = require("keras", "Building a zoo model")
     layers = keras.layers
     return keras.Sequential(

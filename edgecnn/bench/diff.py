@@ -1,4 +1,4 @@
-"""Ratios between two bench result files (two machines, two versions, two settings)."""
+"""Ratios between two saved bench result files (two machines, two versions, two settings)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def load(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def compare(a_path: str | Path, b_path: str | Path) -> list[dict[str, Any]]:
+def diff_results(a_path: str | Path, b_path: str | Path) -> list[dict[str, Any]]:
     """Rows present in both files with ``b / a`` ratios of p50 latency and throughput."""
     a, b = load(a_path), load(b_path)
     index = {tuple(r[k] for k in _KEY): r for r in a["results"]}

@@ -1,0 +1,72 @@
+"""The whole pipeline as one call: export (training first if needed) -> quantize -> validate.
+
+``edgecnn export`` is a thin wrapper around :func:`run_pipeline`; scripts call it directly.
+Progress goes to the ``edgecnn`` logger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET
+from edgecnn.export import ExportResult, export
+from edgecnn.gates import Gates
+from edgecnn.quantize import QuantizeResult, quantize
+from edgecnn.runtime.metadata import Preprocessing
+from edgecnn.validate import validate
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What each stage produced; ``report`` is None when validation was skipped."""
+
+    export: ExportResult
+    variants: list[QuantizeResult]
+    report: dict[str, Any] | None
+
+    @property
+    def passed(self) -> bool:
+        """False only when validation ran and a variant broke its gate."""
+        return self.report is None or bool(self.report["passed"])
+
+
+def run_pipeline(
+    model: str = DEFAULT_MODEL,
+    *,
+    out_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    quantize_variants: bool = True,
+    validate_variants: bool = True,
+    retrain: bool = False,
+    train_options: dict[str, Any] | None = None,
+    calibration: int = DEFAULT_CALIBRATION,
+    seed: int = 0,
+    class_names: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    dataset: str | None = None,
+    gates: Gates = Gates(),
+    unsafe: bool = False,
+    force: bool = False,
+) -> PipelineResult:
+    """Export ``model`` (a zoo name or a ``.keras`` path), write its variants and validate them.
+
+    The arguments are those of :func:`edgecnn.export.export`, :func:`edgecnn.quantize.quantize`
+    and :func:`edgecnn.validate.validate`; ``dataset`` serves training, calibration and
+    validation alike.
+    """
+    exported = export(
+        model, out_dir=out_dir, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
+        class_names=class_names, preprocessing=preprocessing,
+        train_options={**(train_options or {}), "dataset": dataset, "seed": seed},
+    )
+    variants = (
+        quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed, force=force)
+        if quantize_variants else []
+    )
+    report = (
+        validate(exported.onnx_path.parent, dataset=dataset, gates=gates)
+        if validate_variants else None
+    )
+    return PipelineResult(exported, variants, report)
