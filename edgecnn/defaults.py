@@ -3,3 +3,4 @@
 DEFAULT_MODEL = "fashion-cnn"
 DEFAULT_OPSET = 17
 DEFAULT_CALIBRATION = 500
+EMULATED_IMAGES = 2000  # test images per emulated validation row (emulation is 10-50x slower)

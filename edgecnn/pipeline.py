@@ -6,6 +6,7 @@ Progress goes to the ``edgecnn`` logger.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ def run_pipeline(
     preprocessing: Preprocessing | None = None,
     dataset: str | None = None,
     gates: Gates = Gates(),
+    isa: str | Sequence[str] = "all",
     unsafe: bool = False,
     force: bool = False,
 ) -> PipelineResult:
@@ -54,7 +56,8 @@ def run_pipeline(
 
     The arguments are those of :func:`edgecnn.export.export`, :func:`edgecnn.quantize.quantize`
     and :func:`edgecnn.validate.validate`; ``dataset`` serves training, calibration and
-    validation alike.
+    validation alike, and ``isa`` names the instruction-set classes the int8 scheme must hold on
+    and validation measures (those that cannot be run here are reported as such).
     """
     exported = export(
         model, out_dir=out_dir, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
@@ -62,11 +65,12 @@ def run_pipeline(
         train_options={**(train_options or {}), "dataset": dataset, "seed": seed},
     )
     variants = (
-        quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed, force=force)
+        quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed, isa=isa,
+                 max_drop=gates.int8_max_accuracy_drop, force=force)
         if quantize_variants else []
     )
     report = (
-        validate(exported.onnx_path.parent, dataset=dataset, gates=gates)
+        validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa)
         if validate_variants else None
     )
     return PipelineResult(exported, variants, report)

@@ -1,7 +1,8 @@
 """int8 and fp16 variants of an exported model, through onnxruntime's quantization tools.
 
-- static: QDQ, uint8 activations + int8 weights (U8S8, the fast combination on x86 VNNI),
-  per-channel weights, calibrated on training images with the Predictor's preprocessing.
+- static: QDQ, uint8 activations, per-channel weights, calibrated on training images with the
+  Predictor's preprocessing; the weight scheme is chosen by measurement on each instruction-set
+  class the file is for (:mod:`edgecnn.int8_scheme`).
 - dynamic: int8 weights of MatMul/Gemm only; dynamic Conv (ConvInteger) measured 4-11x slower
   than fp32 on x86 CPUs, so it is opt-in.
 - fp16: float16 weights with float32 inputs/outputs; a GPU format (slower on the CPU provider).
@@ -19,12 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn import int8_scheme
 from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, GateFailedError
 from edgecnn.files import check_overwrite, write_bytes
+from edgecnn.gates import Gates
+from edgecnn.int8_scheme import SCHEMES
 from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
+from edgecnn.runtime.isa import parse_isa_list
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing
 from edgecnn.variants import VARIANT_FILE
 
@@ -32,6 +37,7 @@ MODES = ("static", "dynamic", "fp16")
 VARIANT_NAME = {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
+SELECTION_IMAGES = 1000
 log = logging.getLogger(__name__)
 
 
@@ -66,8 +72,30 @@ def calibration_images(data: Dataset, count: int, seed: int = 0, split: str = "t
             f"{count} calibration images are more than the {len(data.x_train)} training images of "
             f"'{data.name}'."
         )
-    idx = np.sort(np.random.default_rng(seed).choice(len(data.x_train), count, replace=False))
-    return data.x_train[idx]
+    return data.x_train[_calibration_indices(len(data.x_train), count, seed)]
+
+
+def _calibration_indices(n: int, count: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
+
+
+def selection_images(
+    data: Dataset, calibration: int, count: int = SELECTION_IMAGES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled training images outside the calibration draw, for choosing the int8 scheme.
+
+    Neither calibration images (the scheme was fitted to them) nor test images (kept for
+    validation) would give an honest choice.
+    """
+    rest = np.setdiff1d(np.arange(len(data.x_train)),
+                        _calibration_indices(len(data.x_train), calibration, seed))
+    if len(rest) == 0:
+        raise EdgeCNNError(
+            f"All {len(data.x_train)} training images of '{data.name}' are used for calibration; "
+            "none are left to choose the int8 scheme with. Calibrate on fewer images."
+        )
+    idx = np.sort(np.random.default_rng(seed + 1).choice(rest, min(count, len(rest)), replace=False))
+    return data.x_train[idx], data.y_train[idx]
 
 
 def make_reader(
@@ -109,9 +137,17 @@ def quantize(
     dataset: str | Dataset | None = None,
     dynamic_ops: Sequence[str] = DEFAULT_DYNAMIC_OPS,
     seed: int = 0,
+    isa: str | Sequence[str] = "all",
+    schemes: Sequence[str] = tuple(SCHEMES),
+    max_drop: float = Gates().int8_max_accuracy_drop,
     force: bool = False,
 ) -> list[QuantizeResult]:
     """Write the requested variants of an fp32 edgecnn ONNX model next to it.
+
+    Static int8 tries ``schemes`` in order and keeps the first that loses at most ``max_drop``
+    accuracy against fp32 on held-out training images on every class in ``isa`` that can be run
+    here (see :mod:`edgecnn.int8_scheme`). When none holds, no int8 file is written and
+    GateFailedError is raised after the other variants are written.
 
     Args:
         model_path: the fp32 ``model.onnx``.
@@ -122,10 +158,18 @@ def quantize(
         dataset: calibration data (default: the dataset stored in the model).
         dynamic_ops: op types quantized dynamically (Conv is allowed but slow on CPUs).
         seed: picks the calibration images.
+        isa: instruction-set classes the int8 file is for: "all", "host", a list or a
+            comma-separated string (see :mod:`edgecnn.runtime.isa`).
+        schemes: static int8 schemes to try, in order (names from ``int8_scheme.SCHEMES``).
+        max_drop: the int8 gate, as a fraction.
         force: replace existing variant files that differ.
     """
     modes = list(dict.fromkeys(modes))
     _check_args(modes, method, dynamic_ops)
+    unknown = [name for name in schemes if name not in SCHEMES]
+    if unknown or not schemes:
+        raise EdgeCNNError(f"Unknown int8 scheme {unknown or list(schemes)}; use {', '.join(SCHEMES)}.")
+    isas = parse_isa_list(isa)
     model_path = Path(model_path)
     if not model_path.is_file():
         raise EdgeCNNError(f"Model file not found: {model_path}")
@@ -141,14 +185,14 @@ def quantize(
         raise EdgeCNNError(f"{model_path} has no edgecnn metadata; export it with edgecnn first.")
     if info.variant != "fp32":
         raise EdgeCNNError(f"{model_path} is already a {info.variant} variant; quantize the fp32 model.")
-    images = None
+    data = None
     if "static" in modes:
         data = dataset if isinstance(dataset, Dataset) else load_dataset(
             dataset or info.dataset or "", image_size=info.input_shape[:2]
         )
-        images = calibration_images(data, calibration, seed)
+        calibration_images(data, calibration, seed)  # checks the count before any work
 
-    results = []
+    results, failure = [], None
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp:
         pre = Path(tmp) / "preprocessed.onnx"
         if {"static", "dynamic"} & set(modes):
@@ -157,7 +201,12 @@ def quantize(
             log.info(f"Quantizing {model_path.name}: {mode}")
             out = Path(tmp) / VARIANT_FILE[mode]
             if mode == "static":
-                settings = _static(pre, out, images, info, method, per_channel)
+                settings, failure = _static(model_path, pre, out, data, info, isas, schemes,
+                                            StaticOptions(calibration, seed, method, per_channel,
+                                                          max_drop))
+                if failure:
+                    log.warning(f"No int8 file written: {failure}")
+                    continue
             elif mode == "dynamic":
                 settings = _dynamic(pre, out, dynamic_ops)
             else:
@@ -171,6 +220,8 @@ def quantize(
             if written:
                 write_bytes(dest, data_bytes)
             results.append(QuantizeResult(mode, dest, len(data_bytes), written))
+    if failure:
+        raise GateFailedError(f"no static int8 scheme holds the gate: {failure}")
     return results
 
 
@@ -185,26 +236,56 @@ def input_name(model_path: Path) -> str:
     return load_proto(model_path).graph.input[0].name
 
 
-def _static(pre: Path, out: Path, images, info: ModelInfo, method, per_channel) -> dict:
+@dataclass(frozen=True)
+class StaticOptions:
+    """How static int8 is calibrated and judged."""
+
+    calibration: int
+    seed: int
+    method: str
+    per_channel: bool
+    max_drop: float
+
+
+def _static(
+    fp32: Path, pre: Path, out: Path, data: Dataset, info: ModelInfo, isas: list[str],
+    schemes: Sequence[str], options: StaticOptions,
+) -> tuple[dict[str, Any], str | None]:
+    """Quantize with each scheme in turn until one holds on every class; (settings, failure)."""
+    from edgecnn.runtime import Predictor
+
     quant = _quantization_module()
-    reader = make_reader(images, info.preprocessing, input_name(pre))
-    quant.quantize_static(
-        str(pre), str(out), reader,
-        quant_format=quant.QuantFormat.QDQ,
-        per_channel=per_channel,
-        activation_type=quant.QuantType.QUInt8,
-        weight_type=quant.QuantType.QInt8,
-        calibrate_method={
-            "minmax": quant.CalibrationMethod.MinMax,
-            "entropy": quant.CalibrationMethod.Entropy,
-            "percentile": quant.CalibrationMethod.Percentile,
-        }[method],
-    )
-    return {
-        "mode": "static", "format": "QDQ", "activations": "uint8", "weights": "int8",
-        "per_channel": per_channel, "method": method, "calibration_images": int(len(images)),
-        "calibration_split": "train",
-    }
+    calib = calibration_images(data, options.calibration, options.seed)
+    images, labels = selection_images(data, options.calibration, seed=options.seed)
+    fp32_probs = Predictor(fp32, providers="cpu").predict(images).probabilities
+    rejected = []
+    for name in schemes:
+        scheme = SCHEMES[name]
+        log.info(f"  static int8 scheme {name} on {', '.join(isas)}")
+        quant.quantize_static(
+            str(pre), str(out), make_reader(calib, info.preprocessing, input_name(pre)),
+            quant_format=quant.QuantFormat.QDQ,
+            per_channel=options.per_channel,
+            calibrate_method={
+                "minmax": quant.CalibrationMethod.MinMax,
+                "entropy": quant.CalibrationMethod.Entropy,
+                "percentile": quant.CalibrationMethod.Percentile,
+            }[options.method],
+            **int8_scheme.static_options(scheme, quant),
+        )
+        trial = int8_scheme.check(scheme, out, images, labels, fp32_probs, isas, options.max_drop)
+        if trial.passed:
+            settings = {
+                "mode": "static", "format": "QDQ", "activations": "uint8",
+                "weights": scheme.weights, "reduce_range": scheme.reduce_range,
+                "per_channel": options.per_channel, "method": options.method,
+                "calibration_images": int(len(calib)), "calibration_split": "train",
+                "isa": isas, **int8_scheme.summary(trial, rejected, len(labels)),
+            }
+            return settings, None
+        log.info(f"    {name} rejected: {trial.failure}")
+        rejected.append(trial)
+    return {}, "; ".join(f"{t.scheme} {t.failure}" for t in rejected)
 
 
 def _dynamic(pre: Path, out: Path, ops: Sequence[str]) -> dict:

@@ -8,6 +8,7 @@ lose at most a small amount of accuracy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn.data import load_dataset
+from edgecnn.defaults import EMULATED_IMAGES
+from edgecnn.emulation import run_models, unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import write_json, write_text
 from edgecnn.gates import Gates
@@ -22,6 +25,7 @@ from edgecnn.keras_io import load_keras
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quantize import calibration_images
 from edgecnn.runtime import Predictor
+from edgecnn.runtime.isa import host_isa, parse_isa_list
 from edgecnn.runtime.outputs import to_probabilities
 from edgecnn.train import KERAS_FILE, read_train_info
 from edgecnn.variants import variant_files
@@ -102,8 +106,14 @@ def validate(
     limit: int | None = None,
     gates: Gates = Gates(),
     providers: str = "cpu",
+    isa: str | Sequence[str] | None = None,
+    emulated_images: int = EMULATED_IMAGES,
 ) -> dict[str, Any]:
     """Validate every variant in ``model_dir`` against its Keras model; write the reports.
+
+    The Keras reference runs once, natively. Every variant is measured on ``providers`` here
+    (the native row) and, on the CPU, on each instruction-set class in ``isa``: natively when it
+    is the host's, otherwise under qemu-user. Gates apply to every row.
 
     Args:
         model_dir: folder holding ``model*.onnx`` (and by default ``model.keras``).
@@ -111,7 +121,12 @@ def validate(
         keras_path: the reference Keras model (default ``model_dir/model.keras``).
         limit: use a seeded random subset of this many test images.
         gates: tolerances.
-        providers: execution providers for the ONNX side.
+        providers: execution providers for the native row.
+        isa: instruction-set classes to measure besides the native row: "all", a list or a
+            comma-separated string. A class named explicitly that cannot be run here is an
+            error; with "all" it is reported as not measured, with the reason.
+        emulated_images: emulated rows measure the first this many test images (the native
+            row measures all of them); each row records its count.
 
     Returns:
         The report (also written as ``report.json`` and ``report.md``); ``report["passed"]``
@@ -139,14 +154,30 @@ def validate(
     x = info.preprocessing.apply(data.x_test)
     keras_probs = to_probabilities(net.predict(x, batch_size=256, verbose=0), info.output)
 
+    native = native_row_name(predictors[0].providers)
+    rows, not_measured = _isa_rows(isa, native)
+    # Emulation runs ~10-50x slower than native: emulated rows use the first N test images.
+    n_emulated = min(len(data.x_test), emulated_images)
+    emulated = {row: run_models(row, files, data.x_test[:n_emulated]) for row in rows}
     fp32_size = files[0].stat().st_size
     variants = []
-    for path, predictor in zip(files, predictors):
+    for i, (path, predictor) in enumerate(zip(files, predictors)):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
-        probs = predictor.predict(data.x_test).probabilities
-        metrics = agreement_metrics(keras_probs, probs, data.y_test, info.class_names)
         kind = predictor.info.variant
-        passed, rule = apply_gate("int8" if "int8" in kind else kind, metrics, gates)
+        by_isa = {}
+        for row in [native, *emulated]:
+            if row == native:
+                probs, n = predictor.predict(data.x_test).probabilities, len(data.x_test)
+            else:
+                probs, n = emulated[row][i], n_emulated
+            row_metrics = agreement_metrics(keras_probs[:n], probs, data.y_test[:n], info.class_names)
+            ok, rule = apply_gate("int8" if "int8" in kind else kind, row_metrics, gates)
+            by_isa[row] = {"emulated": row != native, "images": n, "passed": ok, **row_metrics}
+        metrics = {k: v for k, v in by_isa[native].items() if k not in ("emulated", "passed")}
+        failed_rows = [row for row, m in by_isa.items() if not m["passed"]]
+        passed = not failed_rows
+        if failed_rows:
+            rule += f" (broken on {', '.join(failed_rows)})"
         if predictor.info.keras_sha256 != info.keras_sha256:
             # e.g. an export interrupted between writing model.onnx and its variants
             passed, rule = False, "stale: made from another Keras model than model.onnx; re-run export"
@@ -165,21 +196,29 @@ def validate(
                 "size_bytes": size,
                 "compression": fp32_size / size,
                 **metrics,
+                "by_isa": {row: _row_summary(m) for row, m in by_isa.items()},
                 "gate": rule,
                 "passed": passed,
                 "layer_drift": drift,
             }
         )
     name = info.name
+    spec = get_spec(name) if name in list_models() else None
     report = {
         "model": name,
         "dataset": data.name,
+        "dataset_provenance": data.provenance,
         "test_images": int(len(data.x_test)),
         "keras_file": str(keras_path.name),
         "keras_sha256": info.keras_sha256,
         "keras_accuracy": float((keras_probs.argmax(1) == data.y_test).mean()),
-        "tutorial_result": get_spec(name).tutorial_result if name in list_models() else None,
+        "tutorial_result": spec.tutorial_result if spec else None,
+        "tutorial_dataset": spec.dataset if spec else None,
         "gates": asdict(gates),
+        "machine": {"host_isa": host_isa(), "onnxruntime": _onnxruntime_version(),
+                    "native_row": native},
+        "isa_rows": [native, *emulated],
+        "isa_not_measured": not_measured,
         "variants": variants,
         "passed": all(v["passed"] for v in variants),
     }
@@ -188,8 +227,76 @@ def validate(
     return report
 
 
+def native_row_name(active_providers: Sequence[str]) -> str:
+    """The native row's name: the host's ISA class on the CPU, else the accelerator's provider."""
+    primary = active_providers[0]
+    if primary == "CPUExecutionProvider":
+        return host_isa()
+    return primary.removesuffix("ExecutionProvider").lower()
+
+
+def _isa_rows(isa: str | Sequence[str] | None, native: str) -> tuple[list[str], dict[str, str]]:
+    """The classes to emulate beside the native row, and those that cannot be run here."""
+    if isa is None:
+        return [], {}
+    requested = parse_isa_list(isa)
+    items = [isa.strip()] if isinstance(isa, str) else list(isa)
+    explicit = items != ["all"]
+    rows, not_measured = [], {}
+    for name in requested:
+        if name == native:
+            continue
+        reason = unavailable_reason(name)
+        if reason and explicit:
+            raise EdgeCNNError(f"Cannot validate on {name}: {reason}.")
+        if reason:
+            log.info(f"  {name}: not measured ({reason})")
+            not_measured[name] = reason
+        else:
+            rows.append(name)
+    return rows, not_measured
+
+
+def _row_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("accuracy", "accuracy_delta", "agreement", "max_abs_diff", "images", "emulated", "passed")
+    return {k: metrics[k] for k in keys}
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.2f}%"
+
+
+def render_isa_matrix(report: dict[str, Any]) -> list[str]:
+    """Accuracy (Δ vs Keras) of every variant on every measured class; empty for one row."""
+    rows = report.get("isa_rows", [])
+    if len(rows) < 2 and not report.get("isa_not_measured"):
+        return []
+    machine = report["machine"]
+    emulated = [m["images"] for m in report["variants"][0]["by_isa"].values() if m["emulated"]]
+    lines = ["", "## Accuracy per instruction-set class", "",
+             f"Measured with onnxruntime {machine['onnxruntime']} on a {machine['host_isa']} host."
+             + (f" *Emulated* rows ran under qemu-user on the first {emulated[0]:,} test images, "
+                "with Δ against Keras on the same images (accuracy only: no latency is ever "
+                "taken from an emulated run)." if emulated else ""), "",
+             "| variant | " + " | ".join(f"{r}{' (emulated)' if r != machine['native_row'] else ''}"
+                                        for r in rows) + " |",
+             "|---|" + "---:|" * len(rows)]
+    for v in report["variants"]:
+        cells = []
+        for r in rows:
+            m = v["by_isa"][r]
+            mark = "" if m["passed"] else " **FAIL**"
+            cells.append(f"{_pct(m['accuracy'])} ({m['accuracy_delta'] * 100:+.2f} pp){mark}")
+        lines.append(f"| {v['variant']} | " + " | ".join(cells) + " |")
+    for isa_name, reason in report.get("isa_not_measured", {}).items():
+        lines.append(f"\n{isa_name}: not measured ({reason}).")
+    return lines
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -197,9 +304,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Validation report: {report['model']}",
         "",
-        f"Dataset `{report['dataset']}`, {report['test_images']} test images. "
-        f"Keras accuracy **{_pct(report['keras_accuracy'])}**"
-        + (f" (tutorial: {report['tutorial_result']})" if report["tutorial_result"] else "")
+        f"Dataset `{report['dataset']}`, {report['test_images']} test images"
+        + (f" ({report['dataset_provenance']})" if report.get("dataset_provenance") else "")
+        + f". Keras accuracy **{_pct(report['keras_accuracy'])}**"
+        + (f" (tutorial: {report['tutorial_result']}"
+           + (f", measured on full `{report['tutorial_dataset']}`, not on `{report['dataset']}`"
+              if report.get("tutorial_dataset") not in (None, report["dataset"]) else "")
+           + ")" if report["tutorial_result"] else "")
         + ".",
         "",
         "| variant | file | size | compression | accuracy | Δ vs Keras | agreement | max abs Δp "
@@ -213,6 +324,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {v['accuracy_delta'] * 100:+.2f} pp | {_pct(v['agreement'])} "
             f"| {v['max_abs_diff']:.2e} | {v['gate']} | {'pass' if v['passed'] else '**FAIL**'} |"
         )
+    lines += render_isa_matrix(report)
     names = list(report["variants"][0]["per_class_accuracy"])
     lines += ["", "## Per-class accuracy", ""]
     lines.append("| class | Keras | " + " | ".join(v["variant"] for v in report["variants"]) + " |")

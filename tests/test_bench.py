@@ -14,6 +14,7 @@ from edgecnn.bench.targets import BUILTIN, load_targets, resolve_targets
 from edgecnn.bench.timing import Budget
 from edgecnn.cli.main import app
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.isa import host_isa
 
 runner = CliRunner()
 TINY_BUDGET = Budget(warmup=2, runs=15, duration=0.2, min_runs=5)
@@ -43,6 +44,7 @@ def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
     data = json.loads((out / "tiny.json").read_text())
     assert data["schema"] == SCHEMA
     assert data["machine"]["cores"] >= 1 and data["machine"]["versions"]["onnxruntime"]
+    assert data["machine"]["isa"] == host_isa()
     assert {(r["engine"], r["batch"]) for r in data["results"]} == {
         ("onnxruntime", 1), ("onnxruntime", 4), ("predictor", 1), ("predictor", 4)}
     _check_rows(data["results"])

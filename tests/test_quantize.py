@@ -19,13 +19,13 @@ pytestmark = pytest.mark.slow
 def quantized(fashion_export, fashion_small, tmp_path_factory):
     """A copy of the shared export with its variants written beside it."""
     folder = shutil.copytree(fashion_export, tmp_path_factory.mktemp("quantized") / "fashion-cnn")
-    quantize(folder / "model.onnx", dataset=fashion_small, calibration=200)
+    quantize(folder / "model.onnx", dataset=fashion_small, calibration=200, isa="host")
     return folder
 
 
 @pytest.fixture(scope="module")
 def variants(quantized, fashion_small):
-    results = quantize(quantized / "model.onnx", dataset=fashion_small, calibration=200)
+    results = quantize(quantized / "model.onnx", dataset=fashion_small, calibration=200, isa="host")
     assert not any(r.written for r in results)  # the same inputs give the same bytes
     return {r.mode: r for r in results}
 

@@ -9,6 +9,8 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
+from edgecnn.runtime.isa import host_isa
+
 
 def _cpu_model() -> str:
     try:
@@ -60,6 +62,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
         "cpu_flags": _cpu_flags(),
+        "isa": host_isa(),
         "cores": os.cpu_count(),
         "gpus": _gpus(),
         "os": f"{platform.system()} {platform.release()}",

@@ -15,7 +15,9 @@ import typer
 from typer.core import TyperGroup
 
 from edgecnn import __version__
-from edgecnn.cli import bench_cmd, export_cmd, predict_cmd, quantize_cmd, train_cmd, validate_cmd, zoo_cmd
+from edgecnn.cli import (
+    bench_cmd, export_cmd, isa_cmd, predict_cmd, quantize_cmd, train_cmd, validate_cmd, zoo_cmd,
+)
 from edgecnn.errors import EdgeCNNError, GateFailedError, OverwriteRefusedError
 
 EXIT_ERROR = 1
@@ -70,6 +72,7 @@ app.command("predict")(predict_cmd.predict)
 app.command("bench")(bench_cmd.bench)
 app.command("bench-compare")(bench_cmd.bench_compare)
 app.command("soak")(bench_cmd.soak)
+app.command("isa")(isa_cmd.isa)
 
 
 def _terminate(signum: int, _frame) -> None:
@@ -86,4 +89,5 @@ def main() -> None:
     logger = logging.getLogger("edgecnn")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # TensorFlow configures the root logger, which would print it twice
     app()

@@ -12,6 +12,10 @@ Seed = Annotated[int, typer.Option(help="Random seed; the same seed repeats a ru
 Provider = Annotated[str, typer.Option(
     "--provider", help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ... "
     "(a missing one is an error, never a silent CPU fallback).")]
+IsaList = Annotated[Optional[str], typer.Option(
+    "--isa", help="Instruction-set classes: all, host, or a comma-separated list of x86-vnni, "
+    "x86-avx2, x86-sse4, arm64-neon, arm64-dot, arm64-i8mm (emulated with qemu-user when not "
+    "the host's; see `edgecnn isa`).")]
 Scale = Annotated[Optional[float], typer.Option(
     help="Preprocessing scale for models without edgecnn metadata (input = pixel*scale+offset).")]
 Offset = Annotated[Optional[float], typer.Option(help="Preprocessing offset (see --scale).")]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Force, Seed
+from edgecnn.cli.options import Force, IsaList, Seed
 from edgecnn.cli.report_view import print_quantized
 from edgecnn.defaults import DEFAULT_CALIBRATION
 
@@ -41,6 +41,10 @@ def quantize(
     dataset: Annotated[Optional[str], typer.Option(
         help="Calibration data (default: the model's training dataset).")] = None,
     seed: Seed = 0,
+    isa: IsaList = "all",
+    scheme: Annotated[Optional[list[str]], typer.Option(
+        help="Static int8 scheme(s) to try, in order: u8s8-reduce-range, u8s8, u8u8 "
+        "(default: all, in that order; the first that holds on every --isa class is kept).")] = None,
     force: Force = False,
 ) -> None:
     """Write int8 (static QDQ, dynamic) and fp16 variants next to MODEL."""
@@ -49,6 +53,9 @@ def quantize(
 
     modes = MODES if mode is Mode.all else (mode.value,)
     ops = (*DEFAULT_DYNAMIC_OPS, "Conv") if dynamic_conv else DEFAULT_DYNAMIC_OPS
+    from edgecnn.int8_scheme import SCHEMES
+
     print_quantized(run_quantize(model, modes=modes, calibration=calibration, method=method.value,
                                  per_channel=per_channel, dataset=dataset, dynamic_ops=ops,
-                                 seed=seed, force=force))
+                                 seed=seed, isa=isa or "all", schemes=scheme or tuple(SCHEMES),
+                                 force=force))

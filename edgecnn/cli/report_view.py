@@ -19,10 +19,15 @@ def print_quantized(results: list[Any]) -> None:
 
 
 def raise_if_failed(report: dict[str, Any]) -> None:
-    """Exit with the gate-failure code when any variant broke its tolerance."""
+    """Exit with the gate-failure code when any variant broke its tolerance, naming where."""
     if not report["passed"]:
-        failed = [v["file"] for v in report["variants"] if not v["passed"]]
-        raise GateFailedError(f"accuracy gate broken by {', '.join(failed)}")
+        failed = [f"{v['file']} {_where(v)}" for v in report["variants"] if not v["passed"]]
+        raise GateFailedError(f"accuracy gate broken by {'; '.join(failed)}")
+
+
+def _where(variant: dict[str, Any]) -> str:
+    rows = [row for row, m in variant.get("by_isa", {}).items() if not m["passed"]]
+    return f"on {', '.join(rows)}" if rows else f"({variant['gate']})"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -35,10 +40,25 @@ def print_report(report: dict[str, Any]) -> None:
             v["variant"], f"{v['size_bytes'] / 1024:.0f} KiB", f"{v['compression']:.2f}",
             f"{v['accuracy']:.4f}", f"{v['accuracy_delta'] * 100:+.2f}", f"{v['agreement']:.4f}",
             f"{v['max_abs_diff']:.1e}",
-            "[green]pass[/]" if v["passed"] else f"[red]FAIL[/] ({v['gate']})",
+            "[green]pass[/]" if v["passed"] else f"[red]FAIL[/] {_where(v)}",
         )
     console = Console()
     console.print(table)
+    rows = report.get("isa_rows", [])
+    if len(rows) > 1:
+        native = report["machine"]["native_row"]
+        matrix = Table(title="accuracy (Δ pp vs Keras) per instruction-set class; * = emulated")
+        matrix.add_column("variant")
+        for r in rows:
+            matrix.add_column(r if r == native else f"{r}*", justify="right")
+        for v in report["variants"]:
+            matrix.add_row(v["variant"], *(
+                f"{m['accuracy']:.4f} ({m['accuracy_delta'] * 100:+.2f})"
+                + ("" if m["passed"] else " [red]FAIL[/]")
+                for m in (v["by_isa"][r] for r in rows)))
+        console.print(matrix)
+    for isa_name, reason in report.get("isa_not_measured", {}).items():
+        console.print(f"{isa_name}: not measured ({reason})")
     for v in report["variants"]:
         if v["classes_called_out"]:
             console.print(f"{v['file']}: classes losing more than average: "

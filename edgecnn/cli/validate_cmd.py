@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Provider
+from edgecnn.cli.options import IsaList, Provider
 from edgecnn.cli.report_view import print_report, raise_if_failed
+from edgecnn.defaults import EMULATED_IMAGES
 from edgecnn.gates import Gates
 
 _DEFAULT = Gates()
@@ -32,11 +33,16 @@ def validate(
         help="int8: maximum accuracy drop vs Keras, in percentage points.")] =
         _DEFAULT.int8_max_accuracy_drop * 100,
     provider: Provider = "cpu",
+    isa: IsaList = None,
+    emulated_images: Annotated[int, typer.Option(
+        min=1, help="Emulated rows measure the first N test images (emulation is 10-50x slower).")
+    ] = EMULATED_IMAGES,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare every exported variant with Keras; writes report.json and report.md.
 
-    Exits with 3 when a variant breaks its tolerance.
+    With --isa, every variant is also measured on those instruction-set classes (a variant x
+    class matrix). Exits with 3 when a variant breaks its tolerance on any row.
     """
     import json
 
@@ -44,7 +50,8 @@ def validate(
 
     gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100)
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
-                          gates=gates, providers=provider)
+                          gates=gates, providers=provider, isa=isa,
+                          emulated_images=emulated_images)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -23,6 +23,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    # Where the images come from, when the name alone could mislead (e.g. a 5,000-digit MNIST).
+    provenance: str | None = None
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
@@ -54,7 +56,7 @@ class Dataset:
 
         x_train, y_train = pick(self.x_train, self.y_train, train)
         x_test, y_test = pick(self.x_test, self.y_test, test)
-        return Dataset(self.name, x_train, y_train, x_test, y_test, self.class_names)
+        return Dataset(self.name, x_train, y_train, x_test, y_test, self.class_names, self.provenance)
 
 
 def as_nhwc(images: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 from edgecnn.data.dataset import Dataset
 from edgecnn.data.folder import load_catsdogs, load_image_folder
 from edgecnn.data.fashion_mnist import load_fashion_mnist
-from edgecnn.data.mnist import load_mnist
+from edgecnn.data.mnist import load_mnist, load_mnist_5k
 from edgecnn.data.npz import load_npz
 from edgecnn.data.shapes import make_shapes
 from edgecnn.errors import EdgeCNNError
@@ -17,6 +17,7 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "catsdogs": load_catsdogs,
     "fashion_mnist": load_fashion_mnist,
     "mnist": load_mnist,
+    "mnist_5k": load_mnist_5k,
     "shapes": make_shapes,
 }
 
@@ -27,7 +28,8 @@ def load_dataset(
     """Load a named dataset, a ``.npz`` file, or an image folder.
 
     Args:
-        name_or_path: ``fashion_mnist``, ``mnist``, ``shapes``, a ``.npz`` path or a folder.
+        name_or_path: ``fashion_mnist``, ``mnist``, ``mnist-5k``, ``shapes``, a ``.npz`` path
+            or a folder.
         image_size: (H, W) images from a folder are resized to.
     """
     key = name_or_path.replace("-", "_").lower()

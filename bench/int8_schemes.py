@@ -1,0 +1,84 @@
+"""What each static int8 scheme costs in latency, on this machine's CPU.
+
+    python bench/int8_schemes.py [EXPORT_FOLDER] [--out bench/results]
+
+Quantizes the folder's fp32 model with every scheme of ``edgecnn.int8_scheme`` (same
+calibration images) and times them with fp32 in alternation (one thread, batch 1 and 64, real
+test images), so their ratios share the machine's noise. Writes
+``int8-schemes-<model>.json`` with the machine's description. Run natively only: an emulated
+CPU's latency means nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgecnn.bench.engines import ort_session
+from edgecnn.bench.machine import machine_info
+from edgecnn.bench.targets import BUILTIN, Target
+from edgecnn.bench.timing import Budget, RunFn, measure_interleaved
+from edgecnn.data import load_dataset
+from edgecnn.files import write_json
+from edgecnn.int8_scheme import SCHEMES
+from edgecnn.onnx_metadata import read_metadata
+from edgecnn.quantize import quantize
+
+BATCHES = (1, 64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=Path("exported/fashion-cnn"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    info = read_metadata(args.folder / "model.onnx")
+    data = load_dataset(info.dataset)
+    target = BUILTIN["cpu-1t"]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"fp32": Path(tmp) / "model.onnx"}
+        shutil.copy(args.folder / "model.onnx", files["fp32"])
+        for name in SCHEMES:
+            [result] = quantize(files["fp32"], modes=["static"], isa="host", schemes=[name],
+                                force=True)
+            files[name] = Path(tmp) / f"{name}.onnx"
+            shutil.move(result.path, files[name])
+        rows = []
+        for batch in BATCHES:
+            inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch])
+                      for i in range(8)]
+            makers = {name: functools.partial(_runner, path, target) for name, path in files.items()}
+            pooled: dict[str, list[float]] = {name: [] for name in files}
+            for _ in range(args.rounds):  # rounds spread slow phases of the machine over all
+                stats = measure_interleaved(makers, {n: inputs for n in files},
+                                            Budget(warmup=20, runs=300 if batch == 1 else 40,
+                                                   duration=2.0))
+                for name in files:
+                    pooled[name].append(stats[name]["p50_ms"])
+            for name in files:
+                p50 = sorted(pooled[name])[len(pooled[name]) // 2]
+                rows.append({"scheme": name, "batch": batch, "p50_ms": p50, "round_p50_ms": pooled[name]})
+        for row in rows:
+            fp32 = next(r for r in rows if r["scheme"] == "fp32" and r["batch"] == row["batch"])
+            row["speedup_vs_fp32"] = fp32["p50_ms"] / row["p50_ms"]
+    result = {"model": info.name, "target": target.to_dict(), "machine": machine_info(), "rows": rows}
+    path = write_json(args.out / f"int8-schemes-{info.name}.json", result)
+    print(json.dumps([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                       if k != "round_p50_ms"} for r in rows], indent=1))
+    print(f"Saved {path}")
+
+
+def _runner(path: Path, target: Target) -> RunFn:
+    """A bare session call on ``target``: what the benchmark's "onnxruntime" engine times."""
+    session = ort_session(path, target)
+    feed, out = session.get_inputs()[0].name, session.get_outputs()[0].name
+    return lambda x: session.run([out], {feed: x})
+
+
+if __name__ == "__main__":
+    main()

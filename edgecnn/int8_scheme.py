@@ -1,0 +1,111 @@
+"""Choosing the static int8 scheme by measurement on every instruction-set class it is meant for.
+
+onnxruntime's U8S8 kernels on x86 without VNNI add pairs of u8 x s8 products into int16 with
+saturation (VPMADDUBSW); with 7-bit weights ("reduce range") those sums cannot overflow, and U8U8
+uses another kernel. A scheme is kept only when it holds the int8 gate on held-out training
+images on each declared class that can be run here (natively or under qemu-user); a class that
+cannot be run is accepted only for a scheme that cannot saturate there by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.emulation import is_native, run_models, unavailable_reason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A static QDQ scheme: uint8 activations, these weights, and where it is known to break."""
+
+    name: str
+    weights: str
+    reduce_range: bool
+    saturates_on: frozenset[str]
+    why: str
+
+
+# Tried in this order: fastest first (measured in bench/README.md), and of equally fast ones the
+# one that cannot saturate. u8s8-reduce-range and u8s8 run at the same speed on VNNI and AVX2.
+SCHEMES: dict[str, Scheme] = {s.name: s for s in (
+    Scheme("u8s8-reduce-range", "int8", True, frozenset(),
+           "7-bit weights: pair sums stay inside int16, so no x86 kernel saturates; as fast as u8s8"),
+    Scheme("u8s8", "int8", False, frozenset({"x86-avx2"}),
+           "8-bit weights: most precise, but its int16 pair sums saturate on x86 without VNNI"),
+    Scheme("u8u8", "uint8", False, frozenset(),
+           "no saturation on any kernel, but no faster than fp32 on VNNI CPUs"),
+)}
+
+
+@dataclass
+class Trial:
+    """One scheme measured on the declared classes."""
+
+    scheme: str
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unchecked: dict[str, str] = field(default_factory=dict)
+    failure: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+
+def static_options(scheme: Scheme, quant: Any) -> dict[str, Any]:
+    """``quantize_static`` keyword arguments for ``scheme``."""
+    weights = quant.QuantType.QInt8 if scheme.weights == "int8" else quant.QuantType.QUInt8
+    return {"activation_type": quant.QuantType.QUInt8, "weight_type": weights,
+            "reduce_range": scheme.reduce_range}
+
+
+def check(
+    scheme: Scheme,
+    int8_path: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    fp32_probs: np.ndarray,
+    isas: list[str],
+    max_drop: float,
+) -> Trial:
+    """Measure ``int8_path`` against fp32 on each class in ``isas``; the first broken one fails it."""
+    trial = Trial(scheme.name)
+    fp32_pred = fp32_probs.argmax(1)
+    fp32_accuracy = float((fp32_pred == labels).mean())
+    for isa in isas:
+        reason = unavailable_reason(isa)
+        if reason:
+            if isa in scheme.saturates_on:
+                trial.failure = f"known to saturate on {isa}, which cannot be checked here ({reason})"
+                return trial
+            trial.unchecked[isa] = reason
+            continue
+        pred = run_models(isa, [int8_path], images)[0].argmax(1)
+        drop = fp32_accuracy - float((pred == labels).mean())
+        trial.measured[isa] = {"accuracy_drop": drop, "agreement": float((pred == fp32_pred).mean()),
+                               "emulated": not is_native(isa)}
+        log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp vs fp32 on {len(labels)} "
+                 "held-out training images")
+        if drop > max_drop + 1e-12:
+            trial.failure = (f"loses {drop * 100:.2f} pp on {isa} (gate {max_drop * 100:g} pp) on "
+                             f"{len(labels)} held-out training images")
+            return trial
+    return trial
+
+
+def summary(chosen: Trial, rejected: list[Trial], images: int) -> dict[str, Any]:
+    """What goes into the model's metadata and report: the choice and why."""
+    return {
+        "scheme": chosen.scheme,
+        "scheme_reason": SCHEMES[chosen.scheme].why,
+        "selection_images": images,
+        "isa_checked": chosen.measured,
+        "isa_unchecked": chosen.unchecked,
+        "rejected_schemes": [{"scheme": t.scheme, "reason": t.failure} for t in rejected],
+    }

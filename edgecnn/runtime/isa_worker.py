@@ -1,0 +1,41 @@
+"""Runs models on images inside another interpreter, usually one emulated by qemu-user.
+
+    python -m edgecnn.runtime.isa_worker IMAGES.npy OUT.npz MODEL.onnx [MODEL.onnx ...]
+
+Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in argument
+order) and the CPU features the process saw (``cpu_features``), so the caller can check that the
+emulated CPU is the one it asked for. Needs numpy + onnxruntime only: it runs in the bare Arm64
+tree that ``edgecnn isa setup`` builds.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str]) -> int:
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime import Predictor
+    from edgecnn.runtime.isa import cpu_features
+
+    if len(argv) < 3:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    images = np.load(argv[0], allow_pickle=False)
+    # numpy reads CPUID / HWCAP itself, so under qemu it sees the emulated CPU
+    present = sorted(name for name, on in cpu_features().items() if on)
+    out: dict[str, np.ndarray] = {"cpu_features": np.array(present)}
+    try:
+        for i, model in enumerate(argv[2:]):
+            out[f"p{i}"] = Predictor(model, providers="cpu").predict(images).probabilities
+    except EdgeCNNError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    np.savez(argv[1], **out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,113 @@
+"""Accuracy per instruction-set class: detection, emulation, and an int8 scheme that holds on
+every class (the committed shapes-toy, whose U8S8 int8 lost 14.67 pp on x86 without VNNI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.emulation import run_models, unavailable_reason
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.isa import ISA_CLASSES, classify_arm64, classify_x86, host_isa, parse_isa_list
+
+SHAPES = Path(__file__).resolve().parents[1] / "exported" / "shapes-toy"
+EMULATED_IN_CI = ("x86-avx2", "arm64-dot")
+
+
+def _need(isa: str) -> None:
+    reason = unavailable_reason(isa)
+    if reason and os.environ.get("EDGECNN_REQUIRE_ISA"):
+        pytest.fail(f"{isa} cannot be run here: {reason}")
+    if reason:
+        pytest.skip(f"{isa} cannot be run here: {reason}")
+
+
+def test_classes_from_cpu_flags_and_hwcaps():
+    assert classify_x86({"avx2", "avx512f", "avx512_vnni"}) == "x86-vnni"
+    assert classify_x86({"avx2", "avx_vnni"}) == "x86-vnni"
+    assert classify_x86({"avx2", "avx512f", "avx512bw"}) == "x86-avx2"  # Skylake-X: no VNNI
+    assert classify_x86({"sse4_1", "sse4_2"}) == "x86-sse4"
+    assert classify_arm64(0b11, 0) == "arm64-neon"
+    assert classify_arm64(1 << 20, 0) == "arm64-dot"
+    assert classify_arm64(1 << 20, 1 << 13) == "arm64-i8mm"
+    assert host_isa() in ISA_CLASSES  # every CI and developer machine is x86-64 or arm64 Linux
+
+
+def test_isa_lists():
+    assert parse_isa_list("all") == list(ISA_CLASSES)
+    assert parse_isa_list(None) == [host_isa()]
+    assert parse_isa_list("arm64-dot, x86-avx2,arm64-dot") == ["x86-avx2", "arm64-dot"]
+    with pytest.raises(EdgeCNNError, match="Unknown instruction-set class 'x86-avx3'.*arm64-dot"):
+        parse_isa_list("x86-avx3")
+
+
+def test_x86_vnni_is_never_emulated():
+    if host_isa() != "x86-vnni":
+        assert "only natively" in unavailable_reason("x86-vnni")
+
+
+@pytest.mark.parametrize("isa", EMULATED_IN_CI)
+def test_committed_shapes_toy_holds_on_emulated_classes(isa):
+    """The committed report's row for this class is what the emulated CPU measures now."""
+    _need(isa)
+    from edgecnn.data import load_dataset
+
+    report = json.loads((SHAPES / "report.json").read_text())
+    data = load_dataset(report["dataset"])
+    files = [SHAPES / v["file"] for v in report["variants"]]
+    n = report["variants"][0]["by_isa"][isa]["images"]
+    measured = run_models(isa, files, data.x_test[:n])
+    for variant, probs in zip(report["variants"], measured):
+        row = variant["by_isa"][isa]
+        accuracy = float((probs.argmax(1) == data.y_test[:n]).mean())
+        assert row["emulated"] and accuracy == pytest.approx(row["accuracy"], abs=1e-9), variant["file"]
+        keras = row["accuracy"] - row["accuracy_delta"]
+        assert keras - accuracy <= report["gates"]["int8_max_accuracy_drop"] + 1e-12, variant["file"]
+
+
+@pytest.mark.slow
+def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path):
+    """U8S8 loses ~15 pp on emulated AVX2; the scheme search must refuse it, and validation must
+    flag it when it is forced."""
+    _need("x86-avx2")
+    from edgecnn.onnx_metadata import read_metadata
+    from edgecnn.quantize import quantize
+    from edgecnn.validate import validate
+
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    for name in ("model.onnx", "model.keras", "train.json"):
+        shutil.copy(SHAPES / name, folder)
+    [chosen] = quantize(folder / "model.onnx", modes=["static"], isa=["x86-avx2"],
+                        schemes=["u8s8", "u8s8-reduce-range"])
+    settings = read_metadata(chosen.path).quantization
+    assert settings["scheme"] == "u8s8-reduce-range" and settings["reduce_range"]
+    [rejected] = settings["rejected_schemes"]
+    assert rejected["scheme"] == "u8s8" and "on x86-avx2" in rejected["reason"]
+    assert settings["isa_checked"]["x86-avx2"]["accuracy_drop"] <= 0.005
+
+    quantize(folder / "model.onnx", modes=["static"], isa="host", schemes=["u8s8"], force=True)
+    report = validate(folder, isa=["x86-avx2"])
+    int8 = next(v for v in report["variants"] if v["variant"] == "int8")
+    assert not int8["passed"] and not int8["by_isa"]["x86-avx2"]["passed"]
+    assert int8["by_isa"]["x86-avx2"]["emulated"]
+    assert "broken on x86-avx2" in int8["gate"]
+    assert "x86-avx2 (emulated)" in (folder / "report.md").read_text()
+
+
+def test_emulation_refuses_a_cpu_that_is_not_what_was_asked(monkeypatch):
+    """A run whose emulated CPU features do not match its class is an error, not a row."""
+    _need("x86-sse4")
+    from edgecnn import emulation
+
+    # An SSE4 class that a slip had pointed at an AVX2 CPU model.
+    wrong = emulation.Emulation("qemu-x86_64", "Haswell", (frozenset({"SSE41"}), frozenset({"AVX2"})))
+    monkeypatch.setitem(emulation.EMULATIONS, "x86-sse4", wrong)
+    images = np.zeros((2, 8, 8), np.uint8)
+    with pytest.raises(EdgeCNNError, match="not what was asked for"):
+        run_models("x86-sse4", [SHAPES / "model.onnx"], images)
