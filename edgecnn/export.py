@@ -8,6 +8,7 @@ it with ``training=False`` explicitly and converted with ``from_function``.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,8 @@ def export(
         train_options: keyword arguments for :func:`edgecnn.train.train`.
     """
     path = Path(model)
-    is_file = path.suffix == ".keras" or path.exists()
-    if not is_file and model not in list_models():
-        get_spec(model)  # raises the "unknown model" error with suggestions
-    name = path.stem if is_file else model
-    out_dir = Path(out_dir or Path("exported") / name)
+    is_file = _is_keras_file(model)
+    out_dir = output_folder(model, out_dir)
     trained = False
     if is_file:
         keras_path = path
@@ -147,6 +145,24 @@ def export(
     if written:
         write_bytes(onnx_path, data)
     return ExportResult(onnx_path, keras_path, info, written=written, trained=trained)
+
+
+def _is_keras_file(model: str) -> bool:
+    path = Path(model)
+    return path.suffix == ".keras" or path.exists()
+
+
+def output_folder(model: str, out_dir: str | Path | None = None) -> Path:
+    """Where the export of ``model`` goes, checked before any work (training takes minutes)."""
+    if not _is_keras_file(model) and model not in list_models():
+        get_spec(model)  # raises the "unknown model" error with suggestions
+    folder = Path(out_dir or Path("exported") / (Path(model).stem if _is_keras_file(model) else model))
+    if folder.exists() and not folder.is_dir():
+        raise EdgeCNNError(f"Output folder {folder} exists and is not a folder.")
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise EdgeCNNError(f"Cannot write to {folder}: {probe} is not writable.")
+    return folder
 
 
 def _same_export(onnx_path: Path, info: ModelInfo, opset: int) -> bool:

@@ -7,14 +7,17 @@ interrupted run leaves either the old file or the new one, never a truncated one
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgecnn.errors import OverwriteRefusedError
+from edgecnn.errors import EdgeCNNError, OverwriteRefusedError
 
 # Temporary files carry the writer's PID so that leftovers of a killed process can be told
 # apart from a write in progress and swept.
@@ -41,7 +44,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove temporary files left in ``folder`` by edgecnn processes that no longer exist.
+    """Remove temporary files and folders left in ``folder`` by edgecnn processes that no
+    longer exist.
 
     A process killed with SIGKILL cannot clean up after itself; the next write does.
     """
@@ -53,9 +57,45 @@ def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     for entry in entries:
         pid_text = entry.name[len(TMP_PREFIX):].split("-", 1)[0]
         if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            entry.unlink(missing_ok=True)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+@contextlib.contextmanager
+def temporary_folder(beside: str | os.PathLike, purpose: str) -> Iterator[Path]:
+    """A scratch folder inside ``beside``, named like the temporary files so that the sweep
+    removes it when a SIGKILL leaves it behind."""
+    parent = Path(beside)
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(parent)
+    folder = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{purpose}-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (the directory itself, so no lock file is left):
+    two runs writing the same export folder would mix their files."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EdgeCNNError(
+                f"Another edgecnn process is writing to {path}; wait for it to finish."
+            ) from None
+        yield path
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ def load_keras(path: str | Path, unsafe: bool = False) -> Any:
     path = Path(path)
     if not path.is_file():
         raise EdgeCNNError(f"Keras model not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise EdgeCNNError(
+            f"{path} is not a .keras file (not a zip archive: truncated, or another format)."
+        )
     keras = require("keras", "Loading a Keras model")
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
@@ -28,5 +33,6 @@ def load_keras(path: str | Path, unsafe: bool = False) -> Any:
                 "(edgecnn export --unsafe)."
             ) from exc
         raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
-    except OSError as exc:
-        raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
+    except Exception as exc:  # Keras raises KeyError, TypeError, AttributeError... for bad files
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise EdgeCNNError(f"Could not load {path} as a Keras model: {detail}") from exc

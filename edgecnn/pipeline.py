@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET
-from edgecnn.export import ExportResult, export
+from edgecnn.export import ExportResult, export, output_folder
+from edgecnn.files import folder_lock
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
 from edgecnn.runtime.metadata import Preprocessing
@@ -59,18 +60,19 @@ def run_pipeline(
     validation alike, and ``isa`` names the instruction-set classes the int8 scheme must hold on
     and validation measures (those that cannot be run here are reported as such).
     """
-    exported = export(
-        model, out_dir=out_dir, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
-        class_names=class_names, preprocessing=preprocessing,
-        train_options={**(train_options or {}), "dataset": dataset, "seed": seed},
-    )
-    variants = (
-        quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed, isa=isa,
-                 max_drop=gates.int8_max_accuracy_drop, force=force)
-        if quantize_variants else []
-    )
-    report = (
-        validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa)
-        if validate_variants else None
-    )
+    with folder_lock(output_folder(model, out_dir)) as folder:
+        exported = export(
+            model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
+            class_names=class_names, preprocessing=preprocessing,
+            train_options={**(train_options or {}), "dataset": dataset, "seed": seed},
+        )
+        variants = (
+            quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed,
+                     isa=isa, max_drop=gates.int8_max_accuracy_drop, force=force)
+            if quantize_variants else []
+        )
+        report = (
+            validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa)
+            if validate_variants else None
+        )
     return PipelineResult(exported, variants, report)

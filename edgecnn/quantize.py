@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-import tempfile
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError
-from edgecnn.files import check_overwrite, write_bytes
+from edgecnn.files import check_overwrite, temporary_folder, write_bytes
 from edgecnn.gates import Gates
 from edgecnn.int8_scheme import SCHEMES
 from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
@@ -193,7 +193,7 @@ def quantize(
         calibration_images(data, calibration, seed)  # checks the count before any work
 
     results, failure = [], None
-    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp:
+    with temporary_folder(model_path.parent, "quant") as tmp:
         pre = Path(tmp) / "preprocessed.onnx"
         if {"static", "dynamic"} & set(modes):
             preprocess_for_quantization(model_path, pre)
@@ -226,9 +226,23 @@ def quantize(
 
 
 def preprocess_for_quantization(model_path: Path, out: Path) -> None:
-    """onnxruntime's recommended pre-processing: symbolic shape inference + graph optimisation."""
+    """onnxruntime's recommended pre-processing: symbolic shape inference + graph optimisation.
+
+    Runs with ``out``'s folder as the working directory: when shape inference gives up it saves
+    ``sym_shape_infer_temp.onnx`` into the current one, which must not be the user's.
+    """
     quant = _quantization_module()
-    quant.quant_pre_process(str(model_path), str(out), skip_symbolic_shape=False)
+    here = os.getcwd()
+    os.chdir(out.parent)
+    try:
+        quant.quant_pre_process(str(model_path.resolve()), str(out.resolve()), skip_symbolic_shape=False)
+    except Exception as exc:  # onnxruntime raises bare Exception for graphs it cannot analyse
+        raise EdgeCNNError(
+            f"onnxruntime's quantization pre-processing cannot handle {model_path.name}: "
+            f"{str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__}"
+        ) from exc
+    finally:
+        os.chdir(here)
 
 
 def input_name(model_path: Path) -> str:

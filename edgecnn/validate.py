@@ -19,7 +19,7 @@ from edgecnn.data import load_dataset
 from edgecnn.defaults import EMULATED_IMAGES
 from edgecnn.emulation import run_models, unavailable_reason
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import write_json, write_text
+from edgecnn.files import sha256_file, write_json, write_text
 from edgecnn.gates import Gates
 from edgecnn.keras_io import load_keras
 from edgecnn.quant_debug import layer_drift
@@ -151,6 +151,13 @@ def validate(
         )
     log.info(f"Keras reference: {keras_path} on {len(data.x_test)} test images of '{data.name}'")
     net = load_keras(keras_path)
+    if info.keras_sha256 and sha256_file(keras_path) != info.keras_sha256:
+        # e.g. another export replaced model.keras: comparing against it would be meaningless
+        raise EdgeCNNError(
+            f"{keras_path} is not the Keras model {files[0].name} was exported from (its sha256 "
+            f"differs from the {info.keras_sha256[:12]}... recorded in the model); re-run "
+            "edgecnn export, or name the right reference model."
+        )
     x = info.preprocessing.apply(data.x_test)
     keras_probs = to_probabilities(net.predict(x, batch_size=256, verbose=0), info.output)
 

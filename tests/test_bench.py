@@ -97,7 +97,11 @@ def test_user_targets_from_toml(tmp_path):
 
 
 def test_bad_bench_arguments(tiny_onnx, tmp_path):
-    assert runner.invoke(app, ["bench", str(tiny_onnx), "--batch", "0"]).exit_code == 1
+    # usage errors exit 2, like every other bad option value
+    for option, value in (("--batch", "0"), ("--batch", "abc"), ("--batch", "1.5"), ("--threads", "0"),
+                          ("--provider", "nonsense")):
+        result = runner.invoke(app, ["bench", str(tiny_onnx), option, value])
+        assert result.exit_code == 2 and "Invalid value" in result.output, (option, value)
     missing = runner.invoke(app, ["bench", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "Nothing to benchmark" in missing.output
     bad = tmp_path / "x.json"

@@ -113,7 +113,9 @@ def test_model_without_metadata_needs_explicit_preprocessing(tmp_path):
     bare = make_tiny_onnx(tmp_path / "bare.onnx", with_metadata=False)
     with pytest.raises(EdgeCNNError, match="no edgecnn metadata"):
         Predictor(bare)
-    predictor = Predictor(bare, preprocessing=Preprocessing(scale=1 / 255), class_names="abc")
+    with pytest.raises(EdgeCNNError, match="sequence of strings"):  # not split into letters
+        Predictor(bare, preprocessing=Preprocessing(scale=1 / 255), class_names="abc")
+    predictor = Predictor(bare, preprocessing=Preprocessing(scale=1 / 255), class_names=list("abc"))
     assert predictor.class_names == ("a", "b", "c")
     assert predictor.predict(np.zeros((8, 8), np.uint8)).probabilities.shape == (1, 3)
 

@@ -218,7 +218,15 @@ def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[
             source = pixels if engine.pixels else floats
             inputs = [np.ascontiguousarray(source[i * batch:(i + 1) * batch])
                       for i in range(INPUT_BATCHES)]
-            samples.setdefault(k, []).append(measure(engine.make, inputs, share))
+            try:
+                samples.setdefault(k, []).append(measure(engine.make, inputs, share))
+            except EdgeCNNError:
+                raise
+            except Exception as exc:  # an engine that cannot run this model: one line, not a trace
+                raise EdgeCNNError(
+                    f"{engine.engine} could not run {engine.variant} at batch {batch} on "
+                    f"{target['name']}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__}"
+                ) from exc
     rows = []
     for k, (j, batch) in enumerate(keys):
         engine, target, size = jobs[j]

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgecnn.cli.options import int_list, provider_name
 from edgecnn.errors import EdgeCNNError
 
 
@@ -20,31 +21,22 @@ class Baseline(str, Enum):
     none = "none"
 
 
-def _ints(text: str | None, what: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise EdgeCNNError(f"{what} must be comma-separated integers, got '{text}'.") from None
-    if not values or min(values) < 1:
-        raise EdgeCNNError(f"{what} must be integers >= 1, got '{text}'.")
-    return values
-
-
 def bench(
     model: Annotated[str, typer.Argument(
         help="Zoo name (exported/NAME), export folder or one .onnx file.")] = "fashion-cnn",
     provider: Annotated[Optional[str], typer.Option(
-        help="Run on this provider (cpu, cuda, tensorrt, openvino, ...): shorthand for the "
+        callback=provider_name, help="Run on this provider (cpu, cuda, tensorrt, openvino, ...): shorthand for the "
         "built-in target of that name. Unavailable providers are an error.")] = None,
     target: Annotated[Optional[list[str]], typer.Option(
         help="Target name(s): cpu-1t, cpu, cuda, tensorrt, openvino or one from --targets-file. "
         "Default: cpu-1t and cpu.")] = None,
     targets_file: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False, help="TOML file with [targets.NAME] tables.")] = None,
-    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,64",
+    # The callbacks turn "1,8,64" into [1, 8, 64], or a usage error (exit 2).
+    batch: Annotated[str, typer.Option(
+        callback=int_list, help="Comma-separated batch sizes.")] = "1,8,64",
     threads: Annotated[Optional[str], typer.Option(
+        callback=int_list,
         help="Comma-separated intra-op thread counts; each target is run with each.")] = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs first.")] = 20,
     runs: Annotated[int, typer.Option(min=1, help="Timed runs at most.")] = 300,
@@ -69,8 +61,8 @@ def bench(
     names = list(target or [])
     if provider:
         names.append(provider)
-    targets = resolve_targets(names or ["cpu-1t", "cpu"], targets_file, _ints(threads, "--threads"))
-    batches = _ints(batch, "--batch")
+    targets = resolve_targets(names or ["cpu-1t", "cpu"], targets_file, threads)
+    batches = batch
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:

@@ -9,8 +9,46 @@ import typer
 
 Force = Annotated[bool, typer.Option("--force", help="Replace existing files that differ.")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed repeats a run.")]
+# Aliases of edgecnn.runtime.providers.ALIASES (not imported: --help stays light; a test checks).
+PROVIDER_ALIASES = ("auto", "cpu", "cuda", "tensorrt", "openvino", "rocm", "dml", "coreml")
+
+
+def provider_name(value: str | None) -> str | None:
+    """Refuse a provider that is neither an alias nor an onnxruntime provider name (usage, exit 2);
+    full names become their alias, so every command accepts the same spellings."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    for part in parts:
+        if part.lower() not in PROVIDER_ALIASES and not part.endswith("ExecutionProvider"):
+            raise typer.BadParameter(
+                f"'{part}' is not an execution provider; use one of {', '.join(PROVIDER_ALIASES)} "
+                "or a full onnxruntime name such as CUDAExecutionProvider."
+            )
+    return ",".join(_alias(p) for p in parts)
+
+
+def _alias(name: str) -> str:
+    short = name.removesuffix("ExecutionProvider").lower()
+    return short if short in PROVIDER_ALIASES else name
+
+
+def int_list(value: str | None) -> list[int] | None:
+    """Comma-separated positive integers (a usage error otherwise)."""
+    if value is None:
+        return None
+    try:
+        values = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got '{value}'.") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"expected integers >= 1, got '{value}'.")
+    return values
+
+
 Provider = Annotated[str, typer.Option(
-    "--provider", help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ... "
+    "--provider", callback=provider_name,
+    help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ... "
     "(a missing one is an error, never a silent CPU fallback).")]
 IsaList = Annotated[Optional[str], typer.Option(
     "--isa", help="Instruction-set classes: all, host, or a comma-separated list of x86-vnni, "

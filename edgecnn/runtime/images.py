@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,15 +14,31 @@ from edgecnn.errors import EdgeCNNError
 _NPZ_KEYS = ("x_test", "images", "x")
 
 
+# Models here read 28-180 px images; a larger file is refused before it is decoded
+# (Pillow's own bomb limit, ~89 Mpx, lets a 144-Mpx PNG take 790 MB).
+MAX_PIXELS = 4096 * 4096
+
+
 def read_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """One image file as uint8 (H, W, C), converted to the model's channels and resized to it."""
+    """One image file as uint8 (H, W, C), converted to the model's channels and resized to it.
+
+    16-bit images are scaled by their real range (0-65535), float images must hold 0-1.
+    """
     image_module = require("PIL.Image", "Reading image files")
     path = Path(path)
     h, w, c = shape
+    if path.is_dir():
+        raise EdgeCNNError(f"{path} is a directory, not an image file.")
     if not path.is_file():
         raise EdgeCNNError(f"Image file not found: {path}")
     try:
         with image_module.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise EdgeCNNError(
+                    f"{path} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} "
+                    "this tool decodes; resize it first."
+                )
+            img = _as_8bit(img, image_module, path)
             img = img.convert("L" if c == 1 else "RGB")
             if img.size != (w, h):
                 img = img.resize((w, h), image_module.Resampling.BILINEAR)
@@ -33,9 +50,32 @@ def read_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     return pixels.reshape(h, w, c)
 
 
+def _as_8bit(img: Any, image_module: Any, path: Path) -> Any:
+    """8-bit pixels from 16-bit and float images by their real range; ``convert`` would clip."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(img, dtype=np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise EdgeCNNError(f"{path}: {img.mode} pixels outside 0-65535 are not an image range.")
+        return image_module.fromarray(np.round(values / 257.0).astype(np.uint8), mode="L")
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0:
+            raise EdgeCNNError(
+                f"{path}: float pixels must be 0-1, got {np.nanmin(values):g} to {np.nanmax(values):g}."
+            )
+        return image_module.fromarray(np.round(values * 255.0).astype(np.uint8), mode="L")
+    return img
+
+
 def read_npz_images(path: str | Path) -> np.ndarray:
     """The image array of a .npz: ``x_test``, ``images``, ``x``, or its only array."""
     path = Path(path)
+    if path.is_dir():
+        raise EdgeCNNError(f"{path} is a directory, not a .npz file.")
+    if not path.is_file():
+        raise EdgeCNNError(f"File not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise EdgeCNNError(f"{path} is not a .npz archive (numpy's zip of arrays).")
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.keys())
@@ -44,6 +84,9 @@ def read_npz_images(path: str | Path) -> np.ndarray:
                 raise EdgeCNNError(
                     f"{path} holds {keys}; expected an array named one of {', '.join(_NPZ_KEYS)}."
                 )
-            return data[key]
+            images = data[key]
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise EdgeCNNError(f"Could not read {path} as a .npz of images: {exc}") from exc
+    if images.ndim < 2:
+        raise EdgeCNNError(f"{path}: '{key}' is a {images.ndim}-d array, not images.")
+    return images

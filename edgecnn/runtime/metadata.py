@@ -7,12 +7,14 @@ preprocessing, so an app needs the ``.onnx`` file and nothing else.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.outputs import OUTPUT_KINDS
 
 METADATA_KEY = "edgecnn"
 SCHEMA_VERSION = 1
@@ -29,6 +31,21 @@ class Preprocessing:
 
     scale: float = 1.0 / 255.0
     offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        # A NaN, infinite or zero scale makes every image the same input: a wrong answer, exit 0.
+        for name, value in (("scale", self.scale), ("offset", self.offset)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise EdgeCNNError(f"Preprocessing {name} must be a number, got {value!r}.")
+            if not math.isfinite(value):
+                raise EdgeCNNError(f"Preprocessing {name} must be finite, got {value!r}.")
+        if not 0 < self.scale <= 1e3:
+            raise EdgeCNNError(
+                f"Preprocessing scale must be positive and at most 1000, got {self.scale!r} "
+                "(input = pixel * scale + offset)."
+            )
+        if abs(self.offset) > 1e6:
+            raise EdgeCNNError(f"Preprocessing offset {self.offset!r} is out of range.")
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 pixels -> float32 model input; training, calibration and the Predictor share it."""
@@ -59,6 +76,49 @@ class ModelInfo:
     variant: str = "fp32"
     quantization: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.name, str) or not self.name:
+            problems.append(f"name must be a non-empty string, got {self.name!r}")
+        if len(self.input_shape) != 3 or any(d < 1 for d in self.input_shape):
+            problems.append(f"input_shape must be (H, W, C) of positive sizes, got {self.input_shape}")
+        if self.output not in OUTPUT_KINDS:
+            problems.append(f"output must be one of {', '.join(OUTPUT_KINDS)}, got {self.output!r}")
+        if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
+            problems.append(f"class_names must be 2 or more distinct names, got {list(self.class_names)}")
+        if self.output == "sigmoid" and len(self.class_names) != 2:
+            problems.append(f"a sigmoid output has 2 classes, not {len(self.class_names)}")
+        if self.layout != "NHWC":
+            problems.append(f"layout must be NHWC, got {self.layout!r}")
+        if self.quantization is not None and not isinstance(self.quantization, dict):
+            problems.append("quantization must be an object")
+        for key in ("dataset", "keras_sha256", "edgecnn_version", "variant"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                problems.append(f"{key} must be a string, got {value!r}")
+        if problems:
+            raise EdgeCNNError("Invalid edgecnn metadata: " + "; ".join(problems) + ".")
+
+    def check_graph(self, model: str, input_dims: list[Any], output_dims: list[Any]) -> None:
+        """Refuse metadata that disagrees with the graph it describes (dims as onnxruntime
+        reports them: ints, or names for dynamic ones)."""
+        graph_image = tuple(input_dims[1:])
+        if len(input_dims) != 4 or any(
+            isinstance(g, int) and g != m for g, m in zip(graph_image, self.input_shape)
+        ):
+            raise EdgeCNNError(
+                f"{model}: its metadata says input (N, {', '.join(map(str, self.input_shape))}) "
+                f"but the graph's input is {list(input_dims)}."
+            )
+        width = output_dims[-1] if output_dims else None
+        expected = 1 if self.output == "sigmoid" else len(self.class_names)
+        if len(output_dims) != 2 or (isinstance(width, int) and width != expected):
+            raise EdgeCNNError(
+                f"{model}: its metadata says a {self.output} output over "
+                f"{len(self.class_names)} classes ({expected} column(s)), but the graph's output "
+                f"is {list(output_dims)}."
+            )
+
     def to_json(self) -> str:
         data = asdict(self)
         data["schema"] = SCHEMA_VERSION
@@ -66,16 +126,47 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, text: str) -> ModelInfo:
+        """Parse and check stored metadata: a model file is untrusted input."""
         try:
             data = json.loads(text)
-            data.pop("schema", None)
-            data["class_names"] = tuple(data["class_names"])
-            data["input_shape"] = tuple(data["input_shape"])
-            data["preprocessing"] = Preprocessing(**data.get("preprocessing", {}))
-            return cls(**data)
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise EdgeCNNError(f"Malformed edgecnn metadata in the model: {exc}") from exc
+        if not isinstance(data, dict):
+            raise EdgeCNNError(
+                f"Malformed edgecnn metadata in the model: expected an object, got {type(data).__name__}."
+            )
+        data.pop("schema", None)
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        missing = {"name", "class_names", "input_shape"} - set(data)
+        if unknown or missing:
+            raise EdgeCNNError(
+                "Malformed edgecnn metadata in the model: "
+                + (f"unknown keys {sorted(unknown)}" if unknown else f"missing {sorted(missing)}")
+                + "."
+            )
+        preprocessing = data.get("preprocessing", {})
+        if not isinstance(preprocessing, dict):
+            raise EdgeCNNError("Malformed edgecnn metadata in the model: preprocessing must be an object.")
+        data["class_names"] = _tuple_of(data["class_names"], str, "class_names")
+        data["input_shape"] = _tuple_of(data["input_shape"], int, "input_shape")
+        try:
+            data["preprocessing"] = Preprocessing(**preprocessing)
+        except TypeError as exc:
+            raise EdgeCNNError(f"Malformed edgecnn metadata in the model: preprocessing: {exc}") from exc
+        return cls(**data)
 
     def replace(self, **changes: Any) -> ModelInfo:
         values = {**asdict(self), "preprocessing": self.preprocessing, **changes}
         return ModelInfo(**values)
+
+
+def _tuple_of(value: Any, kind: type, key: str) -> tuple:
+    """A JSON list of ``kind`` as a tuple; anything else (a string, null, mixed types) refused."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, kind) and not isinstance(v, bool) for v in value
+    ):
+        raise EdgeCNNError(
+            f"Malformed edgecnn metadata in the model: {key} must be a list of "
+            f"{kind.__name__}, got {value!r}."
+        )
+    return tuple(value)

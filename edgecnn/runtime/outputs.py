@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+OUTPUT_KINDS = ("softmax", "sigmoid")
+
 
 def output_kind(units: int) -> str:
     """The kind of a classifier head of ``units`` outputs: one unit is a sigmoid."""

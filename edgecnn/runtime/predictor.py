@@ -21,6 +21,8 @@ from edgecnn.runtime.session import load_session, session_options
 _FLOAT_KINDS = "f"
 # Float input may exceed the model's nominal range by this much (rounding, resampling).
 _RANGE_SLACK = 1e-3
+# Rows of a softmax in float16 or int8 sum to 1 within this.
+_SUM_TOLERANCE = 2e-2
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,23 @@ class Predictor:
         max_batch: int = 1024,
     ) -> None:
         self.path = Path(model_path)
-        if max_batch < 1:
-            raise EdgeCNNError(f"max_batch must be >= 1, got {max_batch}.")
+        for name, value, least in (("max_batch", max_batch, 1), ("intra_op_threads", intra_op_threads, 0),
+                                   ("inter_op_threads", inter_op_threads, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise EdgeCNNError(f"{name} must be an integer >= {least}, got {value!r}.")
         self.max_batch = max_batch
         self.session = load_session(
             self.path, providers, options=session_options(intra_op_threads, inter_op_threads)
         )
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise EdgeCNNError(
+                f"{self.path}: expected a model with one image input, got inputs "
+                f"{[i.name for i in inputs]}."
+            )
         self.info = self._read_info(preprocessing, class_names)
-        self._input = self.session.get_inputs()[0]
-        output = self.session.get_outputs()[0]
+        self._input, output = inputs[0], outputs[0]
+        self.info.check_graph(str(self.path), list(self._input.shape), list(output.shape))
         # Cached for the hot path: a batch-1 call is ~0.1 ms, so microseconds matter.
         self._run_session = self.session.run
         self._input_name = self._input.name
@@ -121,31 +131,48 @@ class Predictor:
         """Classify one image (H,W) / (H,W,C) or a batch (N,H,W) / (N,H,W,C).
 
         uint8 images get the model's own preprocessing; float images must already be
-        preprocessed (e.g. 0-1 for a model trained on pixels / 255).
+        preprocessed (e.g. 0-1 for a model trained on pixels / 255). Batches larger than
+        ``max_batch`` are converted and run chunk by chunk, so memory stays bounded.
         """
-        batch = self.prepare(images)
+        batch = self._checked(images)
         if batch.shape[0] <= self.max_batch:
-            probs = self._run(batch)
+            probs = self._run(self._convert(batch))
         else:
-            probs = np.concatenate(
-                [self._run(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
-            )
+            probs = np.concatenate([
+                self._run(self._convert(batch[i : i + self.max_batch]))
+                for i in range(0, len(batch), self.max_batch)
+            ])
         return Prediction(probs, self.info.class_names)
 
     __call__ = predict
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
-        """Validate ``images`` and return the float32 (N,H,W,C) batch the model reads."""
+        """Validate ``images`` and return the float (N,H,W,C) batch the model reads."""
+        return self._convert(self._checked(images))
+
+    def _checked(self, images: np.ndarray) -> np.ndarray:
+        """``images`` as an (N,H,W,C) uint8 or float array, or a clear error."""
+        if isinstance(images, np.ma.MaskedArray):
+            raise EdgeCNNError(
+                "Images are a masked array; its mask would be ignored. Fill the masked pixels "
+                "first (images.filled(value)) or pass a plain array."
+            )
         if type(images) is not np.ndarray:
             try:
                 images = np.asarray(images)
             except (ValueError, TypeError) as exc:
                 raise EdgeCNNError(f"Images must be a numpy array; could not convert: {exc}") from exc
-        batch = self._as_batch(images)
-        kind = batch.dtype.kind
+        if images.dtype != np.uint8 and images.dtype.kind not in _FLOAT_KINDS:
+            raise EdgeCNNError(
+                f"Images must be uint8 pixels or preprocessed floats, got dtype {images.dtype}."
+            )
+        return self._as_batch(images)
+
+    def _convert(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 pixels -> preprocessed floats; floats checked against the model's range."""
         if batch.dtype == np.uint8:
             out = self.info.preprocessing.apply(batch)
-        elif kind in _FLOAT_KINDS:
+        else:
             with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused below
                 out = np.ascontiguousarray(batch, dtype=np.float32)
             low, high = float(out.min()), float(out.max())
@@ -158,10 +185,6 @@ class Predictor:
                     f"{self.info.preprocessing.value_range[1]:g}], got values in "
                     f"[{low:g}, {high:g}]. Pass uint8 pixels to have them preprocessed."
                 )
-        else:
-            raise EdgeCNNError(
-                f"Images must be uint8 pixels or preprocessed floats, got dtype {batch.dtype}."
-            )
         return out if self._input_type is np.float32 else out.astype(self._input_type)
 
     def _as_batch(self, images: np.ndarray) -> np.ndarray:
@@ -185,9 +208,23 @@ class Predictor:
         return batch
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        out = self._run_session(self._output_names, {self._input_name: batch})[0]
+        try:
+            out = self._run_session(self._output_names, {self._input_name: batch})[0]
+        except Exception as exc:  # onnxruntime's Fail / RuntimeException / InvalidArgument ...
+            raise EdgeCNNError(
+                f"Running {self.path} failed: {str(exc).strip().splitlines()[-1][:300]}"
+            ) from exc
         if self._sigmoid or not self._output_is_float32:
             out = to_probabilities(out, self.info.output)
+        # Probabilities or an error: a model whose outputs are not a distribution (logits, a
+        # broken graph, NaN) must not be reported as confident answers.
+        low, worst = out.min(), np.abs(out.sum(axis=1) - 1.0).max()
+        if not (low >= 0.0 and worst <= _SUM_TOLERANCE):
+            raise EdgeCNNError(
+                f"{self.path} did not return probabilities (values down to {float(low):.3g}, row "
+                f"sums off by up to {float(worst):.3g}); its output is not a {self.info.output} "
+                "over the classes, or it produced NaN/inf."
+            )
         return out
 
     def _read_info(
@@ -206,15 +243,16 @@ class Predictor:
         if preprocessing is not None:
             info = info.replace(preprocessing=preprocessing)
         if class_names is not None:
+            if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
+                raise EdgeCNNError(
+                    f"class_names must be a sequence of strings, got {class_names!r}."
+                )
             info = info.replace(class_names=tuple(class_names))
         return info
 
     def _info_from_graph(self) -> ModelInfo:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) < 1:
-            raise EdgeCNNError(f"{self.path}: expected a model with one image input.")
-        shape = inputs[0].shape
-        out_shape = outputs[0].shape
+        shape = self.session.get_inputs()[0].shape
+        out_shape = self.session.get_outputs()[0].shape
         if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
             raise EdgeCNNError(
                 f"{self.path}: expected an NHWC image input with fixed H, W, C; got {shape}."

@@ -40,6 +40,12 @@ def resolve(requested: str | Sequence[str], available: Sequence[str]) -> list[st
     Raises:
         EdgeCNNError: a requested provider is unknown or not in this onnxruntime build.
     """
+    if not isinstance(requested, str) and not (
+        isinstance(requested, (list, tuple)) and all(isinstance(r, str) for r in requested)
+    ):
+        raise EdgeCNNError(
+            f"providers must be a string or a list of strings, got {requested!r}."
+        )
     if isinstance(requested, str):
         if requested == "auto":
             return [p for p in _AUTO_ORDER if p in available] or list(available)

@@ -46,6 +46,8 @@ def load_session(
             requested provider that is missing or that onnxruntime could not start.
     """
     ort = require("onnxruntime", "Running a model")
+    # onnxruntime's own coloured "[E:onnxruntime...]" lines would duplicate our one-line errors.
+    ort.set_default_logger_severity(3)
     path = Path(path)
     if not path.is_file():
         raise EdgeCNNError(f"Model file not found: {path} (expected an .onnx file).")
@@ -57,10 +59,15 @@ def load_session(
             provider_options=per_provider,
         )
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
-        if "External data path" in str(exc):
+        text = str(exc)
+        if "External data path escapes" in text:
             raise EdgeCNNError(
                 f"Refusing {path}: its external weight data points outside the model's "
-                f"folder ({str(exc).strip()[:200]}). Keep external data files beside the model."
+                f"folder ({text.strip()[-200:]}). Keep external data files beside the model."
+            ) from exc
+        if "External data path does not exist" in text:
+            raise EdgeCNNError(
+                f"{path}: its external weight data file is missing ({text.strip()[-200:]})."
             ) from exc
         raise EdgeCNNError(f"Could not load {path} as an ONNX model: {str(exc).strip()[:300]}") from exc
     _providers.check_active(requested, session.get_providers())

@@ -1,0 +1,303 @@
+"""Untrusted doors: model metadata, model outputs, image files, arrays and archives. Each case
+gives the right answer or one clear EdgeCNNError, never a wrong answer with exit 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime import Predictor, Preprocessing
+from edgecnn.runtime.metadata import METADATA_KEY
+from tests.conftest import make_tiny_onnx
+
+GOOD = {"name": "tiny", "class_names": ["triangle", "square", "circle"], "input_shape": [8, 8, 1],
+        "preprocessing": {"scale": 1 / 255, "offset": 0.0}, "output": "softmax", "layout": "NHWC",
+        "dataset": "shapes", "variant": "fp32"}
+
+
+def _with_metadata(path: Path, text: str | None, *, softmax: bool = True) -> Path:
+    """The tiny model with its edgecnn metadata replaced by ``text`` (raw, unchecked)."""
+    import onnx
+
+    make_tiny_onnx(path, with_metadata=False)
+    model = onnx.load(str(path))
+    if not softmax:  # the last node becomes an Identity: logits come out
+        node = model.graph.node[-1]
+        node.op_type = "Identity"
+        del node.attribute[:]
+    if text is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, text
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"preprocessing": {"scale": float("nan")}}, "scale must be finite"),
+    ({"preprocessing": {"scale": float("inf")}}, "scale must be finite"),
+    ({"preprocessing": {"scale": 1e308}}, "scale must be positive and at most"),
+    ({"preprocessing": {"scale": 0}}, "scale must be positive"),
+    ({"preprocessing": {"scale": "0.5"}}, "scale must be a number"),
+    ({"preprocessing": "1/255"}, "preprocessing must be an object"),
+    ({"output": "sigmoid"}, "sigmoid output has 2 classes"),
+    ({"output": "banana"}, "output must be one of"),
+    ({"class_names": ["a", "b"]}, "graph's output is"),
+    ({"class_names": ["a", "b", "c", "d"]}, "graph's output is"),
+    ({"class_names": "abc"}, "class_names must be a list of str"),
+    ({"class_names": ["a", "a", "b"]}, "distinct"),
+    ({"input_shape": [9, 8, 1]}, "graph's input is"),
+    ({"input_shape": [8, 8]}, "input_shape must be"),
+    ({"input_shape": "8x8"}, "input_shape must be a list of int"),
+    ({"surprise": 1}, "unknown keys"),
+])
+def test_metadata_that_disagrees_with_itself_or_the_graph_is_refused(tmp_path, change, message):
+    meta = {**GOOD, **change}
+    path = _with_metadata(tmp_path / "m.onnx", json.dumps(meta, allow_nan=True))
+    with pytest.raises(EdgeCNNError, match=message):
+        Predictor(path)
+
+
+@pytest.mark.parametrize("text", ["null", '"a string"', "[1, 2]", "{not json", "42"])
+def test_metadata_that_is_not_an_object_is_refused(tmp_path, text):
+    with pytest.raises(EdgeCNNError, match="Malformed edgecnn metadata"):
+        Predictor(_with_metadata(tmp_path / "m.onnx", text))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(sorted(GOOD)), value=st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5), st.lists(st.integers(-2, 30), max_size=4),
+    st.lists(st.text(max_size=3), max_size=5), st.dictionaries(st.text(max_size=6), st.floats())))
+def test_any_metadata_value_gives_a_working_model_or_a_clear_error(tmp_path, key, value):
+    path = _with_metadata(tmp_path / "m.onnx", json.dumps({**GOOD, key: value}, allow_nan=True))
+    try:
+        predictor = Predictor(path)
+    except EdgeCNNError:
+        return
+    probs = predictor.predict(np.zeros((2, 8, 8), np.uint8)).probabilities
+    assert probs.shape == (2, len(predictor.class_names)) and np.allclose(probs.sum(1), 1, atol=2e-2)
+
+
+def test_outputs_that_are_not_probabilities_are_an_error(tmp_path):
+    logits = _with_metadata(tmp_path / "logits.onnx", json.dumps(GOOD), softmax=False)
+    with pytest.raises(EdgeCNNError, match="did not return probabilities"):
+        Predictor(logits).predict(np.full((8, 8), 255, np.uint8))
+
+
+def test_an_error_while_running_is_one_line(tmp_path):
+    import onnx
+
+    path = make_tiny_onnx(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    # rows of 63 values: fine for the graph checks (the batch size is symbolic), impossible for
+    # one 8x8 image when it runs
+    replace = {"shape": np.array([-1, 63], np.int64), "w": np.ones((63, 3), np.float32)}
+    for init in model.graph.initializer:
+        if init.name in replace:
+            init.CopyFrom(onnx.numpy_helper.from_array(replace[init.name], init.name))
+    onnx.save(model, str(path))
+    with pytest.raises(EdgeCNNError, match="Running .* failed"):
+        Predictor(path).predict(np.zeros((8, 8), np.uint8))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"providers": 123}, "providers must be a string"),
+    ({"max_batch": "10"}, "max_batch must be an integer"),
+    ({"max_batch": 0}, "max_batch must be an integer >= 1"),
+    ({"intra_op_threads": -5}, "intra_op_threads must be an integer >= 0"),
+    ({"inter_op_threads": 1.5}, "inter_op_threads must be an integer"),
+])
+def test_python_api_arguments_are_checked(tiny_onnx, kwargs, message):
+    with pytest.raises(EdgeCNNError, match=message):
+        Predictor(tiny_onnx, **kwargs)
+
+
+def test_preprocessing_refuses_values_that_break_every_answer():
+    for scale in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(EdgeCNNError):
+            Preprocessing(scale=scale)
+    with pytest.raises(EdgeCNNError):
+        Preprocessing(offset=float("nan"))
+
+
+def test_masked_arrays_are_refused(tiny_onnx):
+    images = np.ma.masked_array(np.zeros((8, 8), np.uint8), mask=np.eye(8, dtype=bool))
+    with pytest.raises(EdgeCNNError, match="masked array"):
+        Predictor(tiny_onnx).predict(images)
+
+
+def test_16_bit_and_float_images_read_by_their_real_range(tmp_path, fashion_small):
+    from PIL import Image
+
+    from edgecnn.runtime.images import read_image
+
+    pixels = fashion_small.x_test[0, ..., 0]
+    Image.fromarray(pixels).save(tmp_path / "8.png")
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / "16.png")
+    Image.fromarray(pixels.astype(np.float32) / 255).save(tmp_path / "f.tiff")
+    eight = read_image(tmp_path / "8.png", (28, 28, 1))
+    assert np.array_equal(read_image(tmp_path / "16.png", (28, 28, 1)), eight)
+    assert np.array_equal(read_image(tmp_path / "f.tiff", (28, 28, 1)), eight)
+    Image.fromarray(pixels.astype(np.float32)).save(tmp_path / "f255.tiff")  # 0-255 floats
+    with pytest.raises(EdgeCNNError, match="float pixels must be 0-1"):
+        read_image(tmp_path / "f255.tiff", (28, 28, 1))
+
+
+def test_huge_images_and_directories_are_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    from edgecnn.runtime.images import MAX_PIXELS, read_image
+
+    side = int(MAX_PIXELS ** 0.5) + 1
+    Image.new("L", (side, side)).save(tmp_path / "big.png")
+    with pytest.raises(EdgeCNNError, match="more than the"):
+        read_image(tmp_path / "big.png", (28, 28, 1))
+    with pytest.raises(EdgeCNNError, match="is a directory"):
+        read_image(tmp_path, (28, 28, 1))
+
+
+def test_bad_npz_files_are_named_for_what_they_are(tmp_path):
+    from edgecnn.runtime.images import read_npz_images
+
+    (tmp_path / "text.npz").write_text("hi")
+    with pytest.raises(EdgeCNNError, match="not a .npz archive"):
+        read_npz_images(tmp_path / "text.npz")
+    np.savez(tmp_path / "scalar.npz", x=np.array(3))
+    with pytest.raises(EdgeCNNError, match="0-d array, not images"):
+        read_npz_images(tmp_path / "scalar.npz")
+
+
+def test_missing_external_data_is_not_called_outside_the_folder(tmp_path):
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    model = onnx.load(str(make_tiny_onnx(tmp_path / "base.onnx")))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="w.bin",
+                                   size_threshold=100)
+    onnx.save_model(model, str(tmp_path / "m.onnx"))
+    (tmp_path / "w.bin").unlink()
+    with pytest.raises(EdgeCNNError, match="external weight data file is missing"):
+        Predictor(tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("kind", ["text", "no-config", "config-list", "os-class"])
+def test_corrupt_keras_files_are_one_line(tmp_path, kind):
+    from edgecnn.keras_io import load_keras
+
+    path = tmp_path / "m.keras"
+    if kind == "text":
+        path.write_text("not a model")
+    else:
+        config = {"no-config": None, "config-list": [1, 2],
+                  "os-class": {"module": "os", "class_name": "system", "config": {"command": "true"}}}[kind]
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.0"}))
+            if config is not None:
+                archive.writestr("config.json", json.dumps(config))
+    with pytest.raises(EdgeCNNError, match=r"not a \.keras file|Could not load|Lambda"):
+        load_keras(path)
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    path = _with_metadata(tmp_path / "m.onnx", "null")
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(image)
+    for args in (["predict", str(path), str(image)],
+                 ["predict", str(make_tiny_onnx(tmp_path / "ok.onnx")), str(tmp_path)],
+                 ["predict", str(tmp_path / "ok.onnx"), str(image), "--scale", "nan"]):
+        out = subprocess.run([sys.executable, "-c", "from edgecnn.cli.main import main; main()", *args],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1, (args, out.stderr)
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in out.stderr, lines
+
+
+def test_sweep_removes_the_scratch_folder_of_a_killed_process(tmp_path):
+    from edgecnn.files import TMP_PREFIX, sweep_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    left = tmp_path / f"{TMP_PREFIX}{dead}-quant-abc"
+    left.mkdir()
+    (left / "preprocessed.onnx").write_bytes(b"x")
+    assert sweep_stale_temporaries(tmp_path) == [left] and not left.exists()
+
+
+def test_one_writer_per_export_folder(tmp_path):
+    from edgecnn.files import folder_lock
+    from edgecnn.pipeline import run_pipeline
+
+    with folder_lock(tmp_path / "out"):
+        with pytest.raises(EdgeCNNError, match="Another edgecnn process is writing"):
+            run_pipeline("shapes-toy", out_dir=tmp_path / "out")
+    with folder_lock(tmp_path / "out"):  # released on exit
+        pass
+
+
+def test_export_checks_its_destination_before_training(tmp_path):
+    from edgecnn.export import output_folder
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EdgeCNNError, match="exists and is not a folder"):
+        output_folder("shapes-toy", tmp_path / "file")
+
+
+_RSS = """
+import resource, sys, numpy as np
+from edgecnn.runtime import Predictor
+p = Predictor(sys.argv[1], providers="cpu")
+images = np.random.default_rng(0).integers(0, 256, (int(sys.argv[2]), 28, 28), dtype=np.uint8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert p.predict(images).probabilities.shape == (len(images), 10)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_memory_is_bounded_by_max_batch_not_by_the_batch():
+    """Predicting 200,000 28x28 images needs no more than 2,000 do, beyond their own 7.6 MiB of
+    probabilities (converting them all to float32 at once took 600 MiB)."""
+    model = Path(__file__).resolve().parents[1] / "exported" / "fashion-cnn" / "model.int8.onnx"
+    growth = {}
+    for n in (2_000, 200_000):
+        out = subprocess.run([sys.executable, "-c", _RSS, str(model), str(n)],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert out.returncode == 0, out.stderr[-1000:]
+        growth[n] = float(out.stdout.split()[-1])
+    assert growth[200_000] - growth[2_000] < 64, growth
+
+
+def test_quantizing_a_graph_onnxruntime_cannot_analyse_is_one_error_and_leaves_nothing(
+        tmp_path, monkeypatch):
+    import onnx
+    from onnx import helper
+
+    from edgecnn.quantize import quantize
+
+    path = make_tiny_onnx(tmp_path / "model.onnx")
+    model = onnx.load(str(path))
+    add = next(n for n in model.graph.node if n.op_type == "Add")
+    add.output[0] = "pre_custom"
+    model.graph.node.insert(list(model.graph.node).index(add) + 1, helper.make_node(
+        "Mystery", ["pre_custom"], ["logits"], domain="com.example"))
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save(model, str(path))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    with pytest.raises(EdgeCNNError):
+        quantize(path, modes=["dynamic"])
+    assert list(cwd.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "model.onnx"]
