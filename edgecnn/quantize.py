@@ -232,10 +232,10 @@ def preprocess_for_quantization(model_path: Path, out: Path) -> None:
     ``sym_shape_infer_temp.onnx`` into the current one, which must not be the user's.
     """
     quant = _quantization_module()
-    here = os.getcwd()
-    os.chdir(out.parent)
+    source, target, here = model_path.resolve(), out.resolve(), os.getcwd()
+    os.chdir(target.parent)
     try:
-        quant.quant_pre_process(str(model_path.resolve()), str(out.resolve()), skip_symbolic_shape=False)
+        quant.quant_pre_process(str(source), str(target), skip_symbolic_shape=False)
     except Exception as exc:  # onnxruntime raises bare Exception for graphs it cannot analyse
         raise EdgeCNNError(
             f"onnxruntime's quantization pre-processing cannot handle {model_path.name}: "

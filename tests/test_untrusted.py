@@ -301,3 +301,13 @@ def test_quantizing_a_graph_onnxruntime_cannot_analyse_is_one_error_and_leaves_n
         quantize(path, modes=["dynamic"])
     assert list(cwd.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "model.onnx"]
+
+
+def test_quantize_takes_a_relative_path(tmp_path, monkeypatch):
+    from edgecnn.quantize import quantize
+
+    make_tiny_onnx(tmp_path / "model.onnx")
+    monkeypatch.chdir(tmp_path)
+    [result] = quantize(Path("model.onnx"), modes=["dynamic"])
+    assert result.path == Path("model.dynint8.onnx") and result.path.is_file()
+    assert Path.cwd() == tmp_path
