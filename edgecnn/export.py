@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
+from edgecnn import keras_inspect
 from edgecnn._optional import require
+from edgecnn.data import Dataset, load_dataset
+from edgecnn.data.fashion_mnist import FASHION_CLASSES
 from edgecnn.defaults import DEFAULT_MODEL, DEFAULT_OPSET
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import check_overwrite, sha256_file, write_bytes
@@ -30,6 +33,8 @@ from edgecnn.zoo import get_spec, list_models
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
 log = logging.getLogger(__name__)
+# A user's model of Fashion-MNIST's shape and class count is assumed to be for it, and told so.
+DEFAULT_DATASET, DEFAULT_DATASET_SHAPE = "fashion_mnist", (28, 28, 1)
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,12 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     onnx = require("onnx", "Exporting to ONNX")
     signature = (tf.TensorSpec((None, *info.input_shape), tf.float32, name=INPUT_NAME),)
 
+    head = {"softmax": tf.nn.softmax, "sigmoid": tf.math.sigmoid}[info.output]
+
     @tf.function(input_signature=signature)
     def serve(x):
-        return {OUTPUT_NAME: model(x, training=False)}
+        y = model(x, training=False)
+        return {OUTPUT_NAME: head(y) if info.keras_logits else y}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
     for value in (*proto.graph.input, *proto.graph.output):
@@ -67,8 +75,11 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
 
 
 def _user_model_info(
-    model: Any, path: Path, class_names: list[str] | None, preprocessing: Preprocessing | None
+    model: Any, path: Path, *, class_names: list[str] | None,
+    preprocessing: Preprocessing | None, dataset: Dataset | None, output: str | None,
 ) -> ModelInfo:
+    """Metadata for a user's .keras file: each fact read from the model or the dataset, asked
+    for when neither says, and logged so that nothing is guessed silently."""
     shape = tuple(model.input_shape[1:])
     if len(shape) != 3 or not all(isinstance(d, int) for d in shape):
         raise EdgeCNNError(
@@ -76,15 +87,37 @@ def _user_model_info(
             f"{model.input_shape}."
         )
     units = model.output_shape[-1]
+    kind = keras_inspect.check_head(keras_inspect.head(model), output, units, path)
     n_classes = class_count(units)
-    names = tuple(class_names) if class_names else tuple(str(i) for i in range(n_classes))
+    if class_names:
+        names, origin = tuple(class_names), "given"
+    elif dataset is not None:
+        names, origin = dataset.class_names, f"from dataset '{dataset.name}'"
+    else:
+        names, origin = tuple(str(i) for i in range(n_classes)), "numbered: none given"
     if len(names) != n_classes:
         raise EdgeCNNError(
-            f"{path} predicts {n_classes} classes but {len(names)} class names were given."
+            f"{path} predicts {n_classes} classes but {len(names)} class names were {origin}."
         )
+    if dataset is not None and dataset.image_shape[2] != shape[2]:
+        raise EdgeCNNError(
+            f"{path} reads {shape[2]}-channel images, dataset '{dataset.name}' has "
+            f"{dataset.image_shape[2]}."
+        )
+    rescaling = keras_inspect.own_rescaling(model)
+    if preprocessing is not None:
+        pre_origin = "given"
+    elif rescaling:
+        preprocessing, pre_origin = Preprocessing(scale=1.0), f"scale 1: the model has a {rescaling}"
+    else:
+        preprocessing, pre_origin = Preprocessing(), "the default pixels / 255 (give --scale otherwise)"
+    log.info(f"{path.name}: {kind} head"
+             + (f", {'sigmoid' if units == 1 else 'softmax'} appended to its logits" if kind == "logits" else "")
+             + f"; {n_classes} classes {origin}; preprocessing {pre_origin}.")
     return ModelInfo(
-        name=path.stem, class_names=names, input_shape=shape,
-        preprocessing=preprocessing or Preprocessing(), output=output_kind(units),
+        name=path.stem, class_names=names, input_shape=shape, preprocessing=preprocessing,
+        output=output_kind(units), keras_logits=kind == "logits",
+        dataset=dataset.name if dataset is not None else None, keras_source=str(path.resolve()),
     )
 
 
@@ -98,18 +131,28 @@ def export(
     unsafe: bool = False,
     class_names: list[str] | None = None,
     preprocessing: Preprocessing | None = None,
+    dataset: str | Dataset | None = None,
+    output: str | None = None,
     train_options: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export a zoo model (training it first when needed) or a user's ``.keras`` file.
+
+    A user's file is copied beside the variants as ``model.keras`` (the reference validation
+    and the benchmark use), and what the export needs is read from it: its head (softmax,
+    sigmoid, or logits, which get the activation appended), whether it rescales its own input,
+    and the class names of ``dataset``, which is recorded in the model for later commands.
 
     Args:
         model: a zoo name, or a path to a ``.keras`` file.
         out_dir: destination folder (default ``exported/<name>``).
         opset: ONNX opset.
-        force: replace an existing ONNX file (and, with ``retrain``, ``model.keras``) that differs.
+        force: replace existing files that differ (the ONNX file, ``model.keras``).
         retrain: train a zoo model again even if ``out_dir/model.keras`` exists.
         unsafe: load a ``.keras`` file with Keras's safe mode off (runs code stored in it).
-        class_names, preprocessing: for a user's model without an edgecnn training record.
+        class_names, preprocessing: override what the model or the dataset says.
+        dataset: the data a user's model is for (a name or a path); zoo models are trained on
+            it when given.
+        output: a user's model's head when its last layer does not say: softmax, sigmoid, logits.
         train_options: keyword arguments for :func:`edgecnn.train.train`.
     """
     path = Path(model)
@@ -117,24 +160,38 @@ def export(
     out_dir = output_folder(model, out_dir)
     trained = False
     if is_file:
-        keras_path = path
+        net = load_keras(path, unsafe=unsafe)
+        if dataset is None and tuple(net.input_shape[1:]) == DEFAULT_DATASET_SHAPE and \
+                net.output_shape[-1] == len(FASHION_CLASSES):
+            dataset = DEFAULT_DATASET
+            log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
+                     "fits its 28x28x1 input and 10 classes (name another with --dataset).")
+        data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
+            dataset, image_size=tuple(net.input_shape[1:3]))
+        info = _user_model_info(net, path, class_names=class_names, preprocessing=preprocessing,
+                                dataset=data, output=output)
+        keras_path = out_dir / KERAS_FILE
+        if path.resolve() != keras_path.resolve():
+            content = path.read_bytes()
+            if check_overwrite(keras_path, content, force):
+                write_bytes(keras_path, content)
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
             log.info(f"Retraining {model}..." if retrain
                      else f"Training {model} (no trained model at {keras_path})...")
-            train(model, out_dir=out_dir, force=force, **(train_options or {}))
+            train(model, out_dir=out_dir, force=force,
+                  **{"dataset": dataset, **(train_options or {})})
             trained = True
-    # A training record describes only the model.keras written beside it.
-    info = read_train_info(keras_path.parent) if keras_path.name == KERAS_FILE else None
-    net = load_keras(keras_path, unsafe=unsafe)
-    if info is None:
-        info = _user_model_info(net, keras_path, class_names, preprocessing)
-    elif class_names or preprocessing:
-        info = info.replace(
-            **({"class_names": tuple(class_names)} if class_names else {}),
-            **({"preprocessing": preprocessing} if preprocessing else {}),
-        )
+        info = read_train_info(out_dir)
+        if info is None:
+            raise EdgeCNNError(f"{out_dir} has {KERAS_FILE} but no training record; retrain it.")
+        net = load_keras(keras_path, unsafe=unsafe)
+        if class_names or preprocessing:
+            info = info.replace(
+                **({"class_names": tuple(class_names)} if class_names else {}),
+                **({"preprocessing": preprocessing} if preprocessing else {}),
+            )
     info = info.replace(keras_sha256=sha256_file(keras_path), edgecnn_version=__version__)
     onnx_path = out_dir / ONNX_FILE
     if onnx_path.exists() and not force and _same_export(onnx_path, info, opset):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.emulation import is_native, run_models, unavailable_reason
+from edgecnn.gates import Gates
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Trial:
     """One scheme measured on the declared classes."""
 
     scheme: str
+    float_nodes: list[str] = field(default_factory=list)
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     unchecked: dict[str, str] = field(default_factory=dict)
     failure: str | None = None
@@ -78,12 +80,13 @@ def check(
     labels: np.ndarray,
     fp32_probs: np.ndarray,
     isas: list[str],
-    max_drop: float,
+    gates: Gates,
 ) -> Trial:
-    """Measure ``int8_path`` against fp32 on each class in ``isas``; the first broken one fails it."""
+    """Measure ``int8_path`` against fp32 on each class in ``isas`` with validation's int8 gates
+    (accuracy drop, agreement, worst class); the first class that breaks one fails it."""
     trial = Trial(scheme.name)
     fp32_pred = fp32_probs.argmax(1)
-    fp32_accuracy = float((fp32_pred == labels).mean())
+    fp32_right = fp32_pred == labels
     for isa in isas:
         reason = unavailable_reason(isa)
         if reason:
@@ -93,14 +96,26 @@ def check(
             trial.unchecked[isa] = reason
             continue
         pred = run_models(isa, [int8_path], images)[0].argmax(1)
-        drop = fp32_accuracy - float((pred == labels).mean())
-        trial.measured[isa] = {"accuracy_drop": drop, "agreement": float((pred == fp32_pred).mean()),
-                               "emulated": not is_native(isa)}
-        log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp vs fp32 on {len(labels)} "
-                 "held-out training images")
-        if drop > max_drop + 1e-12:
-            trial.failure = (f"loses {drop * 100:.2f} pp on {isa} (gate {max_drop * 100:g} pp) on "
-                             f"{len(labels)} held-out training images")
+        right = pred == labels
+        drop = float(fp32_right.mean() - right.mean())
+        agreement = float((pred == fp32_pred).mean())
+        class_drop = max(float(fp32_right[labels == c].mean() - right[labels == c].mean())
+                         for c in np.unique(labels))
+        trial.measured[isa] = {"accuracy_drop": drop, "agreement": agreement,
+                               "worst_class_drop": class_drop, "emulated": not is_native(isa)}
+        log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp, agreement "
+                 f"{agreement:.2%}, worst class {0.0 - class_drop * 100:+.1f} pp vs fp32 on "
+                 f"{len(labels)} held-out training images")
+        broken = [text for bad, text in (
+            (drop > gates.int8_max_accuracy_drop + 1e-12,
+             f"loses {drop * 100:.2f} pp (gate {gates.int8_max_accuracy_drop * 100:g})"),
+            (agreement < gates.int8_min_agreement, f"agrees {agreement:.2%} with fp32 "
+             f"(gate {gates.int8_min_agreement:.0%})"),
+            (class_drop > gates.int8_max_class_drop + 1e-12, f"loses {class_drop * 100:.1f} pp "
+             f"on one class (gate {gates.int8_max_class_drop * 100:g})"),
+        ) if bad]
+        if broken:
+            trial.failure = f"{' and '.join(broken)} on {isa}, {len(labels)} held-out training images"
             return trial
     return trial
 
@@ -113,5 +128,6 @@ def summary(chosen: Trial, rejected: list[Trial], images: int) -> dict[str, Any]
         "selection_images": images,
         "isa_checked": chosen.measured,
         "isa_unchecked": chosen.unchecked,
-        "rejected_schemes": [{"scheme": t.scheme, "reason": t.failure} for t in rejected],
+        "rejected_schemes": [{"scheme": t.scheme, "float_nodes": t.float_nodes, "reason": t.failure}
+                             for t in rejected],
     }

@@ -50,6 +50,7 @@ def run_pipeline(
     dataset: str | None = None,
     gates: Gates = Gates(),
     isa: str | Sequence[str] = "all",
+    output: str | None = None,
     unsafe: bool = False,
     force: bool = False,
 ) -> PipelineResult:
@@ -64,11 +65,11 @@ def run_pipeline(
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
             class_names=class_names, preprocessing=preprocessing,
-            train_options={**(train_options or {}), "dataset": dataset, "seed": seed},
+            dataset=dataset, output=output, train_options={**(train_options or {}), "seed": seed},
         )
         variants = (
             quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed,
-                     isa=isa, max_drop=gates.int8_max_accuracy_drop, force=force)
+                     isa=isa, gates=gates, force=force)
             if quantize_variants else []
         )
         report = (

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn._optional import require
-from edgecnn.quantize import input_name, make_reader, preprocess_for_quantization
+from edgecnn.quant_prep import input_name, make_reader, preprocess_for_quantization
 from edgecnn.runtime.metadata import Preprocessing
 
 
@@ -25,6 +25,7 @@ def layer_drift(
     images: np.ndarray,
     preprocessing: Preprocessing,
     top: int = 10,
+    preprocessed: bool = False,
 ) -> list[dict[str, Any]]:
     """The ``top`` activations with the lowest SQNR between fp32 and int8, worst first.
 
@@ -34,13 +35,15 @@ def layer_drift(
         images: uint8 images (training split) to run both models on.
         preprocessing: the models' preprocessing.
         top: how many tensors to return.
+        preprocessed: ``fp32_path`` is already the quantizer's pre-processed graph.
     """
     debug = require("onnxruntime.quantization.qdq_loss_debug", "Quantization debugging")
     with tempfile.TemporaryDirectory(prefix="edgecnn-qdebug-") as tmp:
         tmp = Path(tmp)
         # Quantization ran on the pre-processed graph, so its tensor names are the ones to match.
-        float_model = tmp / "float.onnx"
-        preprocess_for_quantization(Path(fp32_path), float_model)
+        float_model = Path(fp32_path) if preprocessed else tmp / "float.onnx"
+        if not preprocessed:
+            preprocess_for_quantization(Path(fp32_path), float_model)
         name = input_name(float_model)
         activations = {}
         for label, source in (("float", float_model), ("qdq", Path(int8_path))):

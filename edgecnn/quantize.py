@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 
 from edgecnn import int8_scheme
 from edgecnn._optional import require
@@ -29,15 +29,19 @@ from edgecnn.files import check_overwrite, temporary_folder, write_bytes
 from edgecnn.gates import Gates
 from edgecnn.int8_scheme import SCHEMES
 from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
+from edgecnn.quant_debug import layer_drift
+from edgecnn.quant_prep import (
+    calibration_images, input_name, make_reader, preprocess_for_quantization, quantization_module,
+    selection_images,
+)
 from edgecnn.runtime.isa import parse_isa_list
-from edgecnn.runtime.metadata import ModelInfo, Preprocessing
+from edgecnn.runtime.metadata import ModelInfo
 from edgecnn.variants import VARIANT_FILE
 
 MODES = ("static", "dynamic", "fp16")
 VARIANT_NAME = {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
-SELECTION_IMAGES = 1000
 log = logging.getLogger(__name__)
 
 
@@ -47,74 +51,6 @@ class QuantizeResult:
     path: Path
     size_bytes: int
     written: bool
-
-
-def _quantization_module() -> Any:
-    require("onnx", "Quantization")
-    require("sympy", "Quantization's pre-processing (symbolic shape inference)")
-    return require("onnxruntime.quantization", "Quantization")
-
-
-def calibration_images(data: Dataset, count: int, seed: int = 0, split: str = "train") -> np.ndarray:
-    """``count`` training images drawn reproducibly; the test split is refused.
-
-    Calibrating on test images would leak them into the model and make validation dishonest.
-    """
-    if split != "train":
-        raise EdgeCNNError(
-            f"Calibration must use the training split, not '{split}': the test split is kept "
-            "for validation."
-        )
-    if count < 1:
-        raise EdgeCNNError(f"The calibration set needs at least 1 image, got {count}.")
-    if count > len(data.x_train):
-        raise EdgeCNNError(
-            f"{count} calibration images are more than the {len(data.x_train)} training images of "
-            f"'{data.name}'."
-        )
-    return data.x_train[_calibration_indices(len(data.x_train), count, seed)]
-
-
-def _calibration_indices(n: int, count: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
-
-
-def selection_images(
-    data: Dataset, calibration: int, count: int = SELECTION_IMAGES, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled training images outside the calibration draw, for choosing the int8 scheme.
-
-    Neither calibration images (the scheme was fitted to them) nor test images (kept for
-    validation) would give an honest choice.
-    """
-    rest = np.setdiff1d(np.arange(len(data.x_train)),
-                        _calibration_indices(len(data.x_train), calibration, seed))
-    if len(rest) == 0:
-        raise EdgeCNNError(
-            f"All {len(data.x_train)} training images of '{data.name}' are used for calibration; "
-            "none are left to choose the int8 scheme with. Calibrate on fewer images."
-        )
-    idx = np.sort(np.random.default_rng(seed + 1).choice(rest, min(count, len(rest)), replace=False))
-    return data.x_train[idx], data.y_train[idx]
-
-
-def make_reader(
-    images: np.ndarray, preprocessing: Preprocessing, input_name: str, batch: int = 32
-) -> Any:
-    """A CalibrationDataReader feeding ``images`` with exactly the Predictor's preprocessing."""
-    quant = _quantization_module()
-
-    class ImageCalibrationReader(quant.CalibrationDataReader):
-        def __init__(self) -> None:
-            self._batches = iter(
-                [preprocessing.apply(images[i : i + batch]) for i in range(0, len(images), batch)]
-            )
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            chunk = next(self._batches, None)
-            return None if chunk is None else {input_name: chunk}
-
-    return ImageCalibrationReader()
 
 
 def _check_args(modes: Sequence[str], method: str, dynamic_ops: Sequence[str]) -> None:
@@ -139,15 +75,19 @@ def quantize(
     seed: int = 0,
     isa: str | Sequence[str] = "all",
     schemes: Sequence[str] = tuple(SCHEMES),
-    max_drop: float = Gates().int8_max_accuracy_drop,
+    gates: Gates = Gates(),
+    exclude: Sequence[str] = (),
+    auto_exclude: bool = True,
     force: bool = False,
 ) -> list[QuantizeResult]:
     """Write the requested variants of an fp32 edgecnn ONNX model next to it.
 
-    Static int8 tries ``schemes`` in order and keeps the first that loses at most ``max_drop``
-    accuracy against fp32 on held-out training images on every class in ``isa`` that can be run
-    here (see :mod:`edgecnn.int8_scheme`). When none holds, no int8 file is written and
-    GateFailedError is raised after the other variants are written.
+    Static int8 tries ``schemes`` in order and keeps the first that holds the int8 ``gates``
+    accuracy (and keeps the agreement and per-class gates) against fp32 on held-out training
+    images on every class in ``isa`` that can be run
+    here (see :mod:`edgecnn.int8_scheme`), then the first scheme with its most-drifting layers
+    in float. When nothing holds, no int8 file is written (a stale one is removed, so nothing
+    takes it for a good one) and GateFailedError is raised after the other variants are written.
 
     Args:
         model_path: the fp32 ``model.onnx``.
@@ -161,7 +101,10 @@ def quantize(
         isa: instruction-set classes the int8 file is for: "all", "host", a list or a
             comma-separated string (see :mod:`edgecnn.runtime.isa`).
         schemes: static int8 schemes to try, in order (names from ``int8_scheme.SCHEMES``).
-        max_drop: the int8 gate, as a fraction.
+        gates: the int8 gates (accuracy drop, agreement, worst class) each scheme must hold.
+        exclude: node names or op types kept in float in static int8.
+        auto_exclude: when no scheme holds, keep the layers that drift most from fp32 (per-layer
+            SQNR) in float, 1, 2, 4 and 8 of them, until the int8 file holds.
         force: replace existing variant files that differ.
     """
     modes = list(dict.fromkeys(modes))
@@ -187,8 +130,13 @@ def quantize(
         raise EdgeCNNError(f"{model_path} is already a {info.variant} variant; quantize the fp32 model.")
     data = None
     if "static" in modes:
+        if not (dataset or info.dataset):
+            raise EdgeCNNError(
+                f"{model_path} does not name the data it was trained on, and static int8 needs "
+                "calibration images from it; name the dataset."
+            )
         data = dataset if isinstance(dataset, Dataset) else load_dataset(
-            dataset or info.dataset or "", image_size=info.input_shape[:2]
+            dataset or info.dataset, image_size=info.input_shape[:2]
         )
         calibration_images(data, calibration, seed)  # checks the count before any work
 
@@ -203,8 +151,11 @@ def quantize(
             if mode == "static":
                 settings, failure = _static(model_path, pre, out, data, info, isas, schemes,
                                             StaticOptions(calibration, seed, method, per_channel,
-                                                          max_drop))
+                                                          gates, tuple(exclude), auto_exclude))
                 if failure:
+                    stale = model_path.parent / VARIANT_FILE[mode]
+                    if stale.exists():  # made from an earlier model.onnx: must not pass for this one's
+                        stale.unlink()
                     log.warning(f"No int8 file written: {failure}")
                     continue
             elif mode == "dynamic":
@@ -225,31 +176,6 @@ def quantize(
     return results
 
 
-def preprocess_for_quantization(model_path: Path, out: Path) -> None:
-    """onnxruntime's recommended pre-processing: symbolic shape inference + graph optimisation.
-
-    Runs with ``out``'s folder as the working directory: when shape inference gives up it saves
-    ``sym_shape_infer_temp.onnx`` into the current one, which must not be the user's.
-    """
-    quant = _quantization_module()
-    source, target, here = model_path.resolve(), out.resolve(), os.getcwd()
-    os.chdir(target.parent)
-    try:
-        quant.quant_pre_process(str(source), str(target), skip_symbolic_shape=False)
-    except Exception as exc:  # onnxruntime raises bare Exception for graphs it cannot analyse
-        raise EdgeCNNError(
-            f"onnxruntime's quantization pre-processing cannot handle {model_path.name}: "
-            f"{str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__}"
-        ) from exc
-    finally:
-        os.chdir(here)
-
-
-def input_name(model_path: Path) -> str:
-    """The name of a model file's (first) input."""
-    return load_proto(model_path).graph.input[0].name
-
-
 @dataclass(frozen=True)
 class StaticOptions:
     """How static int8 is calibrated and judged."""
@@ -258,28 +184,69 @@ class StaticOptions:
     seed: int
     method: str
     per_channel: bool
-    max_drop: float
+    gates: Gates
+    exclude: tuple[str, ...] = ()
+    auto_exclude: bool = True
 
 
 def _static(
     fp32: Path, pre: Path, out: Path, data: Dataset, info: ModelInfo, isas: list[str],
     schemes: Sequence[str], options: StaticOptions,
 ) -> tuple[dict[str, Any], str | None]:
-    """Quantize with each scheme in turn until one holds on every class; (settings, failure)."""
+    """Quantize with each scheme in turn until one holds on every class; then, if none did, keep
+    the most-drifting layers of the first scheme in float, 1, 2, 4, 8 of them, until it holds.
+    Returns (settings, failure)."""
     from edgecnn.runtime import Predictor
 
-    quant = _quantization_module()
     calib = calibration_images(data, options.calibration, options.seed)
     images, labels = selection_images(data, options.calibration, seed=options.seed)
     fp32_probs = Predictor(fp32, providers="cpu").predict(images).probabilities
+    producers = {out_name: node for node in load_proto(pre).graph.node for out_name in node.output}
+    excluded = _named_nodes(options.exclude, list(producers.values()))
+
+    def attempt(name: str, float_nodes: list[str]) -> int8_scheme.Trial:
+        label = name + (f" with {len(float_nodes)} node(s) in float" if float_nodes else "")
+        log.info(f"  static int8 scheme {label} on {', '.join(isas)}")
+        _quantize_static(pre, out, calib, info, options, SCHEMES[name], float_nodes)
+        trial = int8_scheme.check(SCHEMES[name], out, images, labels, fp32_probs, isas, options.gates)
+        trial.float_nodes = list(float_nodes)
+        if not trial.passed:
+            log.info(f"    {label} rejected: {trial.failure}")
+        return trial
+
     rejected = []
     for name in schemes:
-        scheme = SCHEMES[name]
-        log.info(f"  static int8 scheme {name} on {', '.join(isas)}")
+        trial = attempt(name, excluded)
+        if trial.passed:
+            return _static_settings(trial, rejected, calib, labels, isas, options), None
+        rejected.append(trial)
+    if options.auto_exclude:
+        _quantize_static(pre, out, calib, info, options, SCHEMES[schemes[0]], excluded)
+        drift = layer_drift(pre, out, calib[:200], info.preprocessing, top=32, preprocessed=True)
+        worst = list(dict.fromkeys(
+            producers[d["tensor"]].name for d in drift
+            if d["tensor"] in producers and producers[d["tensor"]].name not in excluded
+        ))
+        for k in (1, 2, 4, 8):
+            if k > len(worst):
+                break
+            trial = attempt(schemes[0], [*excluded, *worst[:k]])
+            if trial.passed:
+                return _static_settings(trial, rejected, calib, labels, isas, options), None
+            rejected.append(trial)
+    return {}, "; ".join(f"{t.scheme} ({len(t.float_nodes)} float nodes) {t.failure}"
+                         if t.float_nodes else f"{t.scheme} {t.failure}" for t in rejected)
+
+
+def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
+                     options: StaticOptions, scheme: int8_scheme.Scheme, float_nodes: list[str]) -> None:
+    quant = quantization_module()
+    try:
         quant.quantize_static(
             str(pre), str(out), make_reader(calib, info.preprocessing, input_name(pre)),
             quant_format=quant.QuantFormat.QDQ,
             per_channel=options.per_channel,
+            nodes_to_exclude=list(float_nodes),
             calibrate_method={
                 "minmax": quant.CalibrationMethod.MinMax,
                 "entropy": quant.CalibrationMethod.Entropy,
@@ -287,23 +254,41 @@ def _static(
             }[options.method],
             **int8_scheme.static_options(scheme, quant),
         )
-        trial = int8_scheme.check(scheme, out, images, labels, fp32_probs, isas, options.max_drop)
-        if trial.passed:
-            settings = {
-                "mode": "static", "format": "QDQ", "activations": "uint8",
-                "weights": scheme.weights, "reduce_range": scheme.reduce_range,
-                "per_channel": options.per_channel, "method": options.method,
-                "calibration_images": int(len(calib)), "calibration_split": "train",
-                "isa": isas, **int8_scheme.summary(trial, rejected, len(labels)),
-            }
-            return settings, None
-        log.info(f"    {name} rejected: {trial.failure}")
-        rejected.append(trial)
-    return {}, "; ".join(f"{t.scheme} {t.failure}" for t in rejected)
+    except Exception as exc:  # onnxruntime's calibrators raise bare ValueErrors and worse
+        detail = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+        raise EdgeCNNError(f"Static int8 quantization ({options.method} calibration) failed: {detail}") from exc
+
+
+def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:
+    """Node names from names or op types (``Conv`` keeps every Conv in float)."""
+    by_name = {n.name for n in nodes}
+    out = []
+    for item in names:
+        matched = [n.name for n in nodes if n.op_type == item] or ([item] if item in by_name else [])
+        if not matched:
+            raise EdgeCNNError(
+                f"Nothing named '{item}' to keep in float: not a node name or op type of the graph "
+                f"(op types: {', '.join(sorted({n.op_type for n in nodes}))})."
+            )
+        out.extend(m for m in matched if m not in out)
+    return out
+
+
+def _static_settings(trial: int8_scheme.Trial, rejected: list[int8_scheme.Trial], calib: np.ndarray,
+                     labels: np.ndarray, isas: list[str], options: StaticOptions) -> dict[str, Any]:
+    scheme = SCHEMES[trial.scheme]
+    return {
+        "mode": "static", "format": "QDQ", "activations": "uint8",
+        "weights": scheme.weights, "reduce_range": scheme.reduce_range,
+        "per_channel": options.per_channel, "method": options.method,
+        "calibration_images": int(len(calib)), "calibration_split": "train",
+        "float_nodes": trial.float_nodes, "isa": isas,
+        **int8_scheme.summary(trial, rejected, len(labels)),
+    }
 
 
 def _dynamic(pre: Path, out: Path, ops: Sequence[str]) -> dict:
-    quant = _quantization_module()
+    quant = quantization_module()
     quant.quantize_dynamic(
         str(pre), str(out), op_types_to_quantize=list(ops), weight_type=quant.QuantType.QInt8
     )

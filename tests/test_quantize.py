@@ -9,7 +9,8 @@ import pytest
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.onnx_metadata import read_metadata
-from edgecnn.quantize import calibration_images, make_reader, quantize
+from edgecnn.quant_prep import calibration_images, make_reader
+from edgecnn.quantize import quantize
 from edgecnn.runtime import Predictor, Preprocessing
 
 pytestmark = pytest.mark.slow

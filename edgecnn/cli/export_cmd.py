@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +12,12 @@ from edgecnn.cli.options import (
     Force, IsaList, Offset, Scale, Seed, keras_verbosity, preprocessing_from,
 )
 from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET
+
+
+class Head(str, Enum):
+    softmax = "softmax"
+    sigmoid = "sigmoid"
+    logits = "logits"
 
 
 def export(
@@ -31,6 +38,9 @@ def export(
     calibration: Annotated[int, typer.Option(min=1, help="Calibration images for int8.")] = DEFAULT_CALIBRATION,
     class_names: Annotated[Optional[str], typer.Option(
         help="Comma-separated class names for a .keras file without an edgecnn record.")] = None,
+    output: Annotated[Optional[Head], typer.Option(
+        help="For a .keras file whose last layer does not say: what it outputs (logits get a "
+        "softmax/sigmoid appended in the exported graph).")] = None,
     scale: Scale = None,
     offset: Offset = None,
     dataset: Annotated[Optional[str], typer.Option(
@@ -54,6 +64,7 @@ def export(
         retrain=retrain, train_options={"epochs": epochs, "limit": limit, "verbose": keras_verbosity()}, calibration=calibration,
         seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
+        output=output.value if output else None,
         unsafe=unsafe, force=force,
     )
     state = "written" if result.export.written else "up to date"

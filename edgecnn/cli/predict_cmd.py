@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from edgecnn.cli.options import Offset, Provider, Scale, preprocessing_from
+
+
+class Fit(str, Enum):
+    crop = "crop"
+    pad = "pad"
+    stretch = "stretch"
 
 
 def predict(
@@ -18,6 +25,9 @@ def predict(
     provider: Provider = "auto",
     scale: Scale = None,
     offset: Offset = None,
+    fit: Annotated[Fit, typer.Option(
+        help="Images of another aspect ratio than the model's: centre-crop, pad with black, or "
+        "stretch.")] = Fit.crop,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Classify images with an exported model and print the top-k classes of each."""
@@ -31,7 +41,7 @@ def predict(
             names = [f"{path}[{i}]" for i in range(len(batch))]
         else:
             names = [str(path)]
-            batch = read_image(path, predictor.input_shape)[None]
+            batch = read_image(path, predictor.input_shape, fit=fit.value)[None]
         ranked = predictor.predict(batch).top_k(top_k)
         for name, top in zip(names, ranked):
             if as_json:

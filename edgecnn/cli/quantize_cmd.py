@@ -45,6 +45,11 @@ def quantize(
     scheme: Annotated[Optional[list[str]], typer.Option(
         help="Static int8 scheme(s) to try, in order: u8s8-reduce-range, u8s8, u8u8 "
         "(default: all, in that order; the first that holds on every --isa class is kept).")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(
+        help="Node name or op type (e.g. Conv) to keep in float in static int8; repeatable.")] = None,
+    auto_exclude: Annotated[bool, typer.Option(
+        "--auto-exclude/--no-auto-exclude", help="When no scheme holds, keep the layers that "
+        "drift most from fp32 in float until one does.")] = True,
     force: Force = False,
 ) -> None:
     """Write int8 (static QDQ, dynamic) and fp16 variants next to MODEL."""
@@ -58,4 +63,4 @@ def quantize(
     print_quantized(run_quantize(model, modes=modes, calibration=calibration, method=method.value,
                                  per_channel=per_channel, dataset=dataset, dynamic_ops=ops,
                                  seed=seed, isa=isa or "all", schemes=scheme or tuple(SCHEMES),
-                                 force=force))
+                                 exclude=exclude or (), auto_exclude=auto_exclude, force=force))

@@ -44,6 +44,8 @@ def print_report(report: dict[str, Any]) -> None:
         )
     console = Console()
     console.print(table)
+    for warning in report.get("warnings", []):
+        console.print(f"[bold red]WARNING:[/] {warning}")
     rows = report.get("isa_rows", [])
     if len(rows) > 1:
         native = report["machine"]["native_row"]

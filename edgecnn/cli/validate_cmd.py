@@ -32,6 +32,11 @@ def validate(
     int8_max_drop: Annotated[float, typer.Option(
         help="int8: maximum accuracy drop vs Keras, in percentage points.")] =
         _DEFAULT.int8_max_accuracy_drop * 100,
+    int8_min_agreement: Annotated[float, typer.Option(
+        help="int8: minimum top-1 agreement with Keras.")] = _DEFAULT.int8_min_agreement,
+    int8_max_class_drop: Annotated[float, typer.Option(
+        help="int8: maximum accuracy drop of any one class, in percentage points.")] =
+        _DEFAULT.int8_max_class_drop * 100,
     provider: Provider = "cpu",
     isa: IsaList = None,
     emulated_images: Annotated[int, typer.Option(
@@ -48,7 +53,8 @@ def validate(
 
     from edgecnn.validate import validate as run_validate
 
-    gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100)
+    gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100,
+                  int8_min_agreement, int8_max_class_drop / 100)
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
                           gates=gates, providers=provider, isa=isa,
                           emulated_images=emulated_images)

@@ -19,6 +19,7 @@ def _read(folder: Path, image_size: tuple[int, int], class_names: list[str] | No
     ds = keras.utils.image_dataset_from_directory(
         folder, labels="inferred", label_mode="int", class_names=class_names,
         image_size=image_size, batch_size=None, shuffle=False, verbose=False,
+        crop_to_aspect_ratio=True,  # centre-crop, as edgecnn predict does: never stretch
     )
     images, labels = [], []
     for x, y in ds.as_numpy_iterator():
@@ -31,11 +32,13 @@ def _read(folder: Path, image_size: tuple[int, int], class_names: list[str] | No
 
 def load_image_folder(
     root: str | Path, image_size: tuple[int, int] = (180, 180), test_fraction: float = 0.2,
-    seed: int = 1337,
+    seed: int = 1337, name: str | None = None,
 ) -> Dataset:
     """Load ``root/train/<class>/...`` + ``root/test/<class>/...``, or split ``root/<class>/...``.
 
     Without a test folder, ``test_fraction`` of the images (seeded) become the test split.
+    Images of another aspect ratio are centre-cropped to it, then resized. The dataset is named
+    by its absolute path (unless ``name``), so that a model trained on it can name it.
     """
     root = Path(root)
     if not root.is_dir():
@@ -52,7 +55,7 @@ def load_image_folder(
         x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
     if len(names) < 2:
         raise EdgeCNNError(f"{root} needs at least two class sub-folders, found {names}.")
-    return Dataset(root.name, x_train, y_train, x_test, y_test, tuple(names))
+    return Dataset(name or str(root.resolve()), x_train, y_train, x_test, y_test, tuple(names))
 
 
 def load_catsdogs() -> Dataset:
@@ -63,7 +66,7 @@ def load_catsdogs() -> Dataset:
     searched.append(Path.home() / ".keras" / "datasets" / "cats_vs_dogs_small")
     for root in searched:
         if root.is_dir():
-            return load_image_folder(root)
+            return load_image_folder(root, name="catsdogs")
     raise EdgeCNNError(
         "The cats-vs-dogs images are not available offline. Looked in: "
         + ", ".join(str(p) for p in searched)

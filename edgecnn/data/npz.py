@@ -40,7 +40,7 @@ def load_npz(
         else:
             class_names = [str(i) for i in range(int(labels.max()) + 1)]
     return Dataset(
-        name or path.stem,
+        name or str(path.resolve()),  # a path, so that a model can name its data to reload it
         as_nhwc(arrays["x_train"]),
         arrays["y_train"].ravel().astype(np.int64),
         as_nhwc(arrays["x_test"]),

@@ -19,11 +19,18 @@ _NPZ_KEYS = ("x_test", "images", "x")
 MAX_PIXELS = 4096 * 4096
 
 
-def read_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """One image file as uint8 (H, W, C), converted to the model's channels and resized to it.
+FITS = ("crop", "pad", "stretch")
 
-    16-bit images are scaled by their real range (0-65535), float images must hold 0-1.
+
+def read_image(path: str | Path, shape: tuple[int, int, int], fit: str = "crop") -> np.ndarray:
+    """One image file as uint8 (H, W, C), converted to the model's channels and sized to it.
+
+    An image of another aspect ratio is centre-cropped to the model's (``fit="crop"``, as the
+    image-folder datasets are), padded with black (``"pad"``) or stretched (``"stretch"``).
+    16-bit images are scaled by their real range (0-65535); float images must hold 0-1.
     """
+    if fit not in FITS:
+        raise EdgeCNNError(f"Unknown fit '{fit}'; use one of {', '.join(FITS)}.")
     image_module = require("PIL.Image", "Reading image files")
     path = Path(path)
     h, w, c = shape
@@ -39,15 +46,32 @@ def read_image(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
                     "this tool decodes; resize it first."
                 )
             img = _as_8bit(img, image_module, path)
-            img = img.convert("L" if c == 1 else "RGB")
-            if img.size != (w, h):
-                img = img.resize((w, h), image_module.Resampling.BILINEAR)
+            img = _fitted(img.convert("L" if c == 1 else "RGB"), (w, h), fit, image_module)
             pixels = np.asarray(img, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, image_module.DecompressionBombError) as exc:
         raise EdgeCNNError(
             f"{path} is not a readable image (expected PNG, JPEG, ...): {exc}"
         ) from exc
     return pixels.reshape(h, w, c)
+
+
+def _fitted(img: Any, size: tuple[int, int], fit: str, image_module: Any) -> Any:
+    w, h = size
+    if img.size == size:
+        return img
+    if fit == "crop":  # the largest centred box of the model's aspect ratio
+        scale = min(img.width / w, img.height / h)
+        cw, ch = w * scale, h * scale
+        left, top = (img.width - cw) / 2, (img.height - ch) / 2
+        return img.resize(size, image_module.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
+    if fit == "pad":
+        scale = min(w / img.width, h / img.height)
+        inner = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        canvas = image_module.new(img.mode, size)
+        canvas.paste(img.resize(inner, image_module.Resampling.BILINEAR),
+                     ((w - inner[0]) // 2, (h - inner[1]) // 2))
+        return canvas
+    return img.resize(size, image_module.Resampling.BILINEAR)
 
 
 def _as_8bit(img: Any, image_module: Any, path: Path) -> Any:

@@ -75,6 +75,10 @@ class ModelInfo:
     edgecnn_version: str | None = None
     variant: str = "fp32"
     quantization: dict[str, Any] | None = None
+    # The Keras model returns logits; the exported graph appends ``output`` (softmax/sigmoid).
+    keras_logits: bool = False
+    # Where a user's .keras file came from (zoo models: None).
+    keras_source: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -92,7 +96,9 @@ class ModelInfo:
             problems.append(f"layout must be NHWC, got {self.layout!r}")
         if self.quantization is not None and not isinstance(self.quantization, dict):
             problems.append("quantization must be an object")
-        for key in ("dataset", "keras_sha256", "edgecnn_version", "variant"):
+        if not isinstance(self.keras_logits, bool):
+            problems.append(f"keras_logits must be true or false, got {self.keras_logits!r}")
+        for key in ("dataset", "keras_sha256", "edgecnn_version", "variant", "keras_source"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 problems.append(f"{key} must be a string, got {value!r}")

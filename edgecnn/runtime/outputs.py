@@ -28,3 +28,12 @@ def to_probabilities(raw: np.ndarray, kind: str) -> np.ndarray:
         p = raw.reshape(-1, 1)
         return np.concatenate([1.0 - p, p], axis=1)
     return raw
+
+
+def activate(raw: np.ndarray, kind: str) -> np.ndarray:
+    """Logits -> what a ``kind`` head would output (numerically stable softmax / sigmoid)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    if kind == "sigmoid":
+        return (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
+    shifted = np.exp(raw - raw.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)

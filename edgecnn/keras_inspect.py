@@ -1,0 +1,75 @@
+"""What a user's Keras model says about itself: its head and whether it rescales its own input.
+
+Read from the layers, so that nothing about a model brought by its user is guessed silently:
+the export states each finding, and asks when the model does not say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecnn.errors import EdgeCNNError
+
+HEADS = ("softmax", "sigmoid", "logits")
+# Layers that only pass images through unchanged at inference (augmentation is off then).
+_TRANSPARENT = ("InputLayer", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
+                "RandomContrast", "RandomBrightness", "RandomCrop")
+
+
+def head(model: Any) -> str | None:
+    """``softmax``, ``sigmoid`` or ``logits`` from the last layer's activation; None if unknown."""
+    last = model.layers[-1]
+    kind = type(last).__name__
+    if kind == "Softmax":
+        return "softmax"
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
+    if kind == "Activation" or activation is not None:
+        return {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "logits"}.get(name)
+    return None
+
+
+def own_rescaling(model: Any) -> str | None:
+    """The name of the Rescaling / Normalization layer the model applies to its raw input, if any.
+
+    Such a model wants raw pixel values: edgecnn's own preprocessing must then be scale 1.
+    """
+    for layer in _flat_layers(model):
+        kind = type(layer).__name__
+        if kind in ("Rescaling", "Normalization"):
+            return f"{kind} layer '{layer.name}'"
+        if kind not in _TRANSPARENT:
+            return None
+    return None
+
+
+def _flat_layers(model: Any) -> list[Any]:
+    """Layers in order, with nested Sequential/functional models (e.g. an augmentation block)
+    opened up."""
+    out = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and type(layer).__name__ in ("Sequential", "Functional"):
+            out.extend(_flat_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def check_head(found: str | None, declared: str | None, units: int, path: Any) -> str:
+    """The head to export with: the declared one, else the one found; an unknown one is asked for."""
+    if declared is not None and declared not in HEADS:
+        raise EdgeCNNError(f"Unknown output kind '{declared}'; use one of {', '.join(HEADS)}.")
+    kind = declared or found
+    if kind is None:
+        raise EdgeCNNError(
+            f"{path}: cannot tell from its last layer whether it outputs softmax probabilities, "
+            "a sigmoid or logits; say which (output=..., CLI --output)."
+        )
+    if kind == "softmax" and units < 2:
+        raise EdgeCNNError(f"{path}: a softmax head needs 2 or more units, this one has {units}.")
+    if kind == "sigmoid" and units != 1:
+        raise EdgeCNNError(
+            f"{path}: {units} sigmoid units are multi-label outputs, which edgecnn does not "
+            "classify; a binary classifier has one sigmoid unit."
+        )
+    return kind
