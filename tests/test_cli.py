@@ -22,10 +22,23 @@ def test_version_and_help():
 
 
 def test_zoo_json():
-    result = runner.invoke(app, ["zoo", "--json"])
+    from pathlib import Path
+
+    exported = Path(__file__).resolve().parents[1] / "exported"
+    result = runner.invoke(app, ["zoo", "--json", "--exported", str(exported)])
     assert result.exit_code == 0
-    rows = json.loads(result.output)
-    assert {r["name"]: r["params"] for r in rows}["fashion-cnn"] == 333_526
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["fashion-cnn"]["params"] == 333_526
+    # every committed export is shown with what its report measured, beside the tutorial's figure
+    for name, row in rows.items():
+        report = exported / name / "report.json"
+        if report.exists():
+            measured = json.loads(report.read_text())
+            assert row["export"]["keras_accuracy"] == measured["keras_accuracy"]
+            assert row["export"]["dataset"] == measured["dataset"]
+        else:
+            assert row["export"] is None
+    assert rows["mnist-convnet"]["export"]["dataset"] == "mnist-5k"
 
 
 def test_unknown_model_is_one_line_not_a_traceback():

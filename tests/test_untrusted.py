@@ -311,3 +311,34 @@ def test_quantize_takes_a_relative_path(tmp_path, monkeypatch):
     [result] = quantize(Path("model.onnx"), modes=["dynamic"])
     assert result.path == Path("model.dynint8.onnx") and result.path.is_file()
     assert Path.cwd() == tmp_path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mode=st.sampled_from(["L", "RGB", "RGBA", "I;16", "I", "F", "1", "P", "LA"]),
+       width=st.integers(1, 64), height=st.integers(1, 64), seed=st.integers(0, 2**16),
+       fit=st.sampled_from(["crop", "pad", "stretch"]), channels=st.sampled_from([1, 3]))
+def test_any_image_file_gives_pixels_of_the_model_shape_or_a_clear_error(
+        tmp_path, mode, width, height, seed, fit, channels):
+    """The image door: every PNG/TIFF mode and size becomes uint8 (H, W, C) or EdgeCNNError."""
+    from PIL import Image
+
+    from edgecnn.runtime.images import read_image
+
+    rng = np.random.default_rng(seed)
+    shape = (height, width)
+    if mode in ("RGB", "RGBA", "LA"):
+        shape = (height, width, {"RGB": 3, "RGBA": 4, "LA": 2}[mode])
+    values = {"I;16": lambda: rng.integers(0, 65536, shape).astype(np.uint16),
+              "I": lambda: rng.integers(-5, 70000, shape).astype(np.int32),
+              "F": lambda: rng.uniform(-0.2, 1.2, shape).astype(np.float32),
+              "1": lambda: rng.integers(0, 2, shape).astype(bool)}.get(
+                  mode, lambda: rng.integers(0, 256, shape).astype(np.uint8))()
+    image = Image.fromarray(values) if mode not in ("P", "I") else Image.fromarray(values).convert(mode)
+    path = tmp_path / ("x.tiff" if mode in ("F", "I") else "x.png")
+    image.save(path)
+    try:
+        pixels = read_image(path, (28, 20, channels), fit=fit)
+    except EdgeCNNError:
+        assert mode in ("F", "I")  # out-of-range floats and 32-bit ints are refused, not clipped
+        return
+    assert pixels.dtype == np.uint8 and pixels.shape == (28, 20, channels)
