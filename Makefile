@@ -22,7 +22,7 @@ test-fast: setup dataset
 
 bench: setup dataset
 	$(BIN)/python -m pip install -q -e '.[dev,engines]'
-	$(BIN)/edgecnn bench
+	$(BIN)/edgecnn bench --profile
 
 setup: $(VENV)/.installed
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecnn.bench.coldstart import cold_start
+from edgecnn.bench.report import markdown
 from edgecnn.bench.run import SCHEMA, run_benchmark
 from edgecnn.bench.targets import BUILTIN, load_targets, resolve_targets
 from edgecnn.bench.timing import Budget
@@ -114,3 +115,18 @@ def test_cold_start_runtime_does_not_load_tensorflow(tiny_onnx):
     result = cold_start(tiny_onnx, repeats=1, tensorflow=False)["runtime"]
     assert result["tensorflow_loaded"] is False
     assert 0 < result["import_s"] < result["total_s"]
+
+
+def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):
+    result = run_benchmark(tiny_onnx, targets=[BUILTIN["cpu-1t"]], batches=[1, 4],
+                           budget=TINY_BUDGET, keras_baseline=False, other_engines=False,
+                           cold=False, profile=True)
+    profiles = result["profiles"]["cpu-1t"]["fp32"]
+    assert set(profiles) == {"1", "4"}
+    for rows in profiles.values():
+        # the optimised graph: MatMul + Add fused into one Gemm
+        assert sorted(r["op"] for r in rows) == ["Gemm", "Reshape", "Softmax"]
+        assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+        assert [r["us"] for r in rows] == sorted((r["us"] for r in rows), reverse=True)
+    assert {r["engine"] for r in result["results"]} == {"onnxruntime", "predictor"}
+    assert "Per-operator profiles" in markdown(result)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgecnn.bench.profile import PROFILE_RUNS
+
 from edgecnn._optional import require
 from edgecnn.files import atomic_path, write_json, write_text
 
@@ -49,8 +51,24 @@ def markdown(result: dict[str, Any]) -> str:
         )
     if result.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in result["notes"]]]
+    lines += profile_markdown(result.get("profiles") or {})
     lines.append("")
     return "\n".join(lines)
+
+
+def profile_markdown(profiles: dict[str, Any], top: int = 8) -> list[str]:
+    """Per-operator tables: the slowest nodes of each variant, per target and batch."""
+    lines = []
+    for target, by_variant in profiles.items():
+        for variant, by_batch in by_variant.items():
+            for batch, rows in by_batch.items():
+                total = sum(r["us"] for r in rows)
+                lines += ["", f"### Per-operator time: {variant}, {target}, batch {batch} "
+                          f"(nodes sum to {total:.0f} µs, median of {PROFILE_RUNS} calls)", "",
+                          "| op | node | share | µs |", "|---|---|---:|---:|"]
+                lines += [f"| {r['op']} | `{r['node']}` | {r['share']:.1%} | {r['us']:.0f} |"
+                          for r in rows[:top]]
+    return (["", "## Per-operator profiles (separate profiling sessions)"] + lines) if lines else []
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:

@@ -29,6 +29,7 @@ from edgecnn.bench.engines import (
     openvino_engines,
 )
 from edgecnn.bench.machine import machine_info
+from edgecnn.bench.profile import profile_ops
 from edgecnn.bench.targets import Target
 from edgecnn.bench.timing import Budget, measure, measure_interleaved, pool
 from edgecnn.data import load_dataset
@@ -89,6 +90,7 @@ def run_benchmark(
     other_engines: bool = True,
     dataset: str | None = None,
     cold: bool = True,
+    profile: bool = False,
     seed: int = 0,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -103,6 +105,8 @@ def run_benchmark(
         other_engines: also time LiteRT and OpenVINO when installed.
         dataset: input images (default: the model's dataset, test split).
         cold: measure runtime cold start in fresh processes.
+        profile: also record per-operator times of every variant on each CPU target, at the
+            smallest and largest batch, in separate profiling sessions.
         on_step: called before each configuration with a short description.
     """
     if not targets:
@@ -167,6 +171,15 @@ def run_benchmark(
         "predictor_overhead": overhead,
         "notes": notes,
     }
+    if profile:
+        result["profiles"] = {}
+        for target in (t for t in targets if t.provider == "cpu"):
+            for path in files:
+                on_step(f"profiling {variants[path].variant} on {target.name}")
+                result["profiles"].setdefault(target.name, {})[variants[path].variant] = {
+                    str(b): profile_ops(path, target, [floats[i * b:(i + 1) * b] for i in range(INPUT_BATCHES)])
+                    for b in sorted({min(batches), max(batches)})
+                }
     if cold:
         on_step("cold start (fresh processes)")
         result["cold_start"] = cold_start(files[0], tensorflow=_has("tensorflow"))

@@ -48,6 +48,9 @@ def bench(
     other_engines: Annotated[bool, typer.Option(
         "--engines/--no-engines", help="Also time LiteRT and OpenVINO when installed.")] = True,
     cold: Annotated[bool, typer.Option("--cold/--no-cold", help="Measure cold start.")] = True,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="Also record per-operator times (onnxruntime's profiler, in separate "
+        "sessions) of every variant on each CPU target.")] = False,
     dataset: Annotated[Optional[str], typer.Option(help="Input images (default: the model's).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for JSON, Markdown and PNG.")] = Path("bench/results"),
     name: Annotated[Optional[str], typer.Option(help="File name stem (default: model name).")] = None,
@@ -73,7 +76,7 @@ def bench(
 
         result = run_benchmark(model, targets=targets, batches=batches,
                                budget=Budget(warmup, runs, duration, rounds=rounds), keras_baseline=baseline is Baseline.keras,
-                               other_engines=other_engines, dataset=dataset, cold=cold, on_step=step)
+                               other_engines=other_engines, dataset=dataset, cold=cold, profile=profile, on_step=step)
     from edgecnn.bench.report import save
 
     written = save(result, out, name, png=plot)
@@ -105,6 +108,11 @@ def _print_result(result: dict) -> None:
                       f"{escape(c['detail'])}")
     for note in result.get("notes", []):
         console.print(f"note: {escape(note)}")
+    for target, by_variant in (result.get("profiles") or {}).items():
+        for variant, by_batch in by_variant.items():
+            for batch, rows in by_batch.items():
+                slowest = ", ".join(f"{r['op']} {r['share']:.0%}" for r in rows[:4])
+                console.print(f"profile {variant} {target} batch {batch}: {escape(slowest)}")
 
 
 def bench_compare(
