@@ -73,8 +73,13 @@ def selection_images(
 def make_reader(
     images: np.ndarray, preprocessing: Preprocessing, input_name: str, batch: int = 32
 ) -> Any:
-    """A CalibrationDataReader feeding ``images`` with exactly the Predictor's preprocessing."""
+    """A CalibrationDataReader feeding ``images`` with exactly the Predictor's preprocessing.
+
+    All batches have one size (the largest divisor of the image count up to ``batch``): the
+    entropy and percentile calibrators stack per-batch results and crash on a short last batch.
+    """
     quant = quantization_module()
+    batch = max(d for d in range(1, max(1, batch) + 1) if len(images) % d == 0)
 
     class ImageCalibrationReader(quant.CalibrationDataReader):
         def __init__(self) -> None:
