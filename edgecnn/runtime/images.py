@@ -62,8 +62,9 @@ def _fitted(img: Any, size: tuple[int, int], fit: str, image_module: Any) -> Any
     if fit == "crop":  # the largest centred box of the model's aspect ratio
         scale = min(img.width / w, img.height / h)
         cw, ch = w * scale, h * scale
-        left, top = (img.width - cw) / 2, (img.height - ch) / 2
-        return img.resize(size, image_module.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
+        left, top = max(0.0, (img.width - cw) / 2), max(0.0, (img.height - ch) / 2)  # no -1e-16
+        box = (left, top, min(float(img.width), left + cw), min(float(img.height), top + ch))
+        return img.resize(size, image_module.Resampling.BILINEAR, box=box)
     if fit == "pad":
         scale = min(w / img.width, h / img.height)
         inner = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
