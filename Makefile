@@ -7,14 +7,15 @@ BIN := $(VENV)/bin
 DATASET_DIR := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: export test test-fast bench dataset isa setup clean
+.PHONY: export test test-fast bench dataset isa browser setup clean
 
 export: setup dataset isa
 	$(BIN)/edgecnn export --retrain --force --isa all
 
-# EDGECNN_REQUIRE_ISA: the emulated-CPU tests fail instead of skipping when emulation is missing.
-test: setup dataset isa
-	EDGECNN_REQUIRE_ISA=1 $(BIN)/python -m pytest
+# EDGECNN_REQUIRE_ISA / _BROWSER: the emulated-CPU and browser tests fail instead of skipping
+# when qemu or headless Chromium is missing.
+test: setup dataset isa browser
+	EDGECNN_REQUIRE_ISA=1 EDGECNN_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 # The edit loop: everything but the tests that train or export Keras models (~20 s).
 test-fast: setup dataset
@@ -39,6 +40,11 @@ isa: setup
 		command -v mmdebstrap >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq qemu-user mmdebstrap; }
 	$(BIN)/edgecnn isa --setup
+
+# Headless Chromium renders report.html in the tests.
+browser:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium-headless-shell; }
 
 dataset:
 	@test -f $(DATASET_DIR)/train-images-idx3-ubyte.gz || \

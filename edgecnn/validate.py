@@ -24,6 +24,7 @@ from edgecnn.gates import Gates
 from edgecnn.keras_io import load_keras
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quant_prep import calibration_images
+from edgecnn.report_page import write_report_page
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import host_isa, parse_isa_list
 from edgecnn.runtime.outputs import activate, to_probabilities
@@ -253,6 +254,7 @@ def validate(
     }
     write_json(model_dir / REPORT_JSON, report)
     write_text(model_dir / REPORT_MD, render_markdown(report))
+    write_report_page(model_dir)
     return report
 
 

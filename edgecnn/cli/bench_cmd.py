@@ -80,6 +80,12 @@ def bench(
     from edgecnn.bench.report import save
 
     written = save(result, out, name, png=plot)
+    from edgecnn.bench.run import resolve_models
+    from edgecnn.report_page import write_report_page
+
+    folder = resolve_models(model)[0][0].parent
+    if (folder / "report.json").is_file():  # the export's page gains this latency
+        written.append(write_report_page(folder, written[0]))
     _print_result(result)
     typer.echo("Saved " + ", ".join(str(p) for p in written))
 
@@ -157,3 +163,17 @@ def soak(
                                       "rss_growth_second_half_mb")}
     typer.echo(json.dumps(summary, indent=2))
     typer.echo(f"Saved {path}")
+
+
+def report(
+    model: Annotated[str, typer.Argument(
+        help="Zoo name (exported/NAME) or export folder.")] = "fashion-cnn",
+    bench_json: Annotated[Optional[Path], typer.Option(
+        "--bench", exists=True, dir_okay=False,
+        help="Benchmark result to show (default bench/results/NAME.json when it exists).")] = None,
+) -> None:
+    """Rebuild an export's report.html: which file for which CPU, accuracy x latency."""
+    from edgecnn.report_page import write_report_page
+
+    folder = Path(model) if Path(model).is_dir() else Path("exported") / model
+    typer.echo(f"Wrote {write_report_page(folder, bench_json)}")

@@ -73,6 +73,7 @@ app.command("bench")(bench_cmd.bench)
 app.command("bench-compare")(bench_cmd.bench_compare)
 app.command("soak")(bench_cmd.soak)
 app.command("isa")(isa_cmd.isa)
+app.command("report")(bench_cmd.report)
 
 
 def _terminate(signum: int, _frame) -> None:

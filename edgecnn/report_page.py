@@ -1,0 +1,240 @@
+"""One self-contained page per export: which file to ship to which CPU, and why.
+
+Built from the validation report (accuracy per variant and instruction-set class) and, when
+there is one, the benchmark result of the same model (latency per target). Plain HTML with
+inline CSS and SVG: no script, no network, so it opens anywhere, from a file.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.files import write_text
+from edgecnn.runtime.isa import ISA_CLASSES
+
+REPORT_HTML = "report.html"
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}.pass{background:#e6f4e6}.fail{background:#f8d7d7;font-weight:bold}
+.emu{color:#666;font-size:.85em}.rec{background:#eef3fb;padding:.6em 1em;margin:.4em 0;border-left:4px solid #4a78c2}
+.note{color:#555;font-size:.9em}svg text{font:11px system-ui,sans-serif}
+"""
+
+
+def write_report_page(model_dir: str | Path, bench_json: str | Path | None = None) -> Path:
+    """Write ``model_dir/report.html`` from its ``report.json`` and a bench result, if any
+    (default: ``bench/results/<model>.json``)."""
+    model_dir = Path(model_dir)
+    try:
+        report = json.loads((model_dir / "report.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise EdgeCNNError(f"No readable validation report in {model_dir} ({exc}); run edgecnn validate.") from exc
+    bench_path = Path(bench_json) if bench_json else Path("bench/results") / f"{report['model']}.json"
+    bench = None
+    if bench_path.is_file():
+        try:
+            bench = json.loads(bench_path.read_text())
+        except ValueError:
+            bench = None
+    # Only a benchmark of these very files: another export of the same zoo model is another model.
+    if bench is not None and not any(Path(f).resolve().parent == model_dir.resolve()
+                                     for f in bench.get("files", [])):
+        bench = None
+    return write_text(model_dir / REPORT_HTML, render(report, bench))
+
+
+def render(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
+    """The page as a string."""
+    e = html.escape
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+             f"<title>{e(report['model'])}: which file for which CPU</title><style>{_CSS}</style></head><body>",
+             f"<h1>{e(report['model'])}: which file for which CPU</h1>",
+             f"<p>Keras accuracy <b id=keras-accuracy>{report['keras_accuracy']:.4f}</b> on "
+             f"{report['test_images']:,} test images of <code>{e(report['dataset'])}</code>."]
+    parts += [f"<p class=fail>Warning: {e(w)}</p>" for w in report.get("warnings", [])]
+    parts += _recommendations(report, bench)
+    parts += _matrix(report)
+    parts += _class_bars(report)
+    if bench is not None:
+        parts += _latency_charts(report, bench)
+    parts += _provenance(report, bench)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _rows(report: dict[str, Any]) -> list[str]:
+    return [r for r in ISA_CLASSES if r in report.get("isa_rows", [])] + [
+        r for r in report.get("isa_rows", []) if r not in ISA_CLASSES]
+
+
+def _p50(bench: dict[str, Any] | None, variant: str, target: str, batch: int = 1) -> float | None:
+    for r in (bench or {}).get("results", []):
+        if (r["engine"], r["variant"], r["target"], r["batch"]) == ("onnxruntime", variant, target, batch):
+            return r["p50_ms"]
+    return None
+
+
+def _recommendations(report: dict[str, Any], bench: dict[str, Any] | None) -> list[str]:
+    """Per class: the fastest variant that passes every gate there, and why."""
+    host = report["machine"]["native_row"]
+    target = next((t["name"] for t in (bench or {}).get("targets", []) if t["provider"] == "cpu"
+                   and t.get("threads") == 1), None)
+    out = ["<h2>Which file to ship</h2>"]
+    for row in _rows(report):
+        passing = [v for v in report["variants"] if v["by_isa"][row]["passed"]]
+        if not passing:
+            out.append(f"<div class=rec id=rec-{row}><b>{e_(row)}</b>: no variant passes every gate "
+                       "here; ship none of these files to such a CPU.</div>")
+            continue
+        timed = [(v, _p50(bench, v["variant"], target)) for v in passing] if row == host and target else []
+        timed = [(v, t) for v, t in timed if t is not None]
+        if timed:
+            best, ms = min(timed, key=lambda vt: vt[1])
+            why = (f"fastest that passes every gate on this CPU: {ms:.3f} ms per image at batch 1 on "
+                   f"one thread ({target}), {best['size_bytes'] / 1024:.0f} KiB")
+        else:
+            best = next((v for v in passing if v["variant"] == "int8"), passing[0])
+            why = (f"passes every gate here ({best['by_isa'][row]['accuracy_delta'] * 100:+.2f} pp vs "
+                   f"Keras); smallest int8 file ({best['size_bytes'] / 1024:.0f} KiB). Its speed on "
+                   "this class was not measured (accuracy was measured under emulation, which gives "
+                   "no latency)" if best["variant"] == "int8" else "passes every gate here")
+        description = ISA_CLASSES.get(row, row)
+        out.append(f"<div class=rec id=rec-{row}><b>{e_(row)}</b> <span class=note>({e_(description)})"
+                   f"</span>: <code class=file>{e_(best['file'])}</code> — {e_(why)}.</div>")
+    return out
+
+
+def e_(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _matrix(report: dict[str, Any]) -> list[str]:
+    rows = _rows(report)
+    host = report["machine"]["native_row"]
+    out = ["<h2>Accuracy per variant and CPU class</h2>",
+           "<p class=note>Δ against Keras on the same images; green passes every gate of its kind, "
+           "red breaks one. <span class=emu>emulated</span> columns ran under qemu-user.</p>",
+           "<table id=matrix><tr><th>variant</th><th>file</th><th>size</th>"
+           + "".join(f"<th>{e_(r)}{'' if r == host else ' <span class=emu>emulated</span>'}</th>"
+                     for r in rows) + "</tr>"]
+    for v in report["variants"]:
+        cells = []
+        for r in rows:
+            m = v["by_isa"][r]
+            cells.append(f"<td class={'pass' if m['passed'] else 'fail'} "
+                         f"data-variant={v['variant']} data-isa={r} data-accuracy={m['accuracy']:.4f}>"
+                         f"{m['accuracy']:.4f}<br><span class=note>{m['accuracy_delta'] * 100:+.2f} pp</span></td>")
+        out.append(f"<tr><td>{e_(v['variant'])}</td><td><code>{e_(v['file'])}</code></td>"
+                   f"<td>{v['size_bytes'] / 1024:.0f} KiB</td>{''.join(cells)}</tr>")
+    out.append("</table>")
+    for name, reason in report.get("isa_not_measured", {}).items():
+        out.append(f"<p class=note>{e_(name)}: not measured ({e_(reason)}).</p>")
+    return out
+
+
+def _class_bars(report: dict[str, Any]) -> list[str]:
+    """Per-class accuracy change of each quantized variant against Keras, as horizontal bars."""
+    out = ["<h2>Per-class accuracy change vs Keras (native row)</h2>"]
+    for v in report["variants"]:
+        if v["variant"] == "fp32":
+            continue
+        deltas = [(c, d) for c, d in v["per_class_delta"].items() if d is not None]
+        scale = max([0.01, *(abs(d) for _, d in deltas)])
+        height = 18 * len(deltas) + 10
+        bars = []
+        for i, (name, d) in enumerate(deltas):
+            width = abs(d) / scale * 150
+            x = 300 if d >= 0 else 300 - width
+            colour = "#5a9" if d >= 0 else "#c55"
+            bars.append(f"<text x=0 y={18 * i + 14}>{e_(name)}</text>"
+                        f"<rect x={x:.1f} y={18 * i + 4} width={max(width, 0.5):.1f} height=12 fill='{colour}'/>"
+                        f"<text x=460 y={18 * i + 14}>{d * 100:+.1f} pp</text>")
+        out.append(f"<p><b>{e_(v['variant'])}</b></p><svg width=520 height={height} role=img>"
+                   f"<line x1=300 y1=0 x2=300 y2={height} stroke='#999'/>{''.join(bars)}</svg>")
+    return out
+
+
+def _latency_charts(report: dict[str, Any], bench: dict[str, Any]) -> list[str]:
+    """Per CPU target: accuracy against batch-1 latency, each variant a point, the Pareto front
+    drawn, Keras's fastest path and LiteRT as reference points."""
+    host = report["machine"]["native_row"]
+    out = [f"<h2>Accuracy against latency on this machine ({e_(host)})</h2>",
+           "<p class=note>Batch 1, p50. Up and left is better; the line joins the variants no other "
+           "beats on both.</p>"]
+    keras_acc = report["keras_accuracy"]
+    for target in (t for t in bench["targets"] if t["provider"] == "cpu"):
+        points = []
+        for v in report["variants"]:
+            ms = _p50(bench, v["variant"], target["name"])
+            if ms is not None:
+                points.append((v["variant"], ms, v["by_isa"][host]["accuracy"]))
+        refs = []
+        keras = [r for r in bench["results"] if r["target"].startswith("keras@") and r["batch"] == 1]
+        if keras:
+            fastest = min(keras, key=lambda r: r["p50_ms"])
+            refs.append(f"Keras's fastest path ({fastest['engine']}, {fastest['target']}) "
+                        f"{fastest['p50_ms']:.3f} ms at accuracy {keras_acc:.4f}")
+        refs += [f"{r['variant']} {r['p50_ms']:.3f} ms (accuracy not measured)"
+                 for r in bench["results"]
+                 if r["engine"] == "litert" and r["target"] == target["name"] and r["batch"] == 1]
+        if points:
+            out.append(f"<p><b>{e_(target['name'])}</b> ({target['threads']} thread(s))</p>")
+            out.append(_scatter(points))
+            if refs:
+                out.append(f"<p class=note>For reference on the same target: {e_('; '.join(refs))}.</p>")
+    cold = (bench.get("cold_start") or {}).get("runtime", {})
+    if "total_s" in cold:
+        out.append(f"<p>Runtime cold start (import + session + first result): {cold['total_s']:.3f} s.</p>")
+    return out
+
+
+def _scatter(points: list[tuple[str, float, float]]) -> str:
+    ms_all, accs = [p[1] for p in points], [p[2] for p in points]
+    x0, x1 = 0.0, max(ms_all) * 1.15
+    y0, y1 = min(accs) - 0.002, max(accs) + 0.002
+    w, h, pad = 620, 240, 50
+
+    def xy(ms: float, acc: float) -> tuple[float, float]:
+        return pad + (ms - x0) / (x1 - x0) * (w - 2 * pad), h - pad - (acc - y0) / (y1 - y0) * (h - 2 * pad)
+
+    front, best = [], -1.0
+    for name, ms, acc in sorted(points, key=lambda p: (p[1], -p[2])):
+        if acc > best:
+            front.append((ms, acc))
+            best = acc
+    svg = [f"<svg width={w} height={h} role=img>",
+           f"<line x1={pad} y1={h - pad} x2={w - pad} y2={h - pad} stroke='#333'/>",
+           f"<line x1={pad} y1={pad} x2={pad} y2={h - pad} stroke='#333'/>",
+           f"<text x={w / 2 - 60} y={h - 15}>latency per call, ms (0 – {x1:.3f})</text>",
+           f"<text x=5 y={pad - 10}>accuracy ({y0:.4f} – {y1:.4f})</text>"]
+    if len(front) > 1:
+        svg.append("<polyline fill=none stroke='#4a78c2' stroke-width=2 stroke-dasharray='5 3' points='"
+                   + " ".join(f"{xy(ms, acc)[0]:.1f},{xy(ms, acc)[1]:.1f}" for ms, acc in front) + "'/>")
+    for i, (name, ms, acc) in enumerate(sorted(points, key=lambda p: p[1])):
+        x, y = xy(ms, acc)
+        dy = -8 if i % 2 == 0 else 16  # alternate above and below: neighbours do not overlap
+        svg.append(f"<circle cx={x:.1f} cy={y:.1f} r=5 fill='#4a78c2'/>"
+                   f"<text x={x + 7:.1f} y={y + dy:.1f}>{e_(name)} {ms:.3f} ms</text>")
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def _provenance(report: dict[str, Any], bench: dict[str, Any] | None) -> list[str]:
+    machine = report["machine"]
+    out = ["<h2>Where these numbers come from</h2><ul>",
+           f"<li>Accuracy: onnxruntime {e_(machine['onnxruntime'])} on a {e_(machine['host_isa'])} host; "
+           f"gates {e_(json.dumps(report['gates']))}.</li>"]
+    if bench is not None:
+        m = bench["machine"]
+        out.append(f"<li>Latency: {e_(bench['created'])}, {e_(m['cpu'])} ({m['cores']} cores, class "
+                   f"{e_(m.get('isa', '?'))}), {e_(', '.join(f'{k} {v}' for k, v in m['versions'].items()))}.</li>")
+    else:
+        out.append("<li>Latency: no benchmark of this model yet (<code>edgecnn bench</code>).</li>")
+    out.append("</ul>")
+    return out
