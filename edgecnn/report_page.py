@@ -61,6 +61,7 @@ def render(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
     parts += _recommendations(report, bench)
     parts += _matrix(report)
     parts += _class_bars(report)
+    parts += _confusion(report)
     if bench is not None:
         parts += _latency_charts(report, bench)
     parts += _provenance(report, bench)
@@ -157,6 +158,28 @@ def _class_bars(report: dict[str, Any]) -> list[str]:
                         f"<text x=460 y={18 * i + 14}>{d * 100:+.1f} pp</text>")
         out.append(f"<p><b>{e_(v['variant'])}</b></p><svg width=520 height={height} role=img>"
                    f"<line x1=300 y1=0 x2=300 y2={height} stroke='#999'/>{''.join(bars)}</svg>")
+    return out
+
+
+def _confusion(report: dict[str, Any]) -> list[str]:
+    """Where int8's answers moved against Keras's: (true, predicted) counts, int8 minus Keras."""
+    int8 = next((v for v in report["variants"] if v["variant"] == "int8"), None)
+    if int8 is None or "confusion_delta" not in int8:
+        return []
+    names = list(int8["per_class_accuracy"])
+    delta = int8["confusion_delta"]
+    moved = sum(abs(x) for row in delta for x in row) // 2
+    out = ["<h2>int8 against Keras: where answers moved</h2>",
+           f"<p class=note>Test images per (true class, predicted class), int8 minus Keras; {moved} "
+           "answers moved. Blank: no change.</p><table id=confusion><tr><th>true \\ predicted</th>"
+           + "".join(f"<th>{e_(n)}</th>" for n in names) + "</tr>"]
+    for i, (name, row) in enumerate(zip(names, delta)):
+        cells = []
+        for j, x in enumerate(row):
+            worse = x < 0 if i == j else x > 0  # fewer right answers, or more of this mistake
+            cells.append(f"<td class={'fail' if worse else 'pass'}>{x:+d}</td>" if x else "<td></td>")
+        out.append(f"<tr><td>{e_(name)}</td>{''.join(cells)}</tr>")
+    out.append("</table>")
     return out
 
 

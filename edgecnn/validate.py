@@ -66,6 +66,10 @@ def agreement_metrics(
     ]
     accuracy = float((pred == labels).mean())
     ref_accuracy = float((ref_pred == labels).mean())
+    # (true class, predicted class) counts of the variant minus Keras's: where answers moved
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    np.add.at(confusion, (labels, ref_pred), -1)
     return {
         "accuracy": accuracy,
         "keras_accuracy": ref_accuracy,
@@ -76,6 +80,7 @@ def agreement_metrics(
         "per_class_accuracy": dict(zip(class_names, pc)),
         "per_class_delta": dict(zip(class_names, deltas)),
         "classes_called_out": callouts,
+        "confusion_delta": confusion.tolist(),
     }
 
 

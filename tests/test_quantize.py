@@ -99,7 +99,8 @@ def test_calibration_reader_feeds_predictor_preprocessing(fashion_small):
     batches = []
     while (item := reader.get_next()) is not None:
         batches.append(item["input"])
-    assert [len(b) for b in batches] == [16, 16, 8]
+    # equal batches, at most 16: the histogram calibrators cannot stack a short last one
+    assert [len(b) for b in batches] == [10, 10, 10, 10]
     fed = np.concatenate(batches)
     np.testing.assert_array_equal(fed, Preprocessing().apply(images))  # the Predictor's own step
     np.testing.assert_allclose(fed, images / 255.0, atol=1e-7)

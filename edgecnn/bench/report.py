@@ -72,46 +72,37 @@ def profile_markdown(profiles: dict[str, Any], top: int = 8) -> list[str]:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:
-    """p50 latency vs batch per engine/variant (first target) and speed-up over Keras."""
+    """One panel per target: latency *per image* against batch for each onnxruntime variant, the
+    fastest Keras path and LiteRT's best (at most 6 series); then labelled speed-up bars."""
     matplotlib = require("matplotlib", "Benchmark plots")
     matplotlib.use("Agg")
     plt = require("matplotlib.pyplot", "Benchmark plots")
     rows = result["results"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    series: dict[tuple[str, str, str], list[tuple[int, float, float, float]]] = {}
-    for r in rows:
-        if r["engine"] == "predictor":  # within a few percent of the bare session; see the table
-            continue
-        key = (r["target"], r["engine"], r["variant"])
-        series.setdefault(key, []).append((r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"]))
-    colors = plt.cm.tab20.colors
-    for i, ((target, engine, variant), points) in enumerate(series.items()):
-        points.sort()
-        batches = [p[0] for p in points]
-        style = "--" if engine.startswith("keras") else ("-" if engine.startswith("onnx") else ":")
-        color = colors[i % len(colors)]
-        left.plot(batches, [p[1] for p in points], style, marker="o", color=color,
-                  label=engine if engine.startswith("keras") else f"{target} {engine} {variant}")
-        left.fill_between(batches, [p[1] for p in points], [p[3] for p in points], alpha=0.08,
-                          color=color)
-    left.set(xscale="log", yscale="log", xlabel="batch", ylabel="latency p50 ms (band to p99)",
-             title=f"{result['model']}: latency per batch")
-    left.legend(fontsize=6, ncol=2)
-    best = [r for r in rows if r.get("speedup_vs_keras") and r["engine"] == "onnxruntime"]
+    targets = [t["name"] for t in result["targets"]]
+    fig, axes = plt.subplots(1, len(targets) + 1, figsize=(5.2 * (len(targets) + 1), 4.6))
+    for ax, target in zip(axes, targets):
+        for label, points, style in _per_image_series(rows, target):
+            ax.plot([b for b, _ in points], [ms for _, ms in points], style, marker="o", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="p50 latency per image, ms",
+               title=f"{result['model']} on {target}")
+        ax.legend(fontsize=7)
+    right = axes[-1]
+    best = [r for r in rows if r.get("speedup_vs_keras") and r["engine"] == "onnxruntime"
+            and r["variant"] in ("fp32", "int8")]
     labels = list(dict.fromkeys((r["target"], r["variant"]) for r in best))
     batches = sorted({r["batch"] for r in best})
     width = 0.8 / max(1, len(labels))
     for i, (target, variant) in enumerate(labels):
         values = [next((r["speedup_vs_keras"] for r in best if r["target"] == target
                         and r["variant"] == variant and r["batch"] == b), 0) for b in batches]
-        right.bar([j + i * width for j in range(len(batches))], values, width,
-                  label=f"{target} {variant}")
+        bars = right.bar([j + i * width for j in range(len(batches))], values, width,
+                         label=f"{target} {variant}")
+        right.bar_label(bars, fmt="%.1f×", fontsize=7)
     right.set_xticks([j + 0.4 - width / 2 for j in range(len(batches))], [str(b) for b in batches])
     right.axhline(1.0, color="gray", linewidth=0.8)
-    right.set(xlabel="batch", ylabel="speed-up over fastest Keras path (p50)",
-              title="onnxruntime vs Keras")
+    right.set(xlabel="batch", ylabel="× fastest Keras path (p50)", title="onnxruntime vs Keras")
     if labels:
-        right.legend(fontsize=6)
+        right.legend(fontsize=7)
     else:
         right.text(0.5, 0.5, "no Keras baseline in this run", ha="center", transform=right.transAxes)
     fig.tight_layout()
@@ -119,6 +110,29 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def _per_image_series(rows: list[dict[str, Any]], target: str) -> list[tuple[str, list, str]]:
+    """(label, [(batch, ms per image)], line style) for one target's panel."""
+    def per_image(selected: list[dict[str, Any]]) -> list[tuple[int, float]]:
+        fastest: dict[int, float] = {}
+        for r in selected:
+            fastest[r["batch"]] = min(fastest.get(r["batch"], float("inf")), r["p50_ms"] / r["batch"])
+        return sorted(fastest.items())
+
+    series = []
+    for variant in ("fp32", "int8", "dynint8", "fp16"):
+        selected = [r for r in rows if r["engine"] == "onnxruntime" and r["target"] == target
+                    and r["variant"] == variant]
+        if selected:
+            series.append((f"onnxruntime {variant}", per_image(selected), "-"))
+    keras = [r for r in rows if r["engine"].startswith("keras")]
+    if keras:
+        series.append(("Keras, fastest path", per_image(keras), "--"))
+    litert = [r for r in rows if r["engine"] == "litert" and r["target"] == target]
+    if litert:
+        series.append(("LiteRT, best", per_image(litert), ":"))
+    return series
 
 
 def save(result: dict[str, Any], out_dir: Path, stem: str | None = None, png: bool = True) -> list[Path]:
