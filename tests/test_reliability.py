@@ -169,8 +169,8 @@ from edgecnn.cli.main import main
 sys.argv = ["edgecnn", *sys.argv[3:]]
 main()
 """
-# model.keras, train.json, model.onnx, int8, dynint8, fp16, report.json, report.md
-_RENAMES = 8
+# model.keras, train.json, model.onnx, int8, dynint8, fp16, report.json, report.md, report.html
+_RENAMES = 9
 
 
 @pytest.mark.slow
@@ -186,7 +186,7 @@ def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
                  calibration=100, isa="host")
     originals = {p.name: p.read_bytes() for p in base.iterdir()}
     assert len(originals) == _RENAMES
-    plans = [(1, "SIGTERM"), (3, "SIGTERM"), (6, "SIGTERM"), (8, "SIGTERM"), (4, "SIGKILL")]
+    plans = [(1, "SIGTERM"), (3, "SIGTERM"), (6, "SIGTERM"), (9, "SIGTERM"), (4, "SIGKILL")]
     procs = []
     for n, signame in plans:
         out = tmp_path / f"{signame}-{n}"
