@@ -19,3 +19,13 @@ class GateFailedError(EdgeCNNError):
 
 class OverwriteRefusedError(EdgeCNNError):
     """A file exists and differs from what would be written; replacing it needs ``force``."""
+
+
+def one_line(exc: BaseException, *, first: bool = False) -> str:
+    """A library exception's message as one line of at most 300 characters, for an error that
+    wraps it: its last line (where onnxruntime and numpy put the cause), or its first with
+    ``first`` (Keras), or the exception's type when it has no message."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[0] if first else lines[-1]).strip()[:300]

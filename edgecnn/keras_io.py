@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn._optional import require
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, one_line
 
 
 def load_keras(path: str | Path, unsafe: bool = False) -> Any:
@@ -34,5 +34,6 @@ def load_keras(path: str | Path, unsafe: bool = False) -> Any:
             ) from exc
         raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
     except Exception as exc:  # Keras raises KeyError, TypeError, AttributeError... for bad files
-        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise EdgeCNNError(f"Could not load {path} as a Keras model: {detail}") from exc
+        raise EdgeCNNError(
+            f"Could not load {path} as a Keras model: {one_line(exc, first=True)}"
+        ) from exc

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.data import Dataset
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.onnx_metadata import load_proto
 from edgecnn.runtime.metadata import Preprocessing
 
@@ -108,7 +108,7 @@ def preprocess_for_quantization(model_path: Path, out: Path) -> None:
     except Exception as exc:  # onnxruntime raises bare Exception for graphs it cannot analyse
         raise EdgeCNNError(
             f"onnxruntime's quantization pre-processing cannot handle {model_path.name}: "
-            f"{str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__}"
+            f"{one_line(exc)}"
         ) from exc
     finally:
         os.chdir(here)

@@ -33,7 +33,7 @@ from edgecnn.bench.profile import profile_ops
 from edgecnn.bench.targets import Target
 from edgecnn.bench.timing import Budget, measure, measure_interleaved, pool
 from edgecnn.data import load_dataset
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.runtime import Predictor
 from edgecnn.runtime import providers as _providers
 from edgecnn.variants import variant_files
@@ -238,7 +238,7 @@ def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[
             except Exception as exc:  # an engine that cannot run this model: one line, not a trace
                 raise EdgeCNNError(
                     f"{engine.engine} could not run {engine.variant} at batch {batch} on "
-                    f"{target['name']}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__}"
+                    f"{target['name']}: {one_line(exc)}"
                 ) from exc
     rows = []
     for k, (j, batch) in enumerate(keys):

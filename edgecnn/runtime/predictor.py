@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
 from edgecnn.runtime.outputs import class_count, output_kind, to_probabilities
 from edgecnn.runtime.session import load_session, session_options
@@ -213,7 +213,7 @@ class Predictor:
             out = self._run_session(self._output_names, {self._input_name: batch})[0]
         except Exception as exc:  # onnxruntime's Fail / RuntimeException / InvalidArgument ...
             raise EdgeCNNError(
-                f"Running {self.path} failed: {str(exc).strip().splitlines()[-1][:300]}"
+                f"Running {self.path} failed: {one_line(exc)}"
             ) from exc
         if self._sigmoid or not self._output_is_float32:
             out = to_probabilities(out, self.info.output)
