@@ -18,6 +18,7 @@ import numpy as np
 
 from edgecnn.emulation import is_native, run_models, unavailable_reason
 from edgecnn.gates import Gates
+from edgecnn.metrics import agreement_metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,7 @@ def check(
     """Measure ``int8_path`` against fp32 on each class in ``isas`` with validation's int8 gates
     (accuracy drop, agreement, worst class); the first class that breaks one fails it."""
     trial = Trial(scheme.name)
-    fp32_pred = fp32_probs.argmax(1)
-    fp32_right = fp32_pred == labels
+    names = tuple(str(c) for c in range(fp32_probs.shape[1]))
     for isa in isas:
         reason = unavailable_reason(isa)
         if reason:
@@ -95,25 +95,15 @@ def check(
                 return trial
             trial.unchecked[isa] = reason
             continue
-        pred = run_models(isa, [int8_path], images)[0].argmax(1)
-        right = pred == labels
-        drop = float(fp32_right.mean() - right.mean())
-        agreement = float((pred == fp32_pred).mean())
-        class_drop = max(float(fp32_right[labels == c].mean() - right[labels == c].mean())
-                         for c in np.unique(labels))
-        trial.measured[isa] = {"accuracy_drop": drop, "agreement": agreement,
-                               "worst_class_drop": class_drop, "emulated": not is_native(isa)}
+        metrics = agreement_metrics(fp32_probs, run_models(isa, [int8_path], images)[0], labels, names)
+        drop = -metrics["accuracy_delta"]
+        worst = max((-d for d in metrics["per_class_delta"].values() if d is not None), default=0.0)
+        trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics["agreement"],
+                               "worst_class_drop": worst, "emulated": not is_native(isa)}
         log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp, agreement "
-                 f"{agreement:.2%}, worst class {0.0 - class_drop * 100:+.1f} pp vs fp32 on "
+                 f"{metrics['agreement']:.2%}, worst class {0.0 - worst * 100:+.1f} pp vs fp32 on "
                  f"{len(labels)} held-out training images")
-        broken = [text for bad, text in (
-            (drop > gates.int8_max_accuracy_drop + 1e-12,
-             f"loses {drop * 100:.2f} pp (gate {gates.int8_max_accuracy_drop * 100:g})"),
-            (agreement < gates.int8_min_agreement, f"agrees {agreement:.2%} with fp32 "
-             f"(gate {gates.int8_min_agreement:.0%})"),
-            (class_drop > gates.int8_max_class_drop + 1e-12, f"loses {class_drop * 100:.1f} pp "
-             f"on one class (gate {gates.int8_max_class_drop * 100:g})"),
-        ) if bad]
+        broken = gates.int8_breaches(metrics)
         if broken:
             trial.failure = f"{' and '.join(broken)} on {isa}, {len(labels)} held-out training images"
             return trial

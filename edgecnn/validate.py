@@ -13,8 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgecnn.data import load_dataset
 from edgecnn.defaults import EMULATED_IMAGES
 from edgecnn.emulation import run_models, unavailable_reason
@@ -22,6 +20,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.files import sha256_file, write_json, write_text
 from edgecnn.gates import Gates
 from edgecnn.keras_io import load_keras
+from edgecnn.metrics import CLASS_CALLOUT_PP, agreement_metrics
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quant_prep import calibration_images
 from edgecnn.report_page import write_report_page
@@ -34,54 +33,7 @@ from edgecnn.zoo import get_spec, list_models
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
-# A class is called out when it loses this much more accuracy than the average class.
-CLASS_CALLOUT_PP = 1.0
 log = logging.getLogger(__name__)
-
-
-def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
-    out: list[float | None] = []
-    for c in range(n_classes):
-        mask = labels == c
-        out.append(float((pred[mask] == c).mean()) if mask.any() else None)
-    return out
-
-
-def agreement_metrics(
-    keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
-) -> dict[str, Any]:
-    """Agreement and error of ``probs`` against the Keras reference on labelled images."""
-    ref_pred, pred = keras_probs.argmax(1), probs.argmax(1)
-    diff = np.abs(probs.astype(np.float64) - keras_probs.astype(np.float64))
-    n = len(class_names)
-    ref_pc = per_class_accuracy(ref_pred, labels, n)
-    pc = per_class_accuracy(pred, labels, n)
-    deltas = [None if a is None or b is None else b - a for a, b in zip(ref_pc, pc)]
-    known = [d for d in deltas if d is not None]
-    mean_delta = float(np.mean(known)) if known else 0.0
-    callouts = [
-        class_names[i]
-        for i, d in enumerate(deltas)
-        if d is not None and (d - mean_delta) * 100 <= -CLASS_CALLOUT_PP
-    ]
-    accuracy = float((pred == labels).mean())
-    ref_accuracy = float((ref_pred == labels).mean())
-    # (true class, predicted class) counts of the variant minus Keras's: where answers moved
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels, pred), 1)
-    np.add.at(confusion, (labels, ref_pred), -1)
-    return {
-        "accuracy": accuracy,
-        "keras_accuracy": ref_accuracy,
-        "accuracy_delta": accuracy - ref_accuracy,
-        "agreement": float((pred == ref_pred).mean()),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "per_class_accuracy": dict(zip(class_names, pc)),
-        "per_class_delta": dict(zip(class_names, deltas)),
-        "classes_called_out": callouts,
-        "confusion_delta": confusion.tolist(),
-    }
 
 
 def apply_gate(kind: str, metrics: dict[str, Any], gates: Gates) -> tuple[bool, str]:
@@ -99,12 +51,7 @@ def apply_gate(kind: str, metrics: dict[str, Any], gates: Gates) -> tuple[bool, 
         ok = metrics["agreement"] >= gates.fp16_min_agreement
         rule = f"agreement >= {gates.fp16_min_agreement:.2%}"
     else:
-        class_drops = [-d for d in metrics["per_class_delta"].values() if d is not None]
-        ok = (
-            -metrics["accuracy_delta"] <= gates.int8_max_accuracy_drop + 1e-12
-            and metrics["agreement"] >= gates.int8_min_agreement
-            and max(class_drops, default=0.0) <= gates.int8_max_class_drop + 1e-12
-        )
+        ok = not gates.int8_breaches(metrics)
         rule = (
             f"accuracy drop <= {gates.int8_max_accuracy_drop * 100:g} pp, agreement >= "
             f"{gates.int8_min_agreement:.0%}, no class drops > {gates.int8_max_class_drop * 100:g} pp"
