@@ -4,3 +4,6 @@ DEFAULT_MODEL = "fashion-cnn"
 DEFAULT_OPSET = 17
 DEFAULT_CALIBRATION = 500
 EMULATED_IMAGES = 2000  # test images per emulated validation row (emulation is 10-50x slower)
+# The documented endurance run: 8 threads x 25,000 calls on one Predictor.
+SOAK_CALLS = 200_000
+SOAK_THREADS = 8

@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
-
 from edgecnn import int8_scheme
 from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
-from edgecnn.errors import EdgeCNNError, GateFailedError
+from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
 from edgecnn.files import check_overwrite, temporary_folder, write_bytes
 from edgecnn.gates import Gates
 from edgecnn.int8_scheme import SCHEMES
@@ -221,7 +220,8 @@ def _static(
             return _static_settings(trial, rejected, calib, labels, isas, options), None
         rejected.append(trial)
     if options.auto_exclude:
-        _quantize_static(pre, out, calib, info, options, SCHEMES[schemes[0]], excluded)
+        if schemes[-1] != schemes[0]:  # ``out`` holds the last scheme tried; drift is the first's
+            _quantize_static(pre, out, calib, info, options, SCHEMES[schemes[0]], excluded)
         drift = layer_drift(pre, out, calib[:200], info.preprocessing, top=32, preprocessed=True)
         worst = list(dict.fromkeys(
             producers[d["tensor"]].name for d in drift
@@ -255,8 +255,9 @@ def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
             **int8_scheme.static_options(scheme, quant),
         )
     except Exception as exc:  # onnxruntime's calibrators raise bare ValueErrors and worse
-        detail = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
-        raise EdgeCNNError(f"Static int8 quantization ({options.method} calibration) failed: {detail}") from exc
+        raise EdgeCNNError(
+            f"Static int8 quantization ({options.method} calibration) failed: {one_line(exc)}"
+        ) from exc
 
 
 def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:

@@ -51,13 +51,12 @@ def write_report_page(model_dir: str | Path, bench_json: str | Path | None = Non
 
 def render(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
     """The page as a string."""
-    e = html.escape
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
-             f"<title>{e(report['model'])}: which file for which CPU</title><style>{_CSS}</style></head><body>",
-             f"<h1>{e(report['model'])}: which file for which CPU</h1>",
+             f"<title>{_esc(report['model'])}: which file for which CPU</title><style>{_CSS}</style></head><body>",
+             f"<h1>{_esc(report['model'])}: which file for which CPU</h1>",
              f"<p>Keras accuracy <b id=keras-accuracy>{report['keras_accuracy']:.4f}</b> on "
-             f"{report['test_images']:,} test images of <code>{e(report['dataset'])}</code>."]
-    parts += [f"<p class=fail>Warning: {e(w)}</p>" for w in report.get("warnings", [])]
+             f"{report['test_images']:,} test images of <code>{_esc(report['dataset'])}</code>."]
+    parts += [f"<p class=fail>Warning: {_esc(w)}</p>" for w in report.get("warnings", [])]
     parts += _recommendations(report, bench)
     parts += _matrix(report)
     parts += _class_bars(report)
@@ -67,6 +66,10 @@ def render(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
     parts += _provenance(report, bench)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text))
 
 
 def _rows(report: dict[str, Any]) -> list[str]:
@@ -90,7 +93,7 @@ def _recommendations(report: dict[str, Any], bench: dict[str, Any] | None) -> li
     for row in _rows(report):
         passing = [v for v in report["variants"] if v["by_isa"][row]["passed"]]
         if not passing:
-            out.append(f"<div class=rec id=rec-{row}><b>{e_(row)}</b>: no variant passes every gate "
+            out.append(f"<div class=rec id=rec-{row}><b>{_esc(row)}</b>: no variant passes every gate "
                        "here; ship none of these files to such a CPU.</div>")
             continue
         timed = [(v, _p50(bench, v["variant"], target)) for v in passing] if row == host and target else []
@@ -106,13 +109,9 @@ def _recommendations(report: dict[str, Any], bench: dict[str, Any] | None) -> li
                    "this class was not measured (accuracy was measured under emulation, which gives "
                    "no latency)" if best["variant"] == "int8" else "passes every gate here")
         description = ISA_CLASSES.get(row, row)
-        out.append(f"<div class=rec id=rec-{row}><b>{e_(row)}</b> <span class=note>({e_(description)})"
-                   f"</span>: <code class=file>{e_(best['file'])}</code> — {e_(why)}.</div>")
+        out.append(f"<div class=rec id=rec-{row}><b>{_esc(row)}</b> <span class=note>({_esc(description)})"
+                   f"</span>: <code class=file>{_esc(best['file'])}</code> — {_esc(why)}.</div>")
     return out
-
-
-def e_(text: Any) -> str:
-    return html.escape(str(text))
 
 
 def _matrix(report: dict[str, Any]) -> list[str]:
@@ -122,7 +121,7 @@ def _matrix(report: dict[str, Any]) -> list[str]:
            "<p class=note>Δ against Keras on the same images; green passes every gate of its kind, "
            "red breaks one. <span class=emu>emulated</span> columns ran under qemu-user.</p>",
            "<table id=matrix><tr><th>variant</th><th>file</th><th>size</th>"
-           + "".join(f"<th>{e_(r)}{'' if r == host else ' <span class=emu>emulated</span>'}</th>"
+           + "".join(f"<th>{_esc(r)}{'' if r == host else ' <span class=emu>emulated</span>'}</th>"
                      for r in rows) + "</tr>"]
     for v in report["variants"]:
         cells = []
@@ -131,11 +130,11 @@ def _matrix(report: dict[str, Any]) -> list[str]:
             cells.append(f"<td class={'pass' if m['passed'] else 'fail'} "
                          f"data-variant={v['variant']} data-isa={r} data-accuracy={m['accuracy']:.4f}>"
                          f"{m['accuracy']:.4f}<br><span class=note>{m['accuracy_delta'] * 100:+.2f} pp</span></td>")
-        out.append(f"<tr><td>{e_(v['variant'])}</td><td><code>{e_(v['file'])}</code></td>"
+        out.append(f"<tr><td>{_esc(v['variant'])}</td><td><code>{_esc(v['file'])}</code></td>"
                    f"<td>{v['size_bytes'] / 1024:.0f} KiB</td>{''.join(cells)}</tr>")
     out.append("</table>")
     for name, reason in report.get("isa_not_measured", {}).items():
-        out.append(f"<p class=note>{e_(name)}: not measured ({e_(reason)}).</p>")
+        out.append(f"<p class=note>{_esc(name)}: not measured ({_esc(reason)}).</p>")
     return out
 
 
@@ -153,10 +152,10 @@ def _class_bars(report: dict[str, Any]) -> list[str]:
             width = abs(d) / scale * 150
             x = 300 if d >= 0 else 300 - width
             colour = "#5a9" if d >= 0 else "#c55"
-            bars.append(f"<text x=0 y={18 * i + 14}>{e_(name)}</text>"
+            bars.append(f"<text x=0 y={18 * i + 14}>{_esc(name)}</text>"
                         f"<rect x={x:.1f} y={18 * i + 4} width={max(width, 0.5):.1f} height=12 fill='{colour}'/>"
                         f"<text x=460 y={18 * i + 14}>{d * 100:+.1f} pp</text>")
-        out.append(f"<p><b>{e_(v['variant'])}</b></p><svg width=520 height={height} role=img>"
+        out.append(f"<p><b>{_esc(v['variant'])}</b></p><svg width=520 height={height} role=img>"
                    f"<line x1=300 y1=0 x2=300 y2={height} stroke='#999'/>{''.join(bars)}</svg>")
     return out
 
@@ -172,13 +171,13 @@ def _confusion(report: dict[str, Any]) -> list[str]:
     out = ["<h2>int8 against Keras: where answers moved</h2>",
            f"<p class=note>Test images per (true class, predicted class), int8 minus Keras; {moved} "
            "answers moved. Blank: no change.</p><table id=confusion><tr><th>true \\ predicted</th>"
-           + "".join(f"<th>{e_(n)}</th>" for n in names) + "</tr>"]
+           + "".join(f"<th>{_esc(n)}</th>" for n in names) + "</tr>"]
     for i, (name, row) in enumerate(zip(names, delta)):
         cells = []
         for j, x in enumerate(row):
             worse = x < 0 if i == j else x > 0  # fewer right answers, or more of this mistake
             cells.append(f"<td class={'fail' if worse else 'pass'}>{x:+d}</td>" if x else "<td></td>")
-        out.append(f"<tr><td>{e_(name)}</td>{''.join(cells)}</tr>")
+        out.append(f"<tr><td>{_esc(name)}</td>{''.join(cells)}</tr>")
     out.append("</table>")
     return out
 
@@ -187,7 +186,7 @@ def _latency_charts(report: dict[str, Any], bench: dict[str, Any]) -> list[str]:
     """Per CPU target: accuracy against batch-1 latency, each variant a point, the Pareto front
     drawn, Keras's fastest path and LiteRT as reference points."""
     host = report["machine"]["native_row"]
-    out = [f"<h2>Accuracy against latency on this machine ({e_(host)})</h2>",
+    out = [f"<h2>Accuracy against latency on this machine ({_esc(host)})</h2>",
            "<p class=note>Batch 1, p50. Up and left is better; the line joins the variants no other "
            "beats on both.</p>"]
     keras_acc = report["keras_accuracy"]
@@ -207,10 +206,10 @@ def _latency_charts(report: dict[str, Any], bench: dict[str, Any]) -> list[str]:
                  for r in bench["results"]
                  if r["engine"] == "litert" and r["target"] == target["name"] and r["batch"] == 1]
         if points:
-            out.append(f"<p><b>{e_(target['name'])}</b> ({target['threads']} thread(s))</p>")
+            out.append(f"<p><b>{_esc(target['name'])}</b> ({target['threads']} thread(s))</p>")
             out.append(_scatter(points))
             if refs:
-                out.append(f"<p class=note>For reference on the same target: {e_('; '.join(refs))}.</p>")
+                out.append(f"<p class=note>For reference on the same target: {_esc('; '.join(refs))}.</p>")
     cold = (bench.get("cold_start") or {}).get("runtime", {})
     if "total_s" in cold:
         out.append(f"<p>Runtime cold start (import + session + first result): {cold['total_s']:.3f} s.</p>")
@@ -243,7 +242,7 @@ def _scatter(points: list[tuple[str, float, float]]) -> str:
         x, y = xy(ms, acc)
         dy = -8 if i % 2 == 0 else 16  # alternate above and below: neighbours do not overlap
         svg.append(f"<circle cx={x:.1f} cy={y:.1f} r=5 fill='#4a78c2'/>"
-                   f"<text x={x + 7:.1f} y={y + dy:.1f}>{e_(name)} {ms:.3f} ms</text>")
+                   f"<text x={x + 7:.1f} y={y + dy:.1f}>{_esc(name)} {ms:.3f} ms</text>")
     svg.append("</svg>")
     return "".join(svg)
 
@@ -251,12 +250,12 @@ def _scatter(points: list[tuple[str, float, float]]) -> str:
 def _provenance(report: dict[str, Any], bench: dict[str, Any] | None) -> list[str]:
     machine = report["machine"]
     out = ["<h2>Where these numbers come from</h2><ul>",
-           f"<li>Accuracy: onnxruntime {e_(machine['onnxruntime'])} on a {e_(machine['host_isa'])} host; "
-           f"gates {e_(json.dumps(report['gates']))}.</li>"]
+           f"<li>Accuracy: onnxruntime {_esc(machine['onnxruntime'])} on a {_esc(machine['host_isa'])} host; "
+           f"gates {_esc(json.dumps(report['gates']))}.</li>"]
     if bench is not None:
         m = bench["machine"]
-        out.append(f"<li>Latency: {e_(bench['created'])}, {e_(m['cpu'])} ({m['cores']} cores, class "
-                   f"{e_(m.get('isa', '?'))}), {e_(', '.join(f'{k} {v}' for k, v in m['versions'].items()))}.</li>")
+        out.append(f"<li>Latency: {_esc(bench['created'])}, {_esc(m['cpu'])} ({m['cores']} cores, class "
+                   f"{_esc(m.get('isa', '?'))}), {_esc(', '.join(f'{k} {v}' for k, v in m['versions'].items()))}.</li>")
     else:
         out.append("<li>Latency: no benchmark of this model yet (<code>edgecnn bench</code>).</li>")
     out.append("</ul>")

@@ -26,8 +26,8 @@ def test_runtime_predictor_runs_without_heavy_imports(tiny_onnx):
 HELP_MODULES = {
     "edgecnn", "edgecnn.cli", "edgecnn.cli.main", "edgecnn.cli.options", "edgecnn.cli.report_view",
     "edgecnn.defaults", "edgecnn.errors", "edgecnn.gates",
-    *(f"edgecnn.cli.{c}_cmd" for c in ("bench", "export", "isa", "predict", "quantize", "train",
-                                        "validate", "zoo")),
+    *(f"edgecnn.cli.{c}_cmd" for c in ("bench", "export", "isa", "predict", "quantize", "report",
+                                        "train", "validate", "zoo")),
 }
 
 

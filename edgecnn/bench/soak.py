@@ -12,19 +12,16 @@ import numpy as np
 
 from edgecnn.bench.machine import machine_info
 from edgecnn.bench.timing import rss_mb
+from edgecnn.defaults import SOAK_CALLS, SOAK_THREADS
 from edgecnn.runtime import Predictor
-
-# The documented endurance run: 8 threads x 25,000 calls.
-DEFAULT_CALLS = 200_000
-DEFAULT_THREADS = 8
 
 
 def soak(
     model_path: str | Path,
     images: np.ndarray,
     *,
-    calls: int = DEFAULT_CALLS,
-    threads: int = DEFAULT_THREADS,
+    calls: int = SOAK_CALLS,
+    threads: int = SOAK_THREADS,
     batch_sizes: tuple[int, ...] = (1, 3, 16),
     warmup_calls: int = 500,
     samples: int = 20,

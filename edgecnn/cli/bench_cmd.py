@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgecnn.cli.options import int_list, provider_name
+from edgecnn.defaults import SOAK_CALLS, SOAK_THREADS
 from edgecnn.errors import EdgeCNNError
 
 
@@ -140,8 +141,9 @@ def bench_compare(
 def soak(
     model: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The .onnx model.")] =
         Path("exported/fashion-cnn/model.int8.onnx"),
-    calls: Annotated[int, typer.Option(min=1, help="Calls in all, spread over the threads.")] = 200_000,
-    threads: Annotated[int, typer.Option(min=1, help="Threads sharing one Predictor.")] = 8,
+    calls: Annotated[int, typer.Option(min=1, help="Calls in all, spread over the threads.")] =
+        SOAK_CALLS,
+    threads: Annotated[int, typer.Option(min=1, help="Threads sharing one Predictor.")] = SOAK_THREADS,
     out: Annotated[Path, typer.Option(help="Folder for the JSON result.")] = Path("bench/results"),
 ) -> None:
     """Endurance: one Predictor shared by many threads; identical results, flat memory."""
@@ -164,16 +166,3 @@ def soak(
     typer.echo(json.dumps(summary, indent=2))
     typer.echo(f"Saved {path}")
 
-
-def report(
-    model: Annotated[str, typer.Argument(
-        help="Zoo name (exported/NAME) or export folder.")] = "fashion-cnn",
-    bench_json: Annotated[Optional[Path], typer.Option(
-        "--bench", exists=True, dir_okay=False,
-        help="Benchmark result to show (default bench/results/NAME.json when it exists).")] = None,
-) -> None:
-    """Rebuild an export's report.html: which file for which CPU, accuracy x latency."""
-    from edgecnn.report_page import write_report_page
-
-    folder = Path(model) if Path(model).is_dir() else Path("exported") / model
-    typer.echo(f"Wrote {write_report_page(folder, bench_json)}")
