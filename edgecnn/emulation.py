@@ -189,7 +189,11 @@ def _view(isa: str) -> Path:
 
 
 def _probe_features(isa: str) -> str:
-    """The Features line of the emulated CPU, read from its own auxiliary vector."""
+    """The Features line of the emulated CPU, read from its own auxiliary vector.
+
+    Inline rather than ``runtime.isa``'s reader: importing ``edgecnn.runtime`` loads onnxruntime,
+    which crashes before this cpuinfo exists.
+    """
     emulation = EMULATIONS[isa]
     probe = ("import ctypes; c = ctypes.CDLL(None); c.getauxval.restype = ctypes.c_ulong; "
              "print(c.getauxval(16), c.getauxval(26))")
