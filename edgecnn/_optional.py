@@ -20,6 +20,8 @@ _EXTRA_OF: dict[str, str | None] = {
     "matplotlib": "bench",
     "ai_edge_litert": "engines",
     "openvino": "engines",
+    "pyarrow": "parquet",
+    "ray": "scale",
 }
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from edgecnn import ray_engine
 from edgecnn.data import load_dataset
 from edgecnn.defaults import EMULATED_IMAGES
 from edgecnn.emulation import run_models, unavailable_reason
@@ -69,6 +70,7 @@ def validate(
     providers: str = "cpu",
     isa: str | Sequence[str] | None = None,
     emulated_images: int = EMULATED_IMAGES,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Validate every variant in ``model_dir`` against its Keras model; write the reports.
 
@@ -88,6 +90,9 @@ def validate(
             error; with "all" it is reported as not measured, with the reason.
         emulated_images: emulated rows measure the first this many test images (the native
             row measures all of them); each row records its count.
+        engine: ``local`` runs the rows here one class at a time; ``ray`` runs every (class x
+            variant) row as a Ray task (default: ``ray`` when ``RAY_ADDRESS`` is set). Same
+            results either way.
 
     Returns:
         The report (also written as ``report.json`` and ``report.md``); ``report["passed"]``
@@ -126,10 +131,15 @@ def validate(
     keras_probs = to_probabilities(keras_out, info.output)
 
     native = native_row_name(predictors[0].providers)
-    rows, not_measured = _isa_rows(isa, native)
     # Emulation runs ~10-50x slower than native: emulated rows use the first N test images.
     n_emulated = min(len(data.x_test), emulated_images)
-    emulated = {row: run_models(row, files, data.x_test[:n_emulated]) for row in rows}
+    if ray_engine.resolve_engine(engine) == "ray" and isa is not None:
+        with ray_engine.connected():
+            rows, not_measured = _isa_rows(isa, native, ray_engine.labelled_isas())
+            emulated = ray_engine.run_isa_rows(rows, files, data.x_test[:n_emulated])
+    else:
+        rows, not_measured = _isa_rows(isa, native)
+        emulated = {row: run_models(row, files, data.x_test[:n_emulated]) for row in rows}
     fp32_size = files[0].stat().st_size
     variants = []
     for i, (path, predictor) in enumerate(zip(files, predictors)):
@@ -218,8 +228,10 @@ def native_row_name(active_providers: Sequence[str]) -> str:
     return primary.removesuffix("ExecutionProvider").lower()
 
 
-def _isa_rows(isa: str | Sequence[str] | None, native: str) -> tuple[list[str], dict[str, str]]:
-    """The classes to emulate beside the native row, and those that cannot be run here."""
+def _isa_rows(isa: str | Sequence[str] | None, native: str,
+              labelled: set[str] = frozenset()) -> tuple[list[str], dict[str, str]]:
+    """The classes to run beside the native row, and those that cannot be run here (or on a
+    Ray node ``labelled`` with the class)."""
     if isa is None:
         return [], {}
     requested = parse_isa_list(isa)
@@ -229,7 +241,7 @@ def _isa_rows(isa: str | Sequence[str] | None, native: str) -> tuple[list[str], 
     for name in requested:
         if name == native:
             continue
-        reason = unavailable_reason(name)
+        reason = None if name in labelled else unavailable_reason(name)
         if reason and explicit:
             raise EdgeCNNError(f"Cannot validate on {name}: {reason}.")
         if reason:

@@ -16,6 +16,18 @@ from edgecnn.runtime.metadata import ModelInfo, Preprocessing  # noqa: E402
 TINY_CLASSES = ("triangle", "square", "circle")
 
 
+def need_isa(isa: str) -> None:
+    """Skip a test that needs ``isa`` when it cannot be run here; fail instead under
+    EDGECNN_REQUIRE_ISA (``make test``, CI), where qemu and the Arm64 tree are set up."""
+    from edgecnn.emulation import unavailable_reason
+
+    reason = unavailable_reason(isa)
+    if reason and os.environ.get("EDGECNN_REQUIRE_ISA"):
+        pytest.fail(f"{isa} cannot be run here: {reason}")
+    if reason:
+        pytest.skip(f"{isa} cannot be run here: {reason}")
+
+
 def make_tiny_onnx(path: Path, *, with_metadata: bool = True, seed: int = 0) -> Path:
     """An 8x8x1 -> 3-class softmax model built with onnx.helper (no TensorFlow)."""
     import onnx

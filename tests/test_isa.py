@@ -4,7 +4,6 @@ every class (the committed shapes-toy, whose U8S8 int8 lost 14.67 pp on x86 with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,17 +13,10 @@ import pytest
 from edgecnn.emulation import run_models, unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.isa import ISA_CLASSES, classify_arm64, classify_x86, host_isa, parse_isa_list
+from tests.conftest import need_isa
 
 SHAPES = Path(__file__).resolve().parents[1] / "exported" / "shapes-toy"
 EMULATED_IN_CI = ("x86-avx2", "arm64-dot")
-
-
-def _need(isa: str) -> None:
-    reason = unavailable_reason(isa)
-    if reason and os.environ.get("EDGECNN_REQUIRE_ISA"):
-        pytest.fail(f"{isa} cannot be run here: {reason}")
-    if reason:
-        pytest.skip(f"{isa} cannot be run here: {reason}")
 
 
 def test_classes_from_cpu_flags_and_hwcaps():
@@ -54,7 +46,7 @@ def test_x86_vnni_is_never_emulated():
 @pytest.mark.parametrize("isa", EMULATED_IN_CI)
 def test_committed_shapes_toy_holds_on_emulated_classes(isa):
     """The committed report's row for this class is what the emulated CPU measures now."""
-    _need(isa)
+    need_isa(isa)
     from edgecnn.data import load_dataset
 
     report = json.loads((SHAPES / "report.json").read_text())
@@ -74,7 +66,7 @@ def test_committed_shapes_toy_holds_on_emulated_classes(isa):
 def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path):
     """U8S8 loses ~15 pp on emulated AVX2; the scheme search must refuse it, and validation must
     flag it when it is forced."""
-    _need("x86-avx2")
+    need_isa("x86-avx2")
     from edgecnn.onnx_metadata import read_metadata
     from edgecnn.quantize import quantize
     from edgecnn.validate import validate
@@ -102,7 +94,7 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path):
 
 def test_emulation_refuses_a_cpu_that_is_not_what_was_asked(monkeypatch):
     """A run whose emulated CPU features do not match its class is an error, not a row."""
-    _need("x86-sse4")
+    need_isa("x86-sse4")
     from edgecnn import emulation
 
     # An SSE4 class that a slip had pointed at an AVX2 CPU model.

@@ -214,8 +214,10 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
     from PIL import Image
 
     Image.new("L", (8, 8)).save(image)
+    (tmp_path / "no-images").mkdir()
+    (tmp_path / "no-images" / "notes.txt").write_text("not an image")
     for args in (["predict", str(path), str(image)],
-                 ["predict", str(make_tiny_onnx(tmp_path / "ok.onnx")), str(tmp_path)],
+                 ["predict", str(make_tiny_onnx(tmp_path / "ok.onnx")), str(tmp_path / "no-images")],
                  ["predict", str(tmp_path / "ok.onnx"), str(image), "--scale", "nan"]):
         out = subprocess.run([sys.executable, "-c", "from edgecnn.cli.main import main; main()", *args],
                              capture_output=True, text=True, timeout=120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -54,6 +55,15 @@ IsaList = Annotated[Optional[str], typer.Option(
     "--isa", help="Instruction-set classes: all, host, or a comma-separated list of x86-vnni, "
     "x86-avx2, x86-sse4, arm64-neon, arm64-dot, arm64-i8mm (emulated with qemu-user when not "
     "the host's; see `edgecnn isa`).")]
+class EngineName(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+Engine = Annotated[Optional[EngineName], typer.Option(
+    "--engine",
+    help="local: this process; ray: Ray tasks/actors on the cluster in RAY_ADDRESS, or a Ray "
+    "started here (needs edgecnn[scale]). Default: ray when RAY_ADDRESS is set, else local.")]
 Scale = Annotated[Optional[float], typer.Option(
     help="Preprocessing scale for models without edgecnn metadata (input = pixel*scale+offset).")]
 Offset = Annotated[Optional[float], typer.Option(help="Preprocessing offset (see --scale).")]

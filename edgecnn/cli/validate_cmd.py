@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import IsaList, Provider
+from edgecnn.cli.options import Engine, IsaList, Provider
 from edgecnn.cli.report_view import print_report, raise_if_failed
 from edgecnn.defaults import EMULATED_IMAGES
 from edgecnn.gates import Gates
@@ -42,12 +42,14 @@ def validate(
     emulated_images: Annotated[int, typer.Option(
         min=1, help="Emulated rows measure the first N test images (emulation is 10-50x slower).")
     ] = EMULATED_IMAGES,
+    engine: Engine = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare every exported variant with Keras; writes report.json and report.md.
 
     With --isa, every variant is also measured on those instruction-set classes (a variant x
-    class matrix). Exits with 3 when a variant breaks its tolerance on any row.
+    class matrix); --engine ray runs each (class x variant) row as a Ray task. Exits with 3
+    when a variant breaks its tolerance on any row.
     """
     import json
 
@@ -57,7 +59,8 @@ def validate(
                   int8_min_agreement, int8_max_class_drop / 100)
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
                           gates=gates, providers=provider, isa=isa,
-                          emulated_images=emulated_images)
+                          emulated_images=emulated_images,
+                          engine=engine.value if engine else None)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

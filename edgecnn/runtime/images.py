@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,28 +30,41 @@ def read_image(path: str | Path, shape: tuple[int, int, int], fit: str = "crop")
     image-folder datasets are), padded with black (``"pad"``) or stretched (``"stretch"``).
     16-bit images are scaled by their real range (0-65535); float images must hold 0-1.
     """
-    if fit not in FITS:
-        raise EdgeCNNError(f"Unknown fit '{fit}'; use one of {', '.join(FITS)}.")
-    image_module = require("PIL.Image", "Reading image files")
     path = Path(path)
-    h, w, c = shape
     if path.is_dir():
         raise EdgeCNNError(f"{path} is a directory, not an image file.")
     if not path.is_file():
         raise EdgeCNNError(f"Image file not found: {path}")
+    return _decode(path, str(path), shape, fit)
+
+
+def decode_image(data: bytes, shape: tuple[int, int, int], fit: str = "crop",
+                 name: str = "image") -> np.ndarray:
+    """Like :func:`read_image`, for an encoded file's bytes (an image column of a Parquet file);
+    ``name`` is what errors call it."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EdgeCNNError(f"{name}: expected an encoded image (bytes), got {type(data).__name__}.")
+    return _decode(io.BytesIO(bytes(data)), name, shape, fit)
+
+
+def _decode(file: Path | io.BytesIO, name: str, shape: tuple[int, int, int], fit: str) -> np.ndarray:
+    if fit not in FITS:
+        raise EdgeCNNError(f"Unknown fit '{fit}'; use one of {', '.join(FITS)}.")
+    image_module = require("PIL.Image", "Reading image files")
+    h, w, c = shape
     try:
-        with image_module.open(path) as img:
+        with image_module.open(file) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise EdgeCNNError(
-                    f"{path} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} "
+                    f"{name} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} "
                     "this tool decodes; resize it first."
                 )
-            img = _as_8bit(img, image_module, path)
+            img = _as_8bit(img, image_module, name)
             img = _fitted(img.convert("L" if c == 1 else "RGB"), (w, h), fit, image_module)
             pixels = np.asarray(img, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, image_module.DecompressionBombError) as exc:
         raise EdgeCNNError(
-            f"{path} is not a readable image (expected PNG, JPEG, ...): {exc}"
+            f"{name} is not a readable image (expected PNG, JPEG, ...): {exc}"
         ) from exc
     return pixels.reshape(h, w, c)
 
@@ -75,7 +89,7 @@ def _fitted(img: Any, size: tuple[int, int], fit: str, image_module: Any) -> Any
     return img.resize(size, image_module.Resampling.BILINEAR)
 
 
-def _as_8bit(img: Any, image_module: Any, path: Path) -> Any:
+def _as_8bit(img: Any, image_module: Any, path: str) -> Any:
     """8-bit pixels from 16-bit and float images by their real range; ``convert`` would clip."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         values = np.asarray(img, dtype=np.int64)

@@ -1,0 +1,174 @@
+"""Where images come from in bulk: files (folders, globs), a .npz array, or a Parquet table.
+
+A source yields batches as column dicts, read lazily so that memory stays bounded by the batch
+(a .npz is the exception: numpy reads its array whole). The same batches feed the in-process
+engine and, as Ray Data blocks, the Ray engine, so both see the same images in the same order
+(on Ray, a Parquet file's images wait in Ray's object store, which spills to disk).
+Column names: ``id`` (what a result row calls the image), and one of ``path`` (an image file),
+``bytes`` (an encoded image) or ``pixels`` (uint8 arrays).
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._optional import require
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime.images import read_npz_images
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# Parquet columns holding encoded images, in the order they are looked for; a struct column
+# with a "bytes" field (how Hugging Face datasets store images) counts too.
+PARQUET_IMAGE_COLUMNS = ("image", "bytes", "png", "jpeg", "img")
+PARQUET_ID_COLUMNS = ("path", "id", "name", "filename")
+
+Batch = dict[str, Any]
+
+
+class FileSource:
+    """Image files, read one by one where they are classified."""
+
+    kind = "path"
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def batches(self, size: int) -> Iterator[Batch]:
+        for i in range(0, len(self.paths), size):
+            chunk = np.array(self.paths[i : i + size], dtype=object)
+            yield {"id": chunk, "path": chunk}
+
+    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
+        return _from_batches(ray_data, self.batches(block_rows))
+
+
+class ArraySource:
+    """The uint8 images of a .npz (``x_test``, ``images``, ``x`` or its only array)."""
+
+    kind = "pixels"
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)
+        self.images = read_npz_images(path)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, size: int) -> Iterator[Batch]:
+        for i in range(0, len(self.images), size):
+            chunk = self.images[i : i + size]
+            ids = np.array([f"{self.name}[{j}]" for j in range(i, i + len(chunk))], dtype=object)
+            yield {"id": ids, "pixels": chunk}
+
+    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
+        return _from_batches(ray_data, self.batches(block_rows))
+
+
+class ParquetSource:
+    """Encoded images in a Parquet column, read a row group's worth at a time."""
+
+    kind = "bytes"
+
+    def __init__(self, path: Path) -> None:
+        pq = require("pyarrow.parquet", "Reading Parquet files")
+        self.name = str(path)
+        try:
+            self._file = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow's ArrowInvalid / OSError on a non-Parquet file
+            raise EdgeCNNError(f"{path} is not a readable Parquet file: {exc}") from exc
+        schema = self._file.schema_arrow
+        names = schema.names
+        self.image_column = next((c for c in PARQUET_IMAGE_COLUMNS if c in names), None)
+        if self.image_column is None:
+            raise EdgeCNNError(
+                f"{path} has columns {names}; expected encoded images (PNG, JPEG, ...) in a "
+                f"column named one of {', '.join(PARQUET_IMAGE_COLUMNS)}."
+            )
+        self.id_column = next((c for c in PARQUET_ID_COLUMNS
+                               if c in names and str(schema.field(c).type) in ("string", "large_string")),
+                              None)
+
+    def __len__(self) -> int:
+        return self._file.metadata.num_rows
+
+    def columns(self) -> list[str]:
+        return [self.image_column] + ([self.id_column] if self.id_column else [])
+
+    def batches(self, size: int) -> Iterator[Batch]:
+        start = 0
+        for record in self._file.iter_batches(batch_size=size, columns=self.columns()):
+            yield self.as_batch(record.to_pydict(), start)
+            start += record.num_rows
+
+    def as_batch(self, columns: dict[str, list], start: int) -> Batch:
+        """Our column names for a batch of this file's columns starting at row ``start``."""
+        images = columns[self.image_column]
+        ids = (columns[self.id_column] if self.id_column
+               else [f"{self.name}[{j}]" for j in range(start, start + len(images))])
+        return {"id": np.array(ids, dtype=object), "bytes": np.array(images, dtype=object)}
+
+    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
+        # Read here, not with ray.data.read_parquet: with every CPU held by an actor, Ray Data
+        # 2.60 never schedules the read tasks (measured: a hang on 2 CPUs and 2 actors). The
+        # blocks go to Ray's object store, which spills to disk beyond its size.
+        return _from_batches(ray_data, self.batches(block_rows))
+
+
+def _from_batches(ray_data: Any, batches: Iterator[Batch]) -> Any:
+    """A Ray dataset with one block per batch (blocks are what Ray spreads over its actors)."""
+    pa = require("pyarrow", "Reading images with Ray")
+    from ray.data.extensions import ArrowTensorArray
+
+    tables = []
+    for batch in batches:
+        columns = {k: (ArrowTensorArray.from_numpy(v) if k == "pixels" else pa.array(v.tolist()))
+                   for k, v in batch.items()}
+        tables.append(pa.table(columns))
+    return ray_data.from_arrow(tables)
+
+
+def open_sources(inputs: Sequence[str | Path]) -> list[FileSource | ArraySource | ParquetSource]:
+    """The sources named on the command line, in order; consecutive image files, folders and
+    globs make one file source. Folders are searched recursively, files sorted by path."""
+    sources: list[Any] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            sources.append(FileSource(list(pending)))
+            pending.clear()
+
+    for item in inputs:
+        path = Path(item)
+        text = str(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*")
+                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise EdgeCNNError(f"{path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            pending.extend(found)
+        elif path.suffix.lower() == ".npz":
+            flush()
+            sources.append(ArraySource(path))
+        elif path.suffix.lower() == ".parquet" and path.is_file():
+            flush()
+            sources.append(ParquetSource(path))
+        elif not path.exists() and glob.has_magic(text):
+            found = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not found:
+                raise EdgeCNNError(f"No files match {text}.")
+            pending.extend(found)
+        else:
+            pending.append(text)  # read_image says what is wrong with it, if anything
+    flush()
+    if not sources:
+        raise EdgeCNNError("No input images given.")
+    return sources

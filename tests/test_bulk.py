@@ -1,0 +1,170 @@
+"""Bulk inference (`edgecnn predict --out`) and the validation matrix, in one process and on Ray.
+
+The Ray tests run a local Ray (two CPUs, as on CI) and assert that its rows are the very rows
+the single process writes, on real Fashion-MNIST test images stored as PNG files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.bulk import predict_bulk
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime import Predictor
+from tests.conftest import need_isa
+
+ROOT = Path(__file__).resolve().parents[1]
+INT8 = ROOT / "exported" / "fashion-cnn" / "model.int8.onnx"
+N_IMAGES = 2500
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray  # `make test` installs edgecnn[scale]
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def png_folder(tmp_path_factory, fashion):
+    """The first N_IMAGES real test images as PNG files in nested folders, with their labels."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("pngs")
+    for i, image in enumerate(fashion.x_test[:N_IMAGES]):
+        sub = root / f"part{i // 1000}"
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(image[..., 0]).save(sub / f"{i:05d}.png")
+    return root, fashion.x_test[:N_IMAGES], fashion.y_test[:N_IMAGES]
+
+
+def _table(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def test_ray_writes_the_same_rows_as_one_process(png_folder, ray_local, tmp_path):
+    folder, images, labels = png_folder
+    local, on_ray = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    one = predict_bulk(INT8, [folder], out=local, engine="local", batch_size=128)
+    many = predict_bulk(INT8, [folder], out=on_ray, engine="ray", batch_size=128, concurrency=2)
+    assert (one.images, many.images, many.engine, many.workers) == (N_IMAGES, N_IMAGES, "ray", 2)
+    a, b = _table(local), _table(on_ray)
+    assert a.num_rows == N_IMAGES and a.equals(b)
+    rows = a.to_pydict()
+    # in input order (sorted paths), each row the Predictor's own answer on those pixels
+    assert rows["index"] == list(range(N_IMAGES))
+    assert rows["input"] == sorted(str(p) for p in folder.rglob("*.png"))
+    predictor = Predictor(INT8)
+    expected = predictor.predict(images)
+    assert rows["label"] == expected.names
+    top = np.array([p[0] for p in rows["top_probabilities"]], dtype=np.float32)
+    assert np.array_equal(top, expected.probabilities.max(axis=1))
+    accuracy = float(np.mean(expected.labels == labels))
+    assert accuracy > 0.88  # the committed model's accuracy on real images, not a constant answer
+    assert set(rows["variant"]) == {"int8"} and len(set(rows["model_sha256"])) == 1
+    assert all(e is None for e in rows["error"]) and all(len(c) == 3 for c in rows["top_classes"])
+
+
+def test_parquet_and_npz_inputs_give_the_same_answers_on_both_engines(png_folder, ray_local, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder, images, _ = png_folder
+    files = sorted(folder.rglob("*.png"))[:600]
+    # Hugging Face's layout: a struct column "image" with the encoded bytes, no id column
+    images_column = [{"bytes": f.read_bytes(), "path": None} for f in files]
+    source = tmp_path / "images.parquet"
+    pq.write_table(pa.table({"image": images_column}), source, row_group_size=100)
+    np.savez(tmp_path / "images.npz", x_test=images[:600])
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.jsonl"
+        predict_bulk(INT8, [source, tmp_path / "images.npz"], out=out, engine=engine, batch_size=64)
+        outputs[engine] = out.read_text()
+    assert outputs["local"] == outputs["ray"]
+    import json
+
+    rows = [json.loads(line) for line in outputs["local"].splitlines()]
+    assert len(rows) == 1200 and [r["index"] for r in rows] == list(range(1200))
+    assert rows[0]["input"] == f"{source}[0]" and rows[600]["input"] == f"{tmp_path / 'images.npz'}[0]"
+    # the PNG bytes and the raw pixels are the same images
+    assert [r["label"] for r in rows[:600]] == [r["label"] for r in rows[600:]]
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_an_unreadable_image_stops_the_run_or_becomes_an_error_row(png_folder, ray_local, tmp_path, engine):
+    folder, _, _ = png_folder
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in sorted(folder.rglob("*.png"))[:20]:
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "00007.png").write_bytes(b"not a png")
+    out = tmp_path / "r.parquet"
+    with pytest.raises(EdgeCNNError, match=r"00007\.png is not a readable image"):
+        predict_bulk(INT8, [bad], out=out, engine=engine, batch_size=8)
+    assert not out.exists() and not list(tmp_path.glob(".edgecnn-tmp-*"))  # no partial file
+    summary = predict_bulk(INT8, [bad], out=out, engine=engine, batch_size=8, skip_unreadable=True)
+    rows = _table(out).to_pydict()
+    assert summary.unreadable == 1 and len(rows["index"]) == 20
+    assert rows["label"][7] is None and "not a readable image" in rows["error"][7]
+    assert rows["top_classes"][7] == [] and rows["label"][6] is not None
+    with pytest.raises(EdgeCNNError, match="already exists"):
+        predict_bulk(INT8, [bad], out=out, engine=engine, skip_unreadable=True)
+
+
+def test_bulk_refuses_bad_inputs_in_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "table.parquet").write_bytes(b"PAR1 not really")
+    for inputs, message in (([tmp_path / "empty"], "holds no image files"),
+                            ([str(tmp_path / "*.jpg")], "No files match"),
+                            ([tmp_path / "table.parquet"], "not a readable Parquet file")):
+        with pytest.raises(EdgeCNNError, match=message):
+            predict_bulk(INT8, inputs, out=tmp_path / "r.parquet")
+    with pytest.raises(EdgeCNNError, match=r"\.parquet or \.jsonl"):
+        predict_bulk(INT8, [tmp_path], out=tmp_path / "r.csv")
+
+
+def test_cli_writes_parquet_and_engine_ray_without_ray_names_the_extra(png_folder, tmp_path):
+    folder, _, _ = png_folder
+    cli = [sys.executable, "-c", "from edgecnn.cli.main import main; main()"]
+    done = subprocess.run([*cli, "predict", str(INT8), str(folder / "part0"), "--out",
+                           str(tmp_path / "r.parquet")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "1,000 images" in done.stderr and _table(tmp_path / "r.parquet").num_rows == 1000
+    no_ray = "import sys; sys.modules['ray'] = None; from edgecnn.cli.main import main; main()"
+    done = subprocess.run([sys.executable, "-c", no_ray, "predict", str(INT8), str(folder / "part0"),
+                           "--engine", "ray"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "pip install 'edgecnn[scale]'" in lines[0]
+
+
+@pytest.mark.slow
+def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_local):
+    import shutil
+
+    from edgecnn.validate import validate
+
+    need_isa("x86-avx2")
+    reports = {}
+    for engine in ("local", "ray"):
+        folder = tmp_path / engine
+        shutil.copytree(ROOT / "exported" / "shapes-toy", folder)
+        reports[engine] = validate(folder, isa="x86-avx2", engine=engine, emulated_images=300)
+    serial, parallel = reports["local"], reports["ray"]
+    assert serial["isa_rows"] == parallel["isa_rows"] and "x86-avx2" in serial["isa_rows"]
+    for a, b in zip(serial["variants"], parallel["variants"]):
+        assert a["file"] == b["file"] and a["by_isa"] == b["by_isa"]
+        assert a["by_isa"]["x86-avx2"]["emulated"] and a["by_isa"]["x86-avx2"]["images"] == 300
