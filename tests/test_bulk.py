@@ -29,7 +29,9 @@ def ray_local():
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        # labelled as an x86-avx2 node too, so that the matrix test exercises the placement
+        ray.init(num_cpus=2, resources={"isa:x86-avx2": 1}, include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
     yield ray
     if started:
         ray.shutdown()
@@ -155,9 +157,11 @@ def test_cli_writes_parquet_and_engine_ray_without_ray_names_the_extra(png_folde
 def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_local):
     import shutil
 
+    from edgecnn import ray_engine
     from edgecnn.validate import validate
 
     need_isa("x86-avx2")
+    assert ray_engine.labelled_isas() == {"x86-avx2"}  # its cells are placed on that node
     reports = {}
     for engine in ("local", "ray"):
         folder = tmp_path / engine

@@ -57,7 +57,7 @@ def predict(
     if out is not None or not as_json:
         where = f"{summary.workers} Ray actor(s)" if summary.engine == "ray" else "one process"
         typer.echo(
-            f"{summary.images:,} images in {summary.seconds:.1f} s "
+            f"{summary.images:,} image{'s' if summary.images != 1 else ''} in {summary.seconds:.1f} s "
             f"({summary.images_per_second:,.0f}/s, {where}, {', '.join(summary.providers)})"
             + (f"; {summary.unreadable:,} unreadable (rows with an error)" if summary.unreadable else "")
             + (f" -> {out}" if out else ""), err=True)
