@@ -11,7 +11,6 @@ CPU's latency means nothing.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import shutil
@@ -20,25 +19,18 @@ from pathlib import Path
 
 from edgecnn.bench.engines import ort_session
 from edgecnn.bench.machine import machine_info
+from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds, median
 from edgecnn.bench.targets import BUILTIN, Target
-from edgecnn.bench.timing import Budget, RunFn, measure_interleaved
-from edgecnn.data import load_dataset
+from edgecnn.bench.timing import RunFn
 from edgecnn.files import write_json
 from edgecnn.int8_scheme import SCHEMES
-from edgecnn.onnx_metadata import read_metadata
 from edgecnn.quantize import quantize
 
 BATCHES = (1, 64)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=Path("exported/fashion-cnn"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    info = read_metadata(args.folder / "model.onnx")
-    data = load_dataset(info.dataset)
+    args, info, data = export_folder_arguments(__doc__)
     target = BUILTIN["cpu-1t"]
     with tempfile.TemporaryDirectory() as tmp:
         files = {"fp32": Path(tmp) / "model.onnx"}
@@ -53,15 +45,9 @@ def main() -> None:
             inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch])
                       for i in range(8)]
             makers = {name: functools.partial(_runner, path, target) for name, path in files.items()}
-            pooled: dict[str, list[float]] = {name: [] for name in files}
-            for _ in range(args.rounds):  # rounds spread slow phases of the machine over all
-                stats = measure_interleaved(makers, {n: inputs for n in files},
-                                            Budget(warmup=20, runs=300 if batch == 1 else 40,
-                                                   duration=2.0))
-                for name in files:
-                    pooled[name].append(stats[name]["p50_ms"])
+            pooled = interleaved_rounds(makers, inputs, batch, args.rounds)
             for name in files:
-                p50 = sorted(pooled[name])[len(pooled[name]) // 2]
+                p50 = median(pooled[name])
                 rows.append({"scheme": name, "batch": batch, "p50_ms": p50, "round_p50_ms": pooled[name]})
         for row in rows:
             fp32 = next(r for r in rows if r["scheme"] == "fp32" and r["batch"] == row["batch"])

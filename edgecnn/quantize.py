@@ -26,6 +26,7 @@ from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
 from edgecnn.files import check_overwrite, temporary_folder, write_bytes
 from edgecnn.gates import Gates
+from edgecnn.graph import depthwise_single_channel_convs
 from edgecnn.int8_scheme import SCHEMES
 from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
 from edgecnn.quant_debug import layer_drift
@@ -258,6 +259,9 @@ def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
         raise EdgeCNNError(
             f"Static int8 quantization ({options.method} calibration) failed: {one_line(exc)}"
         ) from exc
+    model = load_proto(out)  # a scratch file: the kept variant is written atomically later
+    if depthwise_single_channel_convs(model):
+        out.write_bytes(model.SerializeToString())
 
 
 def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:

@@ -52,6 +52,30 @@ def test_static_int8_is_qdq_with_int8_weights(variants):
     assert info.quantization["calibration_split"] == "train"
 
 
+def test_grayscale_first_conv_runs_depthwise_with_the_same_answers(variants, fashion_small, tmp_path):
+    import onnx
+
+    from edgecnn.graph import depthwise_single_channel_convs
+
+    model = _load(variants["static"].path)
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    groups = [next((a.i for a in c.attribute if a.name == "group"), 1) for c in convs]
+    assert groups == [32, 1]  # the 1-channel conv went depthwise; the 32-channel one did not
+    [tile] = [n for n in model.graph.node if n.op_type == "Tile"]
+    # Undo the rewrite: the plain grouped-GEMM conv must give exactly the same probabilities.
+    for node in model.graph.node:
+        node.input[:] = [tile.input[0] if i == tile.output[0] else i for i in node.input]
+    model.graph.node.remove(tile)
+    next(a for a in convs[0].attribute if a.name == "group").i = 1
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    images = fashion_small.x_test
+    rewritten = Predictor(variants["static"].path, providers="cpu").predict(images).probabilities
+    plain = Predictor(tmp_path / "plain.onnx", providers="cpu").predict(images).probabilities
+    assert np.array_equal(rewritten, plain)
+    # float Convs keep their (faster) NCHWc kernels
+    assert depthwise_single_channel_convs(_load(variants["static"].path.parent / "model.onnx")) == 0
+
+
 def test_dynamic_int8_leaves_conv_in_float(variants):
     from edgecnn.graph import op_counts
 

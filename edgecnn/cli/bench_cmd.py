@@ -32,7 +32,7 @@ def bench(
         help="Target name(s): cpu-1t, cpu, cuda, tensorrt, openvino or one from --targets-file. "
         "Default: cpu-1t and cpu.")] = None,
     targets_file: Annotated[Optional[Path], typer.Option(
-        exists=True, dir_okay=False, help="TOML file with [targets.NAME] tables.")] = None,
+        exists=True, dir_okay=False, help="TOML file with \\[targets.NAME] tables.")] = None,
     # The callbacks turn "1,8,64" into [1, 8, 64], or a usage error (exit 2).
     batch: Annotated[str, typer.Option(
         callback=int_list, help="Comma-separated batch sizes.")] = "1,8,64",
