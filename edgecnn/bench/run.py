@@ -343,7 +343,9 @@ def checks(result: dict[str, Any], goals: Goals = Goals()) -> list[dict[str, Any
     keras = result["settings"].get("keras")
     if keras:
         k_best = _p50(rows, target=f"keras@{keras['threads']}t", batch=1)
-        for target in result["targets"]:
+        # At equal threads: Keras is timed once, on the most threads a CPU target uses
+        # (TensorFlow's thread pools are fixed per process).
+        for target in (t for t in result["targets"] if t["threads"] == keras["threads"]):
             onnx = _p50(rows, engine="onnxruntime", variant="fp32", target=target["name"], batch=1)
             if k_best and onnx:
                 add(f"ONNX fp32 ({target['name']}) vs fastest Keras ({keras['threads']} threads), "
