@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
 from edgecnn.bench.engines import ort_session
 from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds, median
+from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
 from edgecnn.bench.targets import BUILTIN, Target
 from edgecnn.bench.timing import RunFn
 from edgecnn.files import write_json
@@ -47,7 +48,7 @@ def main() -> None:
             makers = {name: functools.partial(_runner, path, target) for name, path in files.items()}
             pooled = interleaved_rounds(makers, inputs, batch, args.rounds)
             for name in files:
-                p50 = median(pooled[name])
+                p50 = statistics.median_high(pooled[name])
                 rows.append({"scheme": name, "batch": batch, "p50_ms": p50, "round_p50_ms": pooled[name]})
         for row in rows:
             fp32 = next(r for r in rows if r["scheme"] == "fp32" and r["batch"] == row["batch"])

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
 from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds, median
+from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
 from edgecnn.bench.timing import RunFn
 from edgecnn.files import write_json
 from edgecnn.runtime.session import load_session, session_options
@@ -57,7 +58,7 @@ def main() -> None:
             inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch]) for i in range(8)]
             makers = {o: functools.partial(_runner, args.folder / file, o) for o in OPTIONS}
             pooled = interleaved_rounds(makers, inputs, batch, args.rounds)
-            medians = {o: median(v) for o, v in pooled.items()}
+            medians = {o: statistics.median_high(v) for o, v in pooled.items()}
             for option in OPTIONS:
                 rows.append({"variant": variant, "batch": batch, "option": option,
                              "p50_ms": medians[option], "vs_default": medians[option] / medians["default"],

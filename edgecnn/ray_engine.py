@@ -98,13 +98,12 @@ def run_isa_rows(rows: Sequence[str], models: Sequence[Path],
     one Ray task: on a node labelled with the class when there is one, else emulated wherever
     Ray puts it (such nodes need qemu and the Arm64 tree: ``make isa``)."""
     with connected() as ray:
-        labelled = {n for n in ray.cluster_resources() if n.startswith(ISA_RESOURCE_PREFIX)}
+        labelled = labelled_isas()
         images_ref = ray.put(np.ascontiguousarray(images))
         task = ray.remote(num_cpus=1, max_retries=0)(_run_one)
         pending = {}
         for row in rows:
-            resource = ISA_RESOURCE_PREFIX + row
-            options = {"resources": {resource: 0.001}} if resource in labelled else {}
+            options = {"resources": {ISA_RESOURCE_PREFIX + row: 0.001}} if row in labelled else {}
             for i, model in enumerate(models):
                 pending[(row, i)] = task.options(**options).remote(
                     row, Path(model).name, Path(model).read_bytes(), images_ref)

@@ -37,7 +37,3 @@ def interleaved_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.n
         for name in makers:
             pooled[name].append(stats[name]["p50_ms"])
     return pooled
-
-
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]

@@ -50,10 +50,12 @@ class BatchClassifier:
 
     def __call__(self, batch: Batch) -> Batch:
         """Columns ``label``, ``top_classes``, ``top_probabilities``, ``error`` (and ``id``
-        passed through), one row per input row, in order. An image that cannot be read is a
-        row with its ``error`` (raising would lose it inside Ray's wrapping of exceptions). Strings are never None (Ray's Arrow
-        round trip would make them NaN): a readable image's ``error`` is "", an unreadable
-        one's ``label`` is ""."""
+        passed through), one row per input row, in order.
+
+        An image that cannot be read is a row with its ``error``: raising would lose it inside
+        Ray's wrapping of exceptions. Strings are never None (Ray's Arrow round trip would make
+        them NaN): a readable image's ``error`` is "", an unreadable one's ``label`` is "".
+        """
         ids = batch.get("id")
         pixels, errors = self._images(batch)
         n = len(errors)
@@ -62,13 +64,11 @@ class BatchClassifier:
         probabilities: list[np.ndarray] = [np.zeros(0, np.float32) for _ in range(n)]
         good = [i for i, e in enumerate(errors) if not e]
         if good:
-            probs = self.predictor.predict(np.stack([pixels[i] for i in good])).probabilities
-            k = min(self.top_k, probs.shape[1])
-            order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-            names = self.predictor.class_names
-            for row, i in enumerate(good):
-                classes[i] = [names[j] for j in order[row]]
-                probabilities[i] = probs[row, order[row]].astype(np.float32)
+            # An array (a .npz batch) is read whole; decoded files are stacked.
+            readable = pixels if isinstance(pixels, np.ndarray) else np.stack([pixels[i] for i in good])
+            for i, top in zip(good, self.predictor.predict(readable).top_k(self.top_k)):
+                classes[i] = [name for name, _ in top]
+                probabilities[i] = np.array([p for _, p in top], dtype=np.float32)
                 labels[i] = classes[i][0]
         out = {"label": np.array(labels, dtype=object),
                "top_classes": _object_array(classes),
@@ -78,10 +78,10 @@ class BatchClassifier:
             out["id"] = np.asarray(ids, dtype=object)
         return out
 
-    def _images(self, batch: Batch) -> tuple[list[np.ndarray | None], list[str]]:
+    def _images(self, batch: Batch) -> tuple[np.ndarray | list[np.ndarray | None], list[str]]:
         """Each row's uint8 image, or why it could not be read."""
         if "pixels" in batch:
-            images = list(np.asarray(batch["pixels"]))
+            images = np.asarray(batch["pixels"])
             return images, [""] * len(images)
         shape = self.predictor.input_shape
         from_files = "path" in batch

@@ -30,10 +30,33 @@ PARQUET_ID_COLUMNS = ("path", "id", "name", "filename")
 Batch = dict[str, Any]
 
 
-class FileSource:
-    """Image files, read one by one where they are classified."""
+class _Source:
+    """What every source offers besides ``__len__`` and ``batches``."""
 
-    kind = "path"
+    def batches(self, size: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
+        """A Ray dataset of this source's batches, one block per batch (blocks are what Ray
+        spreads over its actors).
+
+        Read here, also for Parquet, not with ray.data.read_parquet: with every CPU held by an
+        actor, Ray Data 2.60 never schedules the read tasks (measured: a hang on 2 CPUs and 2
+        actors). The blocks go to Ray's object store, which spills to disk beyond its size.
+        """
+        pa = require("pyarrow", "Reading images with Ray")
+        from ray.data.extensions import ArrowTensorArray
+
+        tables = []
+        for batch in self.batches(block_rows):
+            columns = {k: (ArrowTensorArray.from_numpy(v) if k == "pixels" else pa.array(v.tolist()))
+                       for k, v in batch.items()}
+            tables.append(pa.table(columns))
+        return ray_data.from_arrow(tables)
+
+
+class FileSource(_Source):
+    """Image files, read one by one where they are classified."""
 
     def __init__(self, paths: Sequence[str]) -> None:
         self.paths = list(paths)
@@ -46,14 +69,9 @@ class FileSource:
             chunk = np.array(self.paths[i : i + size], dtype=object)
             yield {"id": chunk, "path": chunk}
 
-    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
-        return _from_batches(ray_data, self.batches(block_rows))
 
-
-class ArraySource:
+class ArraySource(_Source):
     """The uint8 images of a .npz (``x_test``, ``images``, ``x`` or its only array)."""
-
-    kind = "pixels"
 
     def __init__(self, path: Path) -> None:
         self.name = str(path)
@@ -68,14 +86,9 @@ class ArraySource:
             ids = np.array([f"{self.name}[{j}]" for j in range(i, i + len(chunk))], dtype=object)
             yield {"id": ids, "pixels": chunk}
 
-    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
-        return _from_batches(ray_data, self.batches(block_rows))
 
-
-class ParquetSource:
-    """Encoded images in a Parquet column, read a row group's worth at a time."""
-
-    kind = "bytes"
+class ParquetSource(_Source):
+    """Encoded images in a Parquet column, read a batch at a time."""
 
     def __init__(self, path: Path) -> None:
         pq = require("pyarrow.parquet", "Reading Parquet files")
@@ -99,40 +112,16 @@ class ParquetSource:
     def __len__(self) -> int:
         return self._file.metadata.num_rows
 
-    def columns(self) -> list[str]:
-        return [self.image_column] + ([self.id_column] if self.id_column else [])
-
     def batches(self, size: int) -> Iterator[Batch]:
+        columns = [self.image_column] + ([self.id_column] if self.id_column else [])
         start = 0
-        for record in self._file.iter_batches(batch_size=size, columns=self.columns()):
-            yield self.as_batch(record.to_pydict(), start)
-            start += record.num_rows
-
-    def as_batch(self, columns: dict[str, list], start: int) -> Batch:
-        """Our column names for a batch of this file's columns starting at row ``start``."""
-        images = columns[self.image_column]
-        ids = (columns[self.id_column] if self.id_column
-               else [f"{self.name}[{j}]" for j in range(start, start + len(images))])
-        return {"id": np.array(ids, dtype=object), "bytes": np.array(images, dtype=object)}
-
-    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
-        # Read here, not with ray.data.read_parquet: with every CPU held by an actor, Ray Data
-        # 2.60 never schedules the read tasks (measured: a hang on 2 CPUs and 2 actors). The
-        # blocks go to Ray's object store, which spills to disk beyond its size.
-        return _from_batches(ray_data, self.batches(block_rows))
-
-
-def _from_batches(ray_data: Any, batches: Iterator[Batch]) -> Any:
-    """A Ray dataset with one block per batch (blocks are what Ray spreads over its actors)."""
-    pa = require("pyarrow", "Reading images with Ray")
-    from ray.data.extensions import ArrowTensorArray
-
-    tables = []
-    for batch in batches:
-        columns = {k: (ArrowTensorArray.from_numpy(v) if k == "pixels" else pa.array(v.tolist()))
-                   for k, v in batch.items()}
-        tables.append(pa.table(columns))
-    return ray_data.from_arrow(tables)
+        for record in self._file.iter_batches(batch_size=size, columns=columns):
+            rows = record.to_pydict()
+            images = rows[self.image_column]
+            ids = (rows[self.id_column] if self.id_column
+                   else [f"{self.name}[{j}]" for j in range(start, start + len(images))])
+            yield {"id": np.array(ids, dtype=object), "bytes": np.array(images, dtype=object)}
+            start += len(images)
 
 
 def open_sources(inputs: Sequence[str | Path]) -> list[FileSource | ArraySource | ParquetSource]:
