@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -96,59 +97,115 @@ def _prune_dead_nodes(model: Any) -> None:
         model.graph.initializer.remove(tensor)
 
 
-def depthwise_single_channel_convs(model: Any) -> int:
-    """Run each quantized 2-D Conv that reads one channel as a depthwise Conv over it, tiled.
+# Elementwise activations that never decrease: max-pooling before them gives what it gives after.
+_MONOTONE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu")
+_IMAGE_CHANNELS = 3
 
-    A first conv on grayscale images (1 input channel, C filters) is an im2col GEMM whose inner
-    dimension is only kh*kw, which onnxruntime's int8 GEMM handles poorly. Tiling the input C
-    times and setting group=C computes the very same products with its depthwise kernel:
-    fashion-cnn's int8 model went from 0.065 to 0.056 ms at batch 1 and from 3.34 to 2.77 ms at
-    batch 64 (one thread), with bit-identical outputs. The Tile goes before the input's
-    DequantizeLinear, on the uint8 tensor, so that onnxruntime still fuses DQ -> Conv -> Q into
-    one QLinearConv. Float Convs are left alone: their NCHWc kernels lost to the rewrite (fp32
-    0.099 -> 0.106 ms at batch 1, 5.7 -> 7.2 ms at 64). Returns the number of Convs rewritten.
+
+def float_image_convs(model: Any) -> list[str]:
+    """Names of the nodes static int8 keeps in float: each Conv that reads an image (at most 3
+    channels), with its activation and max-pool, the pool moved before the activation.
+
+    Such a conv is an im2col GEMM whose inner dimension is only C*kh*kw (9 for a grayscale 3x3),
+    which onnxruntime's int8 kernels handle poorly while its float NCHWc kernel runs it directly;
+    it is also the cheapest layer (one input channel) and the one whose u8 x s8 products saturate
+    on AVX2. Quantizing after the pool instead of before it moves 4x less data through the
+    quantize and the NHWC transpose. The activation goes after the pool so that onnxruntime does
+    not push the QuantizeLinear above it onto a uint8 NCHW MaxPool (its slow generic kernel):
+    max and a non-decreasing activation commute, so the outputs are the same floats.
+    fashion-cnn int8, one thread: 0.057 -> 0.047 ms at batch 1, 2.74 -> 2.09 ms at batch 64.
     """
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     initializers = {t.name: t for t in model.graph.initializer}
-    producers = {out: node for node in model.graph.node for out in node.output}
-    readers = Counter(name for node in model.graph.node for name in node.input)
-    rewritten = 0
+    readers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in model.graph.output}
+
+    def only_reader(node: Any, op_types: tuple[str, ...]) -> Any | None:
+        users = readers.get(node.output[0], [])
+        if len(users) == 1 and users[0].op_type in op_types and node.output[0] not in outputs:
+            return users[0]
+        return None
+
+    kept: list[str] = []
     for conv in [n for n in model.graph.node if n.op_type == "Conv"]:
         attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
-        weight = _constant_shape(conv.input[1], initializers, producers)
-        if attrs.get("group", 1) != 1 or weight is None or len(weight) != 4:
+        weight = initializers.get(conv.input[1])
+        if weight is None or len(weight.dims) != 4 or attrs.get("group", 1) != 1:
             continue
-        channels, per_group = weight[0], weight[1]
-        if per_group != 1 or channels < 2:
+        if weight.dims[1] > _IMAGE_CHANNELS:
             continue
-        target = producers.get(conv.input[0])  # the DequantizeLinear of a quantized input
-        if target is None or target.op_type != "DequantizeLinear" or readers[conv.input[0]] != 1:
-            continue
-        repeats = f"{conv.name or conv.output[0]}__depthwise_repeats"
-        model.graph.initializer.append(
-            numpy_helper.from_array(np.array([1, channels, 1, 1], dtype=np.int64), repeats))
-        tiled = f"{target.input[0]}__tiled_{channels}"
-        tile = helper.make_node("Tile", [target.input[0], repeats], [tiled],
-                                name=f"{conv.name or conv.output[0]}__depthwise_tile")
-        target.input[0] = tiled
-        nodes = model.graph.node
-        nodes.insert(list(nodes).index(target), tile)
-        for attr in conv.attribute:
-            if attr.name == "group":
-                attr.i = channels
-                break
-        else:
-            conv.attribute.append(helper.make_attribute("group", channels))
-        rewritten += 1
-    return rewritten
+        stem = [conv]
+        activation = only_reader(conv, _MONOTONE_ACTIVATIONS)
+        pool = only_reader(activation, ("MaxPool",)) if activation is not None else None
+        stem += [n for n in (activation, pool) if n is not None]
+        for node in stem:
+            node.name = node.name or f"{node.output[0]}__float"
+        kept.extend(node.name for node in stem)
+        if pool is not None:
+            _pool_before(model, activation, pool)
+    return kept
 
 
-def _constant_shape(name: str, initializers: dict[str, Any], producers: dict[str, Any]) -> list[int] | None:
-    """The shape of a constant tensor: an initializer, or one a DequantizeLinear reads."""
-    if name in initializers:
-        return list(initializers[name].dims)
-    node = producers.get(name)
-    if node is not None and node.op_type == "DequantizeLinear" and node.input[0] in initializers:
-        return list(initializers[node.input[0]].dims)
-    return None
+def _pool_before(model: Any, activation: Any, pool: Any) -> None:
+    """x -> activation -> MaxPool -> y becomes x -> MaxPool -> activation -> y, in place."""
+    nodes = list(model.graph.node)
+    i, j = nodes.index(activation), nodes.index(pool)
+    moved_pool, moved_activation = type(pool)(), type(activation)()
+    moved_pool.CopyFrom(pool)
+    moved_activation.CopyFrom(activation)
+    between = f"{pool.output[0]}__before_{activation.op_type.lower()}"
+    moved_pool.input[0], moved_pool.output[0] = activation.input[0], between
+    moved_activation.input[0], moved_activation.output[0] = between, pool.output[0]
+    model.graph.node[i].CopyFrom(moved_pool)
+    model.graph.node[j].CopyFrom(moved_activation)
+
+
+def float_softmax_outputs(model: Any) -> list[str]:
+    """Names of the Softmax nodes that produce a graph output: static int8 keeps them in float.
+
+    A uint8 softmax rounds every probability to a multiple of 1/256; in float it costs the same
+    (the logits are ten numbers) and the probabilities keep their precision.
+    """
+    outputs = {o.name for o in model.graph.output}
+    return [n.name for n in model.graph.node if n.op_type == "Softmax" and n.output[0] in outputs]
+
+
+def gemm_float_outputs(model: Any, float_nodes: Collection[str]) -> int:
+    """Drop the QuantizeLinear -> DequantizeLinear pair after a Gemm read only by ``float_nodes``
+    (the nodes the quantizer was told to keep in float).
+
+    The quantizer puts the pair after every quantized Gemm; before a float Softmax onnxruntime
+    then runs a QGemm with a uint8 output and dequantizes it again, one node more, with the
+    logits rounded to 256 levels. Without the pair it fuses a QGemm with a float output.
+    Returns the number of pairs removed.
+    """
+    nodes = model.graph.node
+    producers = {out: node for node in nodes for out in node.output}
+    readers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in model.graph.output}
+    removed = 0
+    for q in [n for n in nodes if n.op_type == "QuantizeLinear"]:
+        gemm = producers.get(q.input[0])
+        users = readers.get(q.output[0], [])
+        if gemm is None or gemm.op_type != "Gemm" or len(readers[q.input[0]]) != 1 or len(users) != 1:
+            continue
+        dq = users[0]
+        after = readers.get(dq.output[0], [])
+        if (dq.op_type != "DequantizeLinear" or dq.output[0] in outputs or not after
+                or any(n.name not in float_nodes for n in after)):
+            continue
+        for node in after:
+            node.input[:] = [q.input[0] if name == dq.output[0] else name for name in node.input]
+        nodes.remove(q)
+        nodes.remove(dq)
+        removed += 1
+    if removed:
+        _prune_dead_nodes(model)
+    return removed

@@ -53,9 +53,6 @@ def layer_drift(
                 str(augmented), make_reader(images, preprocessing, name)
             )
     matched = debug.create_activation_matching(activations["qdq"], activations["float"])
-    # A tensor the int8 graph reshaped has nothing to compare with: the input of a one-channel
-    # conv that runs depthwise (graph.depthwise_single_channel_convs) is tiled there.
-    matched = {tensor: m for tensor, m in matched.items() if _same_sizes(m)}
     errors = debug.compute_activation_error(matched)
     drift = [
         {"tensor": tensor, "sqnr_db": float(err["xmodel_err"])}
@@ -64,8 +61,3 @@ def layer_drift(
     ]
     return sorted(drift, key=lambda d: d["sqnr_db"])[:top]
 
-
-def _same_sizes(pairs: dict[str, Any]) -> bool:
-    """Whether every batch of a tensor has the same size in the float and the int8 model."""
-    runs = [arrays for arrays in pairs.values() if arrays is not None]
-    return all(len({arrays[i].size for arrays in runs}) == 1 for i in range(min(map(len, runs))))

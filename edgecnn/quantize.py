@@ -26,7 +26,7 @@ from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
 from edgecnn.files import check_overwrite, temporary_folder, write_bytes
 from edgecnn.gates import Gates
-from edgecnn.graph import depthwise_single_channel_convs
+from edgecnn.graph import float_image_convs, float_softmax_outputs, gemm_float_outputs
 from edgecnn.int8_scheme import SCHEMES
 from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
 from edgecnn.quant_debug import layer_drift
@@ -201,8 +201,13 @@ def _static(
     calib = calibration_images(data, options.calibration, options.seed)
     images, labels = selection_images(data, options.calibration, seed=options.seed)
     fp32_probs = Predictor(fp32, providers="cpu").predict(images).probabilities
-    producers = {out_name: node for node in load_proto(pre).graph.node for out_name in node.output}
-    excluded = _named_nodes(options.exclude, list(producers.values()))
+    graph = load_proto(pre)
+    # float_image_convs moves pools before activations, hence a graph file of its own
+    excluded = float_image_convs(graph) + float_softmax_outputs(graph)
+    pre = pre.with_name("preprocessed-static.onnx")
+    pre.write_bytes(graph.SerializeToString())
+    producers = {out_name: node for node in graph.graph.node for out_name in node.output}
+    excluded += [n for n in _named_nodes(options.exclude, list(producers.values())) if n not in excluded]
 
     def attempt(name: str, float_nodes: list[str]) -> int8_scheme.Trial:
         label = name + (f" with {len(float_nodes)} node(s) in float" if float_nodes else "")
@@ -260,7 +265,7 @@ def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
             f"Static int8 quantization ({options.method} calibration) failed: {one_line(exc)}"
         ) from exc
     model = load_proto(out)  # a scratch file: the kept variant is written atomically later
-    if depthwise_single_channel_convs(model):
+    if gemm_float_outputs(model, float_nodes):
         out.write_bytes(model.SerializeToString())
 
 

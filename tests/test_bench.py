@@ -117,9 +117,11 @@ def test_bad_bench_arguments(tiny_onnx, tmp_path):
 
 
 def test_cold_start_runtime_does_not_load_tensorflow(tiny_onnx):
-    result = cold_start(tiny_onnx, repeats=1, tensorflow=False)["runtime"]
+    measured = cold_start(tiny_onnx, repeats=1, tensorflow=False)
+    result = measured["runtime"]
     assert result["tensorflow_loaded"] is False
     assert 0 < result["import_s"] < result["total_s"]
+    assert 0 < measured["libraries_import"]["import_s"] < result["total_s"]
 
 
 def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):

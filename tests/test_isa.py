@@ -79,9 +79,9 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
     from edgecnn.quantize import quantize
     from edgecnn.validate import validate
 
-    # shapes-toy's conv reads one channel: as the im2col GEMM onnxruntime runs by default it
-    # saturates without VNNI; edgecnn's depthwise form of it does not (next test).
-    monkeypatch.setattr("edgecnn.quantize.depthwise_single_channel_convs", lambda model: 0)
+    # shapes-toy's conv reads the image: quantized, it saturates without VNNI; edgecnn keeps such
+    # a conv in float (next test), so this one has it quantized to prove the scheme search.
+    monkeypatch.setattr("edgecnn.quantize.float_image_convs", lambda model: [])
     folder = _shapes_copy(tmp_path)
     [chosen] = quantize(folder / "model.onnx", modes=["static"], isa=["x86-avx2"],
                         schemes=["u8s8", "u8s8-reduce-range"])
@@ -100,9 +100,9 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
     assert "x86-avx2 (emulated)" in (folder / "report.md").read_text()
 
 
-def test_a_one_channel_conv_run_depthwise_does_not_saturate(tmp_path):
-    """The same U8S8 weights hold on emulated AVX2 once the one-channel conv runs depthwise:
-    onnxruntime's depthwise kernel does not add int8 products in saturating int16 pairs."""
+def test_a_float_image_conv_does_not_saturate(tmp_path):
+    """U8S8 holds on emulated AVX2 when the conv that reads the image stays in float, as edgecnn
+    keeps it: the int8 layers after it do not overflow their int16 pair sums."""
     need_isa("x86-avx2")
     from edgecnn.onnx_metadata import read_metadata
     from edgecnn.quantize import quantize

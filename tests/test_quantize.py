@@ -42,38 +42,46 @@ def test_static_int8_is_qdq_with_int8_weights(variants):
 
     model = _load(variants["static"].path)
     ops = op_counts(model)
-    # Two Conv and two MatMul/Gemm weights plus their activations must be quantized.
-    assert ops["QuantizeLinear"] >= 4 and ops["DequantizeLinear"] >= 8, ops
-    int8_weights = [t for t in model.graph.initializer if t.data_type == 3]  # INT8
-    assert len(int8_weights) >= 4
+    # The second Conv and both Gemm weights plus their activations must be quantized (the first
+    # conv reads the image and stays float: next test).
+    assert ops["QuantizeLinear"] >= 4 and ops["DequantizeLinear"] >= 7, ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == 3 and len(t.dims) > 1]
+    assert len(int8_weights) == 3  # INT8 matrices and kernels (zero points are vectors)
     info = read_metadata(variants["static"].path)
     assert info.variant == "int8"
     assert info.quantization["activations"] == "uint8" and info.quantization["per_channel"]
     assert info.quantization["calibration_split"] == "train"
 
 
-def test_grayscale_first_conv_runs_depthwise_with_the_same_answers(variants, fashion_small, tmp_path):
+def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants, fashion_export,
+                                                                       fashion_small, tmp_path):
     import onnx
 
-    from edgecnn.graph import depthwise_single_channel_convs
+    from edgecnn.graph import float_image_convs
 
     model = _load(variants["static"].path)
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    groups = [next((a.i for a in c.attribute if a.name == "group"), 1) for c in convs]
-    assert groups == [32, 1]  # the 1-channel conv went depthwise; the 32-channel one did not
-    [tile] = [n for n in model.graph.node if n.op_type == "Tile"]
-    # Undo the rewrite: the plain grouped-GEMM conv must give exactly the same probabilities.
-    for node in model.graph.node:
-        node.input[:] = [tile.input[0] if i == tile.output[0] else i for i in node.input]
-    model.graph.node.remove(tile)
-    next(a for a in convs[0].attribute if a.name == "group").i = 1
-    onnx.save(model, str(tmp_path / "plain.onnx"))
-    images = fashion_small.x_test
-    rewritten = Predictor(variants["static"].path, providers="cpu").predict(images).probabilities
-    plain = Predictor(tmp_path / "plain.onnx", providers="cpu").predict(images).probabilities
-    assert np.array_equal(rewritten, plain)
-    # float Convs keep their (faster) NCHWc kernels
-    assert depthwise_single_channel_convs(_load(variants["static"].path.parent / "model.onnx")) == 0
+    producers = {o: n for n in model.graph.node for o in n.output}
+    initializers = {t.name: t for t in model.graph.initializer}
+    first, second = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert initializers[first.input[1]].data_type == 1  # float weights, read directly
+    assert producers[second.input[1]].op_type == "DequantizeLinear"  # int8 weights
+    assert producers[first.input[0]].op_type == "Reshape"  # the image, never quantized
+    pool = next(n for n in model.graph.node if n.op_type == "MaxPool" and n.input[0] == first.output[0])
+    assert next(n for n in model.graph.node if n.input[0] == pool.output[0]).op_type == "Relu"
+    softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
+    assert producers[softmax.input[0]].op_type == "Gemm"  # float logits, no Q -> DQ pair between
+    settings = read_metadata(variants["static"].path).quantization
+    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, "fashion_cnn_1/conv2d_1/Relu"}
+
+    probs = Predictor(variants["static"].path, providers="cpu").predict(fashion_small.x_test).probabilities
+    assert np.abs(probs * 256 - np.round(probs * 256)).max() > 0.01  # not uint8 levels
+    # Pooling before the activation is exact: the rewritten fp32 graph gives the same floats.
+    fp32 = _load(fashion_export / "model.onnx")
+    assert len(float_image_convs(fp32)) == 3
+    onnx.save(fp32, str(tmp_path / "pooled-first.onnx"))
+    original = Predictor(fashion_export / "model.onnx", providers="cpu").predict(fashion_small.x_test)
+    rewritten = Predictor(tmp_path / "pooled-first.onnx", providers="cpu").predict(fashion_small.x_test)
+    assert np.array_equal(original.probabilities, rewritten.probabilities)
 
 
 def test_dynamic_int8_leaves_conv_in_float(variants):

@@ -26,6 +26,13 @@ import json, sys
 print(json.dumps({{"import_s": t1 - t0, "session_s": t2 - t1, "first_result_s": t3 - t2,
                   "total_s": t3 - t0, "tensorflow_loaded": "tensorflow" in sys.modules}}))
 """
+# The floor under the runtime's cold start: the two libraries it cannot do without.
+_LIBRARIES = """
+import time
+t0 = time.perf_counter()
+import numpy, onnxruntime
+print(__import__("json").dumps({"import_s": time.perf_counter() - t0}))
+"""
 _TENSORFLOW = """
 import time
 t0 = time.perf_counter()
@@ -47,8 +54,10 @@ def _median_of(script: str, repeats: int) -> dict[str, Any]:
 
 
 def cold_start(model_path: Path, repeats: int = 5, tensorflow: bool = True) -> dict[str, Any]:
-    """Median cold-start times of the runtime path, and of importing TensorFlow for contrast."""
-    result = {"runtime": _median_of(_RUNTIME.format(path=str(model_path)), repeats)}
+    """Median cold-start times of the runtime path; of importing numpy + onnxruntime alone, the
+    part edgecnn cannot remove; and of importing TensorFlow for contrast."""
+    result = {"runtime": _median_of(_RUNTIME.format(path=str(model_path)), repeats),
+              "libraries_import": _median_of(_LIBRARIES, repeats)}
     if tensorflow:
         result["tensorflow_import"] = _median_of(_TENSORFLOW, max(1, repeats // 2))
     return result
