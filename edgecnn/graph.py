@@ -113,15 +113,13 @@ def float_image_convs(model: Any) -> list[str]:
     quantize and the NHWC transpose. The activation goes after the pool so that onnxruntime does
     not push the QuantizeLinear above it onto a uint8 NCHW MaxPool (its slow generic kernel):
     max and a non-decreasing activation commute, so the outputs are the same floats.
-    fashion-cnn int8, one thread: 0.057 -> 0.047 ms at batch 1, 2.74 -> 2.09 ms at batch 64.
+    fashion-cnn int8, one thread, against its conv in int8 (run depthwise, the faster int8 form):
+    0.087 -> 0.068 ms at batch 1, 2.90 -> 2.38 ms at batch 64 (bench/README.md).
     """
     from onnx import helper
 
     initializers = {t.name: t for t in model.graph.initializer}
-    readers: dict[str, list[Any]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = _readers(model)
     outputs = {o.name for o in model.graph.output}
 
     def only_reader(node: Any, op_types: tuple[str, ...]) -> Any | None:
@@ -185,10 +183,7 @@ def gemm_float_outputs(model: Any, float_nodes: Collection[str]) -> int:
     """
     nodes = model.graph.node
     producers = {out: node for node in nodes for out in node.output}
-    readers: dict[str, list[Any]] = {}
-    for node in nodes:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = _readers(model)
     outputs = {o.name for o in model.graph.output}
     removed = 0
     for q in [n for n in nodes if n.op_type == "QuantizeLinear"]:
@@ -209,3 +204,12 @@ def gemm_float_outputs(model: Any, float_nodes: Collection[str]) -> int:
     if removed:
         _prune_dead_nodes(model)
     return removed
+
+
+def _readers(model: Any) -> dict[str, list[Any]]:
+    """The nodes that read each tensor."""
+    readers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
