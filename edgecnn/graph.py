@@ -97,8 +97,9 @@ def _prune_dead_nodes(model: Any) -> None:
         model.graph.initializer.remove(tensor)
 
 
-# Elementwise activations that never decrease: max-pooling before them gives what it gives after.
-_MONOTONE_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu")
+# Elementwise activations that never decrease (ReLU, ReLU6): max-pooling before them gives what
+# it gives after.
+_MONOTONE_ACTIVATIONS = ("Relu", "Clip")
 _IMAGE_CHANNELS = 3
 
 
@@ -139,6 +140,8 @@ def float_image_convs(model: Any) -> list[str]:
         stem = [conv]
         activation = only_reader(conv, _MONOTONE_ACTIVATIONS)
         pool = only_reader(activation, ("MaxPool",)) if activation is not None else None
+        if pool is not None and len(pool.output) != 1:  # with indices: they would move too
+            pool = None
         stem += [n for n in (activation, pool) if n is not None]
         for node in stem:
             node.name = node.name or f"{node.output[0]}__float"
