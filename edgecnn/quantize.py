@@ -2,7 +2,8 @@
 
 - static: QDQ, uint8 activations, per-channel weights, calibrated on training images with the
   Predictor's preprocessing; the weight scheme is chosen by measurement on each instruction-set
-  class the file is for (:mod:`edgecnn.int8_scheme`).
+  class the file is for (:mod:`edgecnn.int8_scheme`). The conv that reads the image and the
+  output softmax stay float (faster and more exact: :func:`edgecnn.graph.float_image_convs`).
 - dynamic: int8 weights of MatMul/Gemm only; dynamic Conv (ConvInteger) measured 4-11x slower
   than fp32 on x86 CPUs, so it is opt-in.
 - fp16: float16 weights with float32 inputs/outputs; a GPU format (slower on the CPU provider).
