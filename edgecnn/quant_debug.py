@@ -60,4 +60,3 @@ def layer_drift(
         if "xmodel_err" in err and np.isfinite(err["xmodel_err"])
     ]
     return sorted(drift, key=lambda d: d["sqnr_db"])[:top]
-

@@ -62,7 +62,6 @@ def test_committed_shapes_toy_holds_on_emulated_classes(isa):
         assert keras - accuracy <= report["gates"]["int8_max_accuracy_drop"] + 1e-12, variant["file"]
 
 
-@pytest.mark.slow
 def _shapes_copy(tmp_path):
     folder = tmp_path / "shapes"
     folder.mkdir()
@@ -71,6 +70,7 @@ def _shapes_copy(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeypatch):
     """U8S8 loses ~15 pp on emulated AVX2; the scheme search must refuse it, and validation must
     flag it when it is forced."""
