@@ -24,8 +24,7 @@ class Gates:
     def int8_breaches(self, metrics: dict[str, Any]) -> list[str]:
         """The int8 gates that ``metrics`` (from :func:`edgecnn.metrics.agreement_metrics`)
         break, in words; empty when all hold."""
-        drop = -metrics["accuracy_delta"]
-        worst = max((-d for d in metrics["per_class_delta"].values() if d is not None), default=0.0)
+        drop, worst = int8_drops(metrics)
         checks = (
             (drop > self.int8_max_accuracy_drop + 1e-12,
              f"loses {drop * 100:.2f} pp (gate {self.int8_max_accuracy_drop * 100:g})"),
@@ -35,3 +34,10 @@ class Gates:
              f"loses {worst * 100:.1f} pp on one class (gate {self.int8_max_class_drop * 100:g})"),
         )
         return [text for broken, text in checks if broken]
+
+
+def int8_drops(metrics: dict[str, Any]) -> tuple[float, float]:
+    """(accuracy drop, worst class's drop) against the reference, from
+    :func:`edgecnn.metrics.agreement_metrics`: what the int8 gates judge."""
+    worst = max((-d for d in metrics["per_class_delta"].values() if d is not None), default=0.0)
+    return -metrics["accuracy_delta"], worst

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.emulation import is_native, run_models, unavailable_reason
-from edgecnn.gates import Gates
+from edgecnn.gates import Gates, int8_drops
 from edgecnn.metrics import agreement_metrics
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,7 @@ def check(
             trial.unchecked[isa] = reason
             continue
         metrics = agreement_metrics(fp32_probs, run_models(isa, [int8_path], images)[0], labels, names)
-        drop = -metrics["accuracy_delta"]
-        worst = max((-d for d in metrics["per_class_delta"].values() if d is not None), default=0.0)
+        drop, worst = int8_drops(metrics)
         trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics["agreement"],
                                "worst_class_drop": worst, "emulated": not is_native(isa)}
         log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp, agreement "
