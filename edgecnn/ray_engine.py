@@ -92,13 +92,25 @@ def user_error(exc: BaseException) -> EdgeCNNError | None:
     return EdgeCNNError(found.group(1).strip()) if found else None
 
 
-def run_isa_rows(rows: Sequence[str], models: Sequence[Path],
-                 images: np.ndarray) -> dict[str, list[np.ndarray]]:
+@contextlib.contextmanager
+def worker_errors() -> Iterator[None]:
+    """Inside the block, an EdgeCNNError a Ray worker raised comes out as one EdgeCNNError with
+    its message (see ``user_error``); any other exception passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        cause = user_error(exc)
+        if cause is None:
+            raise
+        raise EdgeCNNError(str(cause)) from None
+
+
+def run_isa_rows(rows: Sequence[str], models: Sequence[Path], images: np.ndarray,
+                 labelled: set[str]) -> dict[str, list[np.ndarray]]:
     """Like ``{row: emulation.run_models(row, models, images)}``, with every (class, model) pair
-    one Ray task: on a node labelled with the class when there is one, else emulated wherever
-    Ray puts it (such nodes need qemu and the Arm64 tree: ``make isa``)."""
+    one Ray task: on a node ``labelled`` with the class (``labelled_isas()``) when there is one,
+    else emulated wherever Ray puts it (such nodes need qemu and the Arm64 tree: ``make isa``)."""
     with connected() as ray:
-        labelled = labelled_isas()
         images_ref = ray.put(np.ascontiguousarray(images))
         task = ray.remote(num_cpus=1, max_retries=0)(_run_one)
         pending = {}
@@ -109,13 +121,8 @@ def run_isa_rows(rows: Sequence[str], models: Sequence[Path],
                     row, Path(model).name, Path(model).read_bytes(), images_ref)
         log.info(f"  {len(pending)} (class x variant) rows as Ray tasks on "
                  f"{cluster_cpus(ray)} CPUs...")
-        try:
+        with worker_errors():
             done = dict(zip(pending, ray.get(list(pending.values()))))
-        except Exception as exc:
-            cause = user_error(exc)
-            if cause is None:
-                raise
-            raise EdgeCNNError(str(cause)) from None
     return {row: [done[(row, i)] for i in range(len(models))] for row in rows}
 
 

@@ -135,8 +135,9 @@ def validate(
     n_emulated = min(len(data.x_test), emulated_images)
     if ray_engine.resolve_engine(engine) == "ray" and isa is not None:
         with ray_engine.connected():
-            rows, not_measured = _isa_rows(isa, native, ray_engine.labelled_isas())
-            emulated = ray_engine.run_isa_rows(rows, files, data.x_test[:n_emulated])
+            labelled = ray_engine.labelled_isas()
+            rows, not_measured = _isa_rows(isa, native, labelled)
+            emulated = ray_engine.run_isa_rows(rows, files, data.x_test[:n_emulated], labelled)
     else:
         rows, not_measured = _isa_rows(isa, native)
         emulated = {row: run_models(row, files, data.x_test[:n_emulated]) for row in rows}

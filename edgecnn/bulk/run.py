@@ -100,13 +100,8 @@ def predict_bulk(
                 workers = concurrency or max(1, ray_engine.cluster_cpus(ray) // max(threads, 1))
                 log.info(f"predict: {total:,} images on Ray, {workers} actor(s) x {threads} thread(s)")
                 results = _run_ray(ray, model.read_bytes(), options, sources, batch_size, workers, threads)
-                try:
+                with ray_engine.worker_errors():
                     unreadable = _drain(results, write, progress, skip_unreadable)
-                except Exception as exc:
-                    cause = ray_engine.user_error(exc)
-                    if cause is None:
-                        raise
-                    raise EdgeCNNError(str(cause)) from None
     return BulkSummary(total, unreadable, time.perf_counter() - start, engine, workers,
                        tuple(local.predictor.providers))
 
