@@ -18,11 +18,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from edgecnn.bench.engines import ort_session
+from edgecnn.bench.engines import bare_session
 from edgecnn.bench.machine import machine_info
 from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
-from edgecnn.bench.targets import BUILTIN, Target
-from edgecnn.bench.timing import RunFn
+from edgecnn.bench.targets import BUILTIN
 from edgecnn.files import write_json
 from edgecnn.int8_scheme import SCHEMES
 from edgecnn.quantize import quantize
@@ -45,7 +44,7 @@ def main() -> None:
         for batch in BATCHES:
             inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch])
                       for i in range(8)]
-            makers = {name: functools.partial(_runner, path, target) for name, path in files.items()}
+            makers = {name: functools.partial(bare_session, path, target) for name, path in files.items()}
             pooled = interleaved_rounds(makers, inputs, batch, args.rounds)
             for name in files:
                 p50 = statistics.median_high(pooled[name])
@@ -58,13 +57,6 @@ def main() -> None:
     print(json.dumps([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                        if k != "round_p50_ms"} for r in rows], indent=1))
     print(f"Saved {path}")
-
-
-def _runner(path: Path, target: Target) -> RunFn:
-    """A bare session call on ``target``: what the benchmark's "onnxruntime" engine times."""
-    session = ort_session(path, target)
-    feed, out = session.get_inputs()[0].name, session.get_outputs()[0].name
-    return lambda x: session.run([out], {feed: x})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ description. Needs ``edgecnn[engines]``; run natively only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import statistics
@@ -20,7 +21,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from edgecnn.bench.engines import litert_engines, litert_models, onnxruntime_engines
+from edgecnn.bench.engines import bare_session, litert_engines, litert_models
 from edgecnn.bench.machine import machine_info
 from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
 from edgecnn.bench.targets import BUILTIN
@@ -41,11 +42,10 @@ def main() -> None:
         converted = litert_models(model, Path(tmp))
         for (variant, file, rival), threads in itertools.product(PAIRS, THREADS):
             target = replace(BUILTIN["cpu-1t"], name=f"cpu-{threads}t", intra_op_threads=threads)
-            [ours] = [e for e in onnxruntime_engines(args.folder / file, variant, target)
-                      if e.engine == "onnxruntime"]
             [theirs] = [e for e in litert_engines(converted, threads) if e.variant == rival]
             names = (f"edgecnn {variant}", rival)
-            makers = {names[0]: ours.make, names[1]: theirs.make}
+            makers = {names[0]: functools.partial(bare_session, args.folder / file, target),
+                      names[1]: theirs.make}
             for batch in BATCHES:
                 inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch])
                           for i in range(8)]

@@ -43,21 +43,23 @@ def ort_session(path: Path, target: Target) -> Any:
                         provider_options=target.provider_options)
 
 
+def bare_session(path: Path, target: Target) -> RunFn:
+    """A bare ``InferenceSession.run`` on ``target``: the benchmark's "onnxruntime" engine."""
+    session = ort_session(path, target)
+    inp, out = session.get_inputs()[0].name, session.get_outputs()[0].name
+    return lambda x: session.run([out], {inp: x})
+
+
 def onnxruntime_engines(path: Path, variant: str, target: Target) -> list[Engine]:
     """Bare ``InferenceSession.run`` and the Predictor; on a GPU, IO binding with and without
     the host<->device copies."""
-
-    def bare() -> RunFn:
-        session = ort_session(path, target)
-        inp, out = session.get_inputs()[0].name, session.get_outputs()[0].name
-        return lambda x: session.run([out], {inp: x})
 
     def predictor() -> RunFn:
         p = Predictor(path, providers=target.provider, intra_op_threads=target.intra_op_threads,
                       inter_op_threads=target.inter_op_threads)
         return p.predict
 
-    engines = [Engine("onnxruntime", variant, bare, copies_included=True),
+    engines = [Engine("onnxruntime", variant, lambda: bare_session(path, target), copies_included=True),
                Engine("predictor", variant, predictor, pixels=True, copies_included=True)]
     if target.provider in ("cuda", "tensorrt"):
         engines.append(Engine("onnxruntime-iobinding", variant,
