@@ -1,12 +1,25 @@
 """Accuracy tolerances per variant kind: what "this variant is good enough" means.
 
+A gate judges the *file*, not the model's uncertainty. When the reference itself barely
+separates two classes, any exact-enough file can swap them: such a flip is numerical noise and
+does not count against agreement. A flip counts when the reference's margin between its answer
+and the variant's is wider than the tie margin, ``min(2 x the variant's max |Δp| on the answers
+it keeps, the kind's cap)`` -- a probability can move by at most that much without damage the
+file shows elsewhere. A flip of a *confident* answer (reference margin >= ``confident_margin``)
+fails every kind of variant, whatever the agreement.
+
 Kept apart from validation so that the CLI can show the defaults without importing it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from edgecnn.errors import EdgeCNNError
+
+KINDS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -20,20 +33,100 @@ class Gates:
     # An accuracy drop alone lets 78 % agreement pass when one class's loss is another's gain.
     int8_min_agreement: float = 0.97
     int8_max_class_drop: float = 0.03
+    # Widest reference margin a flip may have and still be a near-tie, per kind. fp16 moves a
+    # probability by about 1e-3 on these nets, int8 by a few hundredths.
+    fp16_max_tie_margin: float = 0.01
+    int8_max_tie_margin: float = 0.1
+    confident_margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise EdgeCNNError(f"Gate {name} must be a finite number, not {value!r}.")
+
+    def judge(self, kind: str, metrics: dict[str, Any]) -> Verdict:
+        """The verdict of the gates of ``kind`` (fp32, fp16 or int8, dynint8 counting as int8)
+        on ``metrics`` from :func:`edgecnn.metrics.agreement_metrics`."""
+        kind = "int8" if "int8" in kind else kind
+        if kind not in KINDS:
+            raise ValueError(f"no gate for variant kind {kind!r}")
+        cap = {"fp32": 2 * self.fp32_max_abs_diff, "fp16": self.fp16_max_tie_margin,
+               "int8": self.int8_max_tie_margin}[kind]
+        flips = count_flips(metrics, cap, self.confident_margin)
+        min_agreement = {"fp32": self.fp32_min_agreement, "fp16": self.fp16_min_agreement,
+                         "int8": self.int8_min_agreement}[kind]
+        firm = flips["firm_agreement"]
+        broken = []
+        if kind == "fp32" and metrics["max_abs_diff"] > self.fp32_max_abs_diff:
+            broken.append(f"max |Δp| {metrics['max_abs_diff']:.1e} (gate {self.fp32_max_abs_diff:g})")
+        if firm < min_agreement:
+            broken.append(f"agrees {firm:.2%} beyond near-ties (gate {min_agreement:.2%})")
+        if flips["confident"]:
+            broken.append(f"flips {flips['confident']} confident answer(s) (reference margin >= "
+                          f"{self.confident_margin:g})")
+        if kind == "int8":
+            broken += self._int8_drop_breaches(metrics)
+        return Verdict(not broken, broken, self.rule(kind), flips)
+
+    def rule(self, kind: str) -> str:
+        """The gates of ``kind`` in words, as the report states them."""
+        kind = "int8" if "int8" in kind else kind
+        ties = {"fp32": "2 × max |Δp|", "fp16": f"min(2 × max |Δp|, {self.fp16_max_tie_margin:g})",
+                "int8": f"min(2 × max |Δp|, {self.int8_max_tie_margin:g})"}[kind]
+        agreement = {"fp32": self.fp32_min_agreement, "fp16": self.fp16_min_agreement,
+                     "int8": self.int8_min_agreement}[kind]
+        words = [f"agreement >= {agreement:.2%} (flips whose Keras margin is below {ties} are "
+                 f"near-ties, not counted)",
+                 f"no flip of an answer Keras gives by a margin >= {self.confident_margin:g}"]
+        if kind == "fp32":
+            words.insert(0, f"max |Δp| <= {self.fp32_max_abs_diff:g}")
+        if kind == "int8":
+            words += [f"accuracy drop <= {self.int8_max_accuracy_drop * 100:g} pp",
+                      f"no class drops > {self.int8_max_class_drop * 100:g} pp"]
+        return "; ".join(words)
 
     def int8_breaches(self, metrics: dict[str, Any]) -> list[str]:
-        """The int8 gates that ``metrics`` (from :func:`edgecnn.metrics.agreement_metrics`)
-        break, in words; empty when all hold."""
+        """The int8 gates that ``metrics`` break, in words; empty when all hold."""
+        return self.judge("int8", metrics).breaches
+
+    def _int8_drop_breaches(self, metrics: dict[str, Any]) -> list[str]:
         drop, worst = int8_drops(metrics)
         checks = (
             (drop > self.int8_max_accuracy_drop + 1e-12,
              f"loses {drop * 100:.2f} pp (gate {self.int8_max_accuracy_drop * 100:g})"),
-            (metrics["agreement"] < self.int8_min_agreement,
-             f"agrees {metrics['agreement']:.2%} (gate {self.int8_min_agreement:.0%})"),
             (worst > self.int8_max_class_drop + 1e-12,
              f"loses {worst * 100:.1f} pp on one class (gate {self.int8_max_class_drop * 100:g})"),
         )
         return [text for broken, text in checks if broken]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One variant on one set of images: passed, the gates broken, the rule, the flips."""
+
+    passed: bool
+    breaches: list[str]
+    rule: str
+    flips: dict[str, Any]
+
+
+def count_flips(metrics: dict[str, Any], cap: float, confident_margin: float) -> dict[str, Any]:
+    """The variant's changed answers split into near-ties, firm flips and confident flips.
+
+    ``metrics["flip_margins"]`` holds the reference's margin between its answer and the
+    variant's for every changed answer; ``metrics["kept_max_abs_diff"]`` the largest |Δp| on
+    the answers the variant kept.
+    """
+    margins = metrics["flip_margins"]
+    tie = min(2 * metrics["kept_max_abs_diff"], cap)
+    near_tie = sum(1 for m in margins if m <= tie)
+    n = metrics["images"]
+    return {
+        "total": len(margins), "near_tie": near_tie,
+        "confident": sum(1 for m in margins if m >= confident_margin),
+        "tie_margin": tie,
+        "firm_agreement": 1.0 - (len(margins) - near_tie) / n if n else 1.0,
+    }
 
 
 def int8_drops(metrics: dict[str, Any]) -> tuple[float, float]:

@@ -39,6 +39,11 @@ def agreement_metrics(
         for i, d in enumerate(deltas)
         if d is not None and (d - mean_delta) * 100 <= -CLASS_CALLOUT_PP
     ]
+    flipped = pred != ref_pred
+    rows = np.flatnonzero(flipped)
+    # the reference's margin between its own answer and the variant's, for each changed answer
+    flip_margins = (keras_probs[rows, ref_pred[rows]].astype(np.float64)
+                    - keras_probs[rows, pred[rows]].astype(np.float64))
     accuracy = float((pred == labels).mean())
     ref_accuracy = float((ref_pred == labels).mean())
     # (true class, predicted class) counts of the variant minus Keras's: where answers moved
@@ -49,8 +54,12 @@ def agreement_metrics(
         "accuracy": accuracy,
         "keras_accuracy": ref_accuracy,
         "accuracy_delta": accuracy - ref_accuracy,
+        "images": int(len(labels)),
         "agreement": float((pred == ref_pred).mean()),
         "max_abs_diff": float(diff.max()),
+        # what the gates tell near-ties from damage with (edgecnn.gates.count_flips)
+        "kept_max_abs_diff": float(diff[~flipped].max()) if (~flipped).any() else 0.0,
+        "flip_margins": sorted(flip_margins.tolist()),
         "mean_abs_diff": float(diff.mean()),
         "per_class_accuracy": dict(zip(class_names, pc)),
         "per_class_delta": dict(zip(class_names, deltas)),

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET
+from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, REQUIRED_VARIANTS
 from edgecnn.export import ExportResult, export, output_folder
 from edgecnn.files import folder_lock
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
 from edgecnn.runtime.metadata import Preprocessing
-from edgecnn.validate import validate
+from edgecnn.validate import check_required, validate
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PipelineResult:
 
     @property
     def passed(self) -> bool:
-        """False only when validation ran and a variant broke its gate."""
+        """False only when validation ran and its verdict found a failure."""
         return self.report is None or bool(self.report["passed"])
 
 
@@ -51,6 +51,7 @@ def run_pipeline(
     gates: Gates = Gates(),
     isa: str | Sequence[str] = "all",
     output: str | None = None,
+    require: str | Sequence[str] = REQUIRED_VARIANTS,
     unsafe: bool = False,
     force: bool = False,
 ) -> PipelineResult:
@@ -61,6 +62,7 @@ def run_pipeline(
     validation alike, and ``isa`` names the instruction-set classes the int8 scheme must hold on
     and validation measures (those that cannot be run here are reported as such).
     """
+    require = check_required(require)  # before any training
     with folder_lock(output_folder(model, out_dir)) as folder:
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
@@ -73,7 +75,8 @@ def run_pipeline(
             if quantize_variants else []
         )
         report = (
-            validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa)
+            validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa,
+                     require=require)
             if validate_variants else None
         )
     return PipelineResult(exported, variants, report)

@@ -57,6 +57,7 @@ def render(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
              f"<p>Keras accuracy <b id=keras-accuracy>{report['keras_accuracy']:.4f}</b> on "
              f"{report['test_images']:,} test images of <code>{_esc(report['dataset'])}</code>."]
     parts += [f"<p class=fail>Warning: {_esc(w)}</p>" for w in report.get("warnings", [])]
+    parts += [f"<p class=fail>Validation failed: {_esc(f)}</p>" for f in report.get("failures", [])]
     parts += _recommendations(report, bench)
     parts += _matrix(report)
     parts += _class_bars(report)
@@ -135,6 +136,9 @@ def _matrix(report: dict[str, Any]) -> list[str]:
     out.append("</table>")
     for name, reason in report.get("isa_not_measured", {}).items():
         out.append(f"<p class=note>{_esc(name)}: not measured ({_esc(reason)}).</p>")
+    for variant, rows in report.get("not_for", {}).items():
+        out.append(f"<p class=note><b>{_esc(variant)}</b> is not for {_esc(', '.join(rows))}: it "
+                   "breaks a gate there, so no recommendation names it for those classes.</p>")
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgecnn import ray_engine
 from edgecnn.data import load_dataset
-from edgecnn.defaults import EMULATED_IMAGES
+from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.emulation import run_models, unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import sha256_file, write_json, write_text
@@ -29,35 +29,13 @@ from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import host_isa, parse_isa_list
 from edgecnn.runtime.outputs import activate, to_probabilities
 from edgecnn.train import KERAS_FILE, read_train_info
-from edgecnn.variants import variant_files
+from edgecnn.variants import VARIANT_KINDS, variant_files
+from edgecnn.versions import package_versions
 from edgecnn.zoo import get_spec, list_models
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 log = logging.getLogger(__name__)
-
-
-def apply_gate(kind: str, metrics: dict[str, Any], gates: Gates) -> tuple[bool, str]:
-    """(passed, the rule in words) for a variant of ``kind``."""
-    if kind == "fp32":
-        ok = (
-            metrics["agreement"] >= gates.fp32_min_agreement
-            and metrics["max_abs_diff"] <= gates.fp32_max_abs_diff
-        )
-        rule = (
-            f"agreement >= {gates.fp32_min_agreement:.2%} and max abs Δp <= "
-            f"{gates.fp32_max_abs_diff:g}"
-        )
-    elif kind == "fp16":
-        ok = metrics["agreement"] >= gates.fp16_min_agreement
-        rule = f"agreement >= {gates.fp16_min_agreement:.2%}"
-    else:
-        ok = not gates.int8_breaches(metrics)
-        rule = (
-            f"accuracy drop <= {gates.int8_max_accuracy_drop * 100:g} pp, agreement >= "
-            f"{gates.int8_min_agreement:.0%}, no class drops > {gates.int8_max_class_drop * 100:g} pp"
-        )
-    return ok, rule
 
 
 def validate(
@@ -71,6 +49,7 @@ def validate(
     isa: str | Sequence[str] | None = None,
     emulated_images: int = EMULATED_IMAGES,
     engine: str | None = None,
+    require: Sequence[str] = REQUIRED_VARIANTS,
 ) -> dict[str, Any]:
     """Validate every variant in ``model_dir`` against its Keras model; write the reports.
 
@@ -93,11 +72,14 @@ def validate(
         engine: ``local`` runs the rows here one class at a time; ``ray`` runs every (class x
             variant) row as a Ray task (default: ``ray`` when ``RAY_ADDRESS`` is set). Same
             results either way.
+        require: the variants (fp32, int8, dynint8, fp16) that must pass on every class; see
+            :func:`verdict` for what a failed cell of another variant means.
 
     Returns:
         The report (also written as ``report.json`` and ``report.md``); ``report["passed"]``
-        is False when any variant broke its gate.
+        is False when :func:`verdict` finds a failure, listed in ``report["failures"]``.
     """
+    require = check_required(require)
     model_dir = Path(model_dir)
     files = variant_files(model_dir)
     keras_path = Path(keras_path or model_dir / KERAS_FILE)
@@ -153,8 +135,11 @@ def validate(
             else:
                 probs, n = emulated[row][i], n_emulated
             row_metrics = agreement_metrics(keras_probs[:n], probs, data.y_test[:n], info.class_names)
-            ok, rule = apply_gate("int8" if "int8" in kind else kind, row_metrics, gates)
-            by_isa[row] = {"emulated": row != native, "images": n, "passed": ok, **row_metrics}
+            judged = gates.judge(kind, row_metrics)
+            rule = judged.rule
+            row_metrics.pop("flip_margins")  # summarised in "flips"
+            by_isa[row] = {"emulated": row != native, "passed": judged.passed,
+                           "breaches": judged.breaches, "flips": judged.flips, **row_metrics}
         metrics = {k: v for k, v in by_isa[native].items() if k not in ("emulated", "passed")}
         failed_rows = [row for row, m in by_isa.items() if not m["passed"]]
         passed = not failed_rows
@@ -181,6 +166,8 @@ def validate(
                 "by_isa": {row: _row_summary(m) for row, m in by_isa.items()},
                 "gate": rule,
                 "passed": passed,
+                "failed_on": failed_rows,
+                "stale": predictor.info.keras_sha256 != info.keras_sha256,
                 "layer_drift": drift,
             }
         )
@@ -209,16 +196,52 @@ def validate(
         "tutorial_dataset": spec.dataset if spec else None,
         "gates": asdict(gates),
         "machine": {"host_isa": host_isa(), "onnxruntime": _onnxruntime_version(),
-                    "native_row": native},
+                    "native_row": native, "versions": package_versions()},
         "isa_rows": [native, *emulated],
         "isa_not_measured": not_measured,
         "variants": variants,
-        "passed": all(v["passed"] for v in variants),
+        "required": list(require),
     }
+    report["failures"], report["not_for"] = verdict(report)
+    report["passed"] = not report["failures"]
     write_json(model_dir / REPORT_JSON, report)
     write_text(model_dir / REPORT_MD, render_markdown(report))
     write_report_page(model_dir)
     return report
+
+
+def check_required(require: str | Sequence[str]) -> tuple[str, ...]:
+    """The required variant kinds from a list or a comma-separated string; unknown names are an
+    error."""
+    names = [n.strip() for n in (require.split(",") if isinstance(require, str) else require)]
+    unknown = [n for n in names if n not in VARIANT_KINDS]
+    if unknown or not all(names):
+        raise EdgeCNNError(f"Unknown variant {unknown or names} to require; use any of "
+                           f"{', '.join(VARIANT_KINDS)}.")
+    return tuple(dict.fromkeys(names))
+
+
+def verdict(report: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
+    """(failures, not_for): what one failed cell means for the whole run.
+
+    A variant that breaks a gate on a class is *not for that class*: the report and the page
+    show it, and no recommendation names it there. The run fails -- ``edgecnn validate`` and
+    ``export`` exit 3 -- only for something a user must act on: a required variant (fp32 and
+    int8 by default, ``--require``) fails on any class; a measured class has no passing variant
+    left; or a variant is stale (made from another Keras model).
+    """
+    failures, not_for = [], {}
+    for v in report["variants"]:
+        if v.get("stale"):
+            failures.append(f"{v['file']} is stale ({v['gate']})")
+        elif v["failed_on"] and v["variant"] in report["required"]:
+            failures.append(f"{v['file']} (required) fails on {', '.join(v['failed_on'])}")
+        elif v["failed_on"]:
+            not_for[v["variant"]] = list(v["failed_on"])
+    for row in report["isa_rows"]:
+        if not any(v["by_isa"][row]["passed"] for v in report["variants"]):
+            failures.append(f"no variant passes on {row}")
+    return failures, not_for
 
 
 def native_row_name(active_providers: Sequence[str]) -> str:
@@ -254,7 +277,8 @@ def _isa_rows(isa: str | Sequence[str] | None, native: str,
 
 
 def _row_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("accuracy", "accuracy_delta", "agreement", "max_abs_diff", "images", "emulated", "passed")
+    keys = ("accuracy", "accuracy_delta", "agreement", "max_abs_diff", "images", "emulated", "passed",
+            "breaches", "flips")
     return {k: metrics[k] for k in keys}
 
 
@@ -262,6 +286,20 @@ def _onnxruntime_version() -> str:
     import onnxruntime
 
     return onnxruntime.__version__
+
+
+def _flips_line(variant: dict[str, Any]) -> str:
+    f = variant["flips"]
+    return (f"- `{variant['file']}`: {f['total']} of {variant['images']:,}, {f['near_tie']} near-ties "
+            f"(tie margin {f['tie_margin']:.2g}), {f['confident']} confident.")
+
+
+def _status(variant: dict[str, Any], report: dict[str, Any]) -> str:
+    if variant["passed"]:
+        return "pass"
+    if variant["variant"] in report["not_for"]:
+        return f"not for {', '.join(variant['failed_on'])}"
+    return "**FAIL**"
 
 
 def _pct(x: float | None) -> str:
@@ -318,9 +356,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {v['variant']} | `{v['file']}` | {v['size_bytes'] / 1024:.0f} KiB "
             f"| {v['compression']:.2f}× | {_pct(v['accuracy'])} "
             f"| {v['accuracy_delta'] * 100:+.2f} pp | {_pct(v['agreement'])} "
-            f"| {v['max_abs_diff']:.2e} | {v['gate']} | {'pass' if v['passed'] else '**FAIL**'} |"
+            f"| {v['max_abs_diff']:.2e} | {v['gate']} | {_status(v, report)} |"
         )
     lines += [f"**Warning:** {w}" for w in report.get("warnings", [])]
+    changed = [_flips_line(v) for v in report["variants"] if v["flips"]["total"]]
+    if changed:
+        lines += ["", "Changed answers (top-1 differs from Keras) on this machine's row; a near-tie "
+                  "is a flip between classes Keras itself separates by less than the tie margin:",
+                  "", *changed]
     lines += render_isa_matrix(report)
     names = list(report["variants"][0]["per_class_accuracy"])
     lines += ["", "## Per-class accuracy", ""]
@@ -357,5 +400,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if notes:
         lines += ["", "## Notes", "", *notes]
+    lines += ["", "## Verdict", "",
+              f"Required on every class: {', '.join(report['required'])}. A variant that breaks "
+              "a gate on a class is *not for* that class; the run fails when a required variant "
+              "breaks one, a class has no passing variant, or a variant is stale.", ""]
+    lines += [f"- FAIL: {f}" for f in report["failures"]]
+    lines += [f"- `{v}` is not for {', '.join(rows)}." for v, rows in report["not_for"].items()]
     lines += ["", f"Overall: {'PASS' if report['passed'] else 'FAIL'}.", ""]
     return "\n".join(lines)

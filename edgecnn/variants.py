@@ -10,6 +10,8 @@ ONNX_FILE = "model.onnx"
 # Quantization mode -> file name; the order is the order reports and benchmarks list them in.
 VARIANT_FILE = {"static": "model.int8.onnx", "dynamic": "model.dynint8.onnx", "fp16": "model.fp16.onnx"}
 _ORDER = (ONNX_FILE, *VARIANT_FILE.values())
+# What each file is called in reports, gates and --require (its metadata's ``variant``).
+VARIANT_KINDS = ("fp32", "int8", "dynint8", "fp16")
 
 
 def variant_files(folder: str | Path) -> list[Path]:

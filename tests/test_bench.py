@@ -121,7 +121,10 @@ def test_cold_start_runtime_does_not_load_tensorflow(tiny_onnx):
     result = measured["runtime"]
     assert result["tensorflow_loaded"] is False
     assert 0 < result["import_s"] < result["total_s"]
-    assert 0 < measured["libraries_import"]["import_s"] < result["total_s"]
+    # the floor is timed in other processes: only its presence is checked, never an order
+    # between timings of different processes (noise decides that on a busy machine)
+    floor = measured["libraries_import"]
+    assert floor["import_s"] > 0 and floor["repeats"] == 1 and "error" not in floor
 
 
 def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):

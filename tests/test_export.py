@@ -9,6 +9,7 @@ from edgecnn.export import export
 from edgecnn.onnx_metadata import read_metadata
 from edgecnn.validate import validate
 from edgecnn.zoo import list_models
+from tests.conftest import TEST_SEED
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def test_zoo_model_exports_and_passes_parity(name, tmp_path, fashion_small):
     # MNIST digits are not available offline; Fashion-MNIST has the same shape and 10 classes.
     data = None if name == "shapes-toy" else fashion_small.subset(train=1000, test=500)
     result = export(name, out_dir=tmp_path,
-                    train_options={"dataset": data, "epochs": 1, "verbose": 0})
+                    train_options={"dataset": data, "epochs": 1, "seed": TEST_SEED, "verbose": 0})
     assert result.trained and result.written
     _check_graph(result.onnx_path)
     info = read_metadata(result.onnx_path)
@@ -60,7 +61,8 @@ def test_zoo_model_exports_and_passes_parity(name, tmp_path, fashion_small):
 
 def test_augmented_model_exports_without_random_ops(tmp_path, catsdogs_folder):
     result = export("catsdogs-aug", out_dir=tmp_path, train_options={
-        "dataset": str(catsdogs_folder), "epochs": 1, "batch_size": 8, "verbose": 0})
+        "dataset": str(catsdogs_folder), "epochs": 1, "batch_size": 8, "seed": TEST_SEED,
+        "verbose": 0})
     ops = _check_graph(result.onnx_path)
     assert ops["Conv"] == 5
     report = validate(tmp_path, dataset=str(catsdogs_folder))

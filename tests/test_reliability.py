@@ -17,7 +17,7 @@ from hypothesis.extra import numpy as hnp
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import TMP_PREFIX, sweep_stale_temporaries, write_bytes
 from edgecnn.runtime import Predictor
-from tests.conftest import make_tiny_onnx
+from tests.conftest import TEST_SEED, make_tiny_onnx
 
 DTYPES = st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint16, np.float16,
                           np.float32, np.float64, np.bool_, np.complex64])
@@ -183,7 +183,7 @@ def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
 
     base = tmp_path / "base"
     run_pipeline("shapes-toy", out_dir=base, train_options={"epochs": 1, "verbose": 0},
-                 calibration=100, isa="host")
+                 calibration=100, isa="host", seed=TEST_SEED)
     originals = {p.name: p.read_bytes() for p in base.iterdir()}
     assert len(originals) == _RENAMES
     plans = [(1, "SIGTERM"), (3, "SIGTERM"), (6, "SIGTERM"), (9, "SIGTERM"), (4, "SIGKILL")]
@@ -192,7 +192,7 @@ def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
         out = tmp_path / f"{signame}-{n}"
         shutil.copytree(base, out)
         args = ["export", "shapes-toy", "--out", str(out), "--epochs", "1", "--calibration", "100",
-                "--isa", "host", "--retrain", "--force"]
+                "--isa", "host", "--retrain", "--force", "--seed", str(TEST_SEED)]
         procs.append((out, signame, subprocess.Popen(
             [sys.executable, "-c", _KILL_AT_RENAME, str(n), signame, *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
@@ -204,7 +204,8 @@ def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
             _artifacts_intact(out, originals)
         else:  # a SIGKILL cannot clean up: its temporary file is swept by the next write
             assert list(out.glob(TMP_PREFIX + "*"))
-            run_pipeline("shapes-toy", out_dir=out, calibration=100, isa="host", force=True)
+            run_pipeline("shapes-toy", out_dir=out, calibration=100, isa="host", force=True,
+                         seed=TEST_SEED)
             _artifacts_intact(out, originals)
 
 

@@ -6,10 +6,10 @@ import os
 import platform
 import shutil
 import subprocess
-from importlib import metadata
 from typing import Any
 
 from edgecnn.runtime.isa import host_isa
+from edgecnn.versions import package_versions
 
 
 def _cpu_model() -> str:
@@ -48,17 +48,8 @@ def _gpus() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def machine_info() -> dict[str, Any]:
     """CPU, cores, GPUs, OS and the versions of the packages that affect the numbers."""
-    packages = ("edgecnn", "onnxruntime", "onnxruntime-gpu", "numpy", "tensorflow-cpu",
-                "tensorflow", "keras", "ai-edge-litert", "openvino")
     return {
         "cpu": _cpu_model(),
         "cpu_flags": _cpu_flags(),
@@ -67,5 +58,5 @@ def machine_info() -> dict[str, Any]:
         "gpus": _gpus(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {p: v for p in packages if (v := _version(p))},
+        "versions": package_versions(),
     }

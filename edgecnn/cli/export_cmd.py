@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import (
-    Force, IsaList, Offset, Scale, Seed, keras_verbosity, preprocessing_from,
+    Force, IsaList, Offset, Require, Scale, Seed, keras_verbosity, preprocessing_from,
 )
-from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET
+from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, REQUIRED_VARIANTS
 
 
 class Head(str, Enum):
@@ -46,6 +46,7 @@ def export(
     dataset: Annotated[Optional[str], typer.Option(
         help="Data for training, calibration and validation (default: the model's own).")] = None,
     isa: IsaList = "all",
+    require: Require = ",".join(REQUIRED_VARIANTS),
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Load a .keras file with Keras's safe mode OFF. Lambda layers then run "
         "code stored in the file: only for files you trust.")] = False,
@@ -64,7 +65,7 @@ def export(
         retrain=retrain, train_options={"epochs": epochs, "limit": limit, "verbose": keras_verbosity()}, calibration=calibration,
         seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
-        output=output.value if output else None,
+        output=output.value if output else None, require=require,
         unsafe=unsafe, force=force,
     )
     state = "written" if result.export.written else "up to date"

@@ -19,15 +19,18 @@ def print_quantized(results: list[Any]) -> None:
 
 
 def raise_if_failed(report: dict[str, Any]) -> None:
-    """Exit with the gate-failure code when any variant broke its tolerance, naming where."""
+    """Exit with the gate-failure code when validation's verdict found a failure, naming it."""
     if not report["passed"]:
-        failed = [f"{v['file']} {_where(v)}" for v in report["variants"] if not v["passed"]]
-        raise GateFailedError(f"accuracy gate broken by {'; '.join(failed)}")
+        raise GateFailedError(f"accuracy gate broken: {'; '.join(report['failures'])}")
 
 
-def _where(variant: dict[str, Any]) -> str:
-    rows = [row for row, m in variant.get("by_isa", {}).items() if not m["passed"]]
-    return f"on {', '.join(rows)}" if rows else f"({variant['gate']})"
+def _status(variant: dict[str, Any], report: dict[str, Any]) -> str:
+    if variant["passed"]:
+        return "[green]pass[/]"
+    where = ", ".join(variant["failed_on"])
+    if variant["variant"] in report.get("not_for", {}):
+        return f"[yellow]not for[/] {where}"
+    return f"[red]FAIL[/] {where or variant['gate']}"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -40,12 +43,15 @@ def print_report(report: dict[str, Any]) -> None:
             v["variant"], f"{v['size_bytes'] / 1024:.0f} KiB", f"{v['compression']:.2f}",
             f"{v['accuracy']:.4f}", f"{v['accuracy_delta'] * 100:+.2f}", f"{v['agreement']:.4f}",
             f"{v['max_abs_diff']:.1e}",
-            "[green]pass[/]" if v["passed"] else f"[red]FAIL[/] {_where(v)}",
+            _status(v, report),
         )
     console = Console()
     console.print(table)
     for warning in report.get("warnings", []):
         console.print(f"[bold red]WARNING:[/] {warning}")
+    for variant, rows in report.get("not_for", {}).items():
+        console.print(f"[yellow]{variant} is not for {', '.join(rows)}[/]: it breaks a gate there "
+                      f"(not a required variant: {', '.join(report['required'])}; --require adds it)")
     rows = report.get("isa_rows", [])
     if len(rows) > 1:
         native = report["machine"]["native_row"]

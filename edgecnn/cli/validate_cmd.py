@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Engine, IsaList, Provider
+from edgecnn.cli.options import Engine, IsaList, Provider, Require
 from edgecnn.cli.report_view import print_report, raise_if_failed
-from edgecnn.defaults import EMULATED_IMAGES
+from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.gates import Gates
 
 _DEFAULT = Gates()
@@ -43,6 +43,7 @@ def validate(
         min=1, help="Emulated rows measure the first N test images (emulation is 10-50x slower).")
     ] = EMULATED_IMAGES,
     engine: Engine = None,
+    require: Require = ",".join(REQUIRED_VARIANTS),
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare every exported variant with Keras; writes report.json and report.md.
@@ -60,7 +61,7 @@ def validate(
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
                           gates=gates, providers=provider, isa=isa,
                           emulated_images=emulated_images,
-                          engine=engine.value if engine else None)
+                          engine=engine.value if engine else None, require=require)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -16,8 +16,9 @@ ALIASES = {
     "coreml": "CoreMLExecutionProvider",
 }
 _INSTALL_HINT = {
-    "CUDAExecutionProvider": "pip install 'edgecnn[gpu]' (onnxruntime-gpu) on a machine with an "
-    "NVIDIA GPU, CUDA and cuDNN",
+    "CUDAExecutionProvider": "pip install 'edgecnn[gpu]' (onnxruntime-gpu with its CUDA and cuDNN "
+    "wheels, not beside the CPU onnxruntime) on a machine with an NVIDIA GPU and driver; "
+    "edgecnn doctor says what is missing",
     "TensorrtExecutionProvider": "pip install 'edgecnn[gpu]' plus NVIDIA TensorRT",
     "OpenVINOExecutionProvider": "pip install onnxruntime-openvino (instead of onnxruntime)",
     "DmlExecutionProvider": "pip install onnxruntime-directml (Windows)",
@@ -27,6 +28,16 @@ _INSTALL_HINT = {
 # 'auto' prefers a GPU when one is usable; TensorRT is left out because its engine build takes
 # minutes on first use, which nobody expects from 'auto'.
 _AUTO_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def install_hint(name: str) -> str | None:
+    """How to get the provider ``name`` (a full onnxruntime name), when edgecnn knows."""
+    return _INSTALL_HINT.get(name)
+
+
+def needs_cuda_libraries(names: Sequence[str]) -> bool:
+    """Whether a session on ``names`` loads the CUDA libraries of onnxruntime-gpu."""
+    return any(n in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for n in names)
 
 
 def resolve(requested: str | Sequence[str], available: Sequence[str]) -> list[str]:
@@ -81,7 +92,7 @@ def check_active(requested: list[str], active: Sequence[str]) -> None:
     """Fail when onnxruntime dropped the primary provider (e.g. CUDA libraries missing)."""
     primary = requested[0]
     if primary not in active:
-        hint = _INSTALL_HINT.get(primary, "check the provider's installation")
+        hint = _INSTALL_HINT.get(primary, "check the provider's installation (edgecnn doctor)")
         raise EdgeCNNError(
             f"{primary} was requested but onnxruntime could not start it and would run on "
             f"{', '.join(active)} instead. Refusing to fall back silently; {hint}."

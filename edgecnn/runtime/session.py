@@ -52,6 +52,10 @@ def load_session(
     if not path.is_file():
         raise EdgeCNNError(f"Model file not found: {path} (expected an .onnx file).")
     requested = _providers.resolve(providers, ort.get_available_providers())
+    if _providers.needs_cuda_libraries(requested) and hasattr(ort, "preload_dlls"):
+        # onnxruntime-gpu[cuda,cudnn] ships CUDA and cuDNN as wheels, which the provider finds
+        # only once they are loaded; without this a driver-only machine falls back to the CPU
+        ort.preload_dlls()
     per_provider = [dict(provider_options or {}) if i == 0 else {} for i in range(len(requested))]
     try:
         session = ort.InferenceSession(

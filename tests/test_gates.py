@@ -1,0 +1,156 @@
+"""The gates judge the file, not the model's uncertainty; the verdict says what a failed cell means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.gates import Gates
+from edgecnn.metrics import agreement_metrics
+from edgecnn.validate import check_required, verdict
+
+NAMES = tuple("abcd")
+
+
+def _reference(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Confident reference probabilities (top class 0.85) and labels it mostly gets right."""
+    rng = np.random.default_rng(seed)
+    top = rng.integers(0, 4, n)
+    probs = np.full((n, 4), 0.05, dtype=np.float32)
+    probs[np.arange(n), top] = 0.85
+    labels = np.where(rng.random(n) < 0.9, top, (top + 1) % 4)
+    return probs, labels
+
+
+def _near_tie(probs: np.ndarray, rows: list[int], gap: float) -> np.ndarray:
+    """The reference with ``rows`` made a near-tie between their top class and the next one."""
+    probs = probs.copy()
+    for r in rows:
+        a = int(probs[r].argmax())
+        b = (a + 1) % 4
+        probs[r] = 0.0
+        probs[r, a], probs[r, b] = 0.5 + gap / 2, 0.5 - gap / 2
+    return probs
+
+
+def _noisy(probs: np.ndarray, eps: float, seed: int = 1) -> np.ndarray:
+    """``probs`` moved by at most ``eps`` (as fp16 or int8 noise would), rows still summing to 1."""
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(-eps, eps, probs.shape)
+    d -= d.mean(axis=1, keepdims=True)
+    return (probs + d).astype(np.float32)
+
+
+def _swap(probs: np.ndarray, rows: list[int]) -> np.ndarray:
+    """``probs`` with the top two classes of ``rows`` exchanged: those answers flip."""
+    probs = probs.copy()
+    for r in rows:
+        a, b = np.argsort(probs[r])[-2:][::-1]
+        probs[r, [a, b]] = probs[r, [b, a]]
+    return probs
+
+
+def test_fp16_flips_between_near_tied_classes_are_noise():
+    ref, labels = _reference()
+    ties = [3, 50, 700]
+    ref = _near_tie(ref, ties, gap=0.002)  # the reference barely separates these three
+    variant = _noisy(ref, 0.002)
+    variant = _swap(variant, ties)
+    m = agreement_metrics(ref, variant, labels, NAMES)
+    assert m["agreement"] == pytest.approx(0.997)  # below the 99.9 % fp16 gate as raw agreement
+    judged = Gates().judge("fp16", m)
+    assert judged.passed, judged.breaches
+    assert judged.flips["total"] == 3 and judged.flips["near_tie"] == 3
+    assert judged.flips["firm_agreement"] == 1.0
+
+
+def test_fp16_flip_of_a_separated_answer_counts():
+    ref, labels = _reference()
+    ref = _near_tie(ref, [3, 50, 700], gap=0.2)  # separated by 0.2: far above fp16 noise
+    variant = _swap(_noisy(ref, 0.002), [3, 50, 700])
+    judged = Gates().judge("fp16", agreement_metrics(ref, variant, labels, NAMES))
+    assert not judged.passed and judged.flips["near_tie"] == 0
+    assert any("beyond near-ties" in b for b in judged.breaches)
+
+
+def test_a_confident_flip_fails_every_kind_whatever_the_agreement():
+    ref, labels = _reference()
+    variant = _swap(_noisy(ref, 0.001), [10])  # 0.85 vs 0.05: one confident answer changed
+    m = agreement_metrics(ref, variant, labels, NAMES)
+    assert m["agreement"] == pytest.approx(0.999)
+    for kind in ("fp16", "int8", "dynint8"):
+        judged = Gates().judge(kind, m)
+        assert not judged.passed and judged.flips["confident"] == 1, kind
+        assert any("confident" in b for b in judged.breaches)
+
+
+def test_the_tie_margin_follows_the_files_own_error_and_is_capped():
+    ref, labels = _reference()
+    ref = _near_tie(ref, [1, 2], gap=0.05)
+    variant = _swap(_noisy(ref, 0.03), [1, 2])  # a noisy file: 2 x its error exceeds fp16's cap
+    m = agreement_metrics(ref, variant, labels, NAMES)
+    fp16, int8 = Gates().judge("fp16", m), Gates().judge("int8", m)
+    assert fp16.flips["tie_margin"] == pytest.approx(0.01)  # capped: the flips count
+    assert fp16.flips["near_tie"] == 0 and not fp16.passed
+    assert int8.flips["tie_margin"] == pytest.approx(2 * m["kept_max_abs_diff"])
+    assert int8.flips["near_tie"] == 2 and int8.passed, int8.breaches
+
+
+def test_int8_still_judges_accuracy_and_the_worst_class():
+    ref, labels = _reference()
+    variant = ref.copy()
+    wrong = np.flatnonzero((ref.argmax(1) == labels) & (labels == 2))[:40]
+    variant[wrong] = np.roll(variant[wrong], 1, axis=1)  # class 2 loses 40 right answers
+    judged = Gates().judge("int8", agreement_metrics(ref, variant, labels, NAMES))
+    assert not judged.passed
+    assert any("one class" in b for b in judged.breaches)
+    assert any("pp (gate" in b for b in judged.breaches)
+
+
+@pytest.mark.parametrize("field", ["fp16_min_agreement", "int8_max_accuracy_drop", "confident_margin"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_gate_that_is_not_a_finite_number_is_refused(field, value):
+    with pytest.raises(EdgeCNNError, match=field):
+        Gates(**{field: value})
+
+
+def _report(cells: dict[str, dict[str, bool]], required=("fp32", "int8"), stale=()) -> dict:
+    rows = list(next(iter(cells.values())))
+    return {
+        "isa_rows": rows, "required": list(required),
+        "variants": [{"variant": v, "file": f"model.{v}.onnx", "gate": "rule", "stale": v in stale,
+                      "failed_on": [r for r, ok in by.items() if not ok],
+                      "by_isa": {r: {"passed": ok} for r, ok in by.items()}}
+                     for v, by in cells.items()],
+    }
+
+
+def test_a_failed_cell_of_an_optional_variant_marks_it_not_for_that_class():
+    report = _report({"fp32": {"x86-vnni": True, "arm64-dot": True},
+                      "int8": {"x86-vnni": True, "arm64-dot": True},
+                      "fp16": {"x86-vnni": True, "arm64-dot": False}})
+    failures, not_for = verdict(report)
+    assert failures == [] and not_for == {"fp16": ["arm64-dot"]}
+
+
+def test_the_run_fails_for_what_a_user_must_act_on():
+    cells = {"fp32": {"x86-vnni": True, "arm64-dot": True},
+             "int8": {"x86-vnni": True, "arm64-dot": False},
+             "fp16": {"x86-vnni": True, "arm64-dot": False}}
+    failures, not_for = verdict(_report(cells))
+    assert failures == ["model.int8.onnx (required) fails on arm64-dot"] and not_for == {"fp16": ["arm64-dot"]}
+    failures, _ = verdict(_report(cells, required=("fp32", "fp16")))
+    assert failures == ["model.fp16.onnx (required) fails on arm64-dot"]
+    nothing = {v: {"x86-vnni": True, "arm64-dot": False} for v in ("fp32", "int8")}
+    failures, _ = verdict(_report(nothing, required=()))
+    assert failures == ["no variant passes on arm64-dot"]
+    failures, _ = verdict(_report({"fp32": {"x86-vnni": True}, "fp16": {"x86-vnni": True}},
+                                  stale=("fp16",)))
+    assert failures == ["model.fp16.onnx is stale (rule)"]
+
+
+def test_required_variants_are_checked_names():
+    assert check_required("fp32, fp16") == ("fp32", "fp16")
+    with pytest.raises(EdgeCNNError, match="int4"):
+        check_required("fp32,int4")
