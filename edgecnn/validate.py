@@ -16,7 +16,7 @@ from typing import Any
 from edgecnn import ray_engine
 from edgecnn.data import load_dataset
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
-from edgecnn.emulation import run_models, unavailable_reason
+from edgecnn.emulation import run_rows, unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import sha256_file, write_json, write_text
 from edgecnn.gates import Gates
@@ -122,7 +122,7 @@ def validate(
             emulated = ray_engine.run_isa_rows(rows, files, data.x_test[:n_emulated], labelled)
     else:
         rows, not_measured = _isa_rows(isa, native)
-        emulated = {row: run_models(row, files, data.x_test[:n_emulated]) for row in rows}
+        emulated = run_rows(rows, files, data.x_test[:n_emulated])
     fp32_size = files[0].stat().st_size
     variants = []
     for i, (path, predictor) in enumerate(zip(files, predictors)):

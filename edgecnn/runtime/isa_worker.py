@@ -1,6 +1,6 @@
 """Runs models on images inside another interpreter, usually one emulated by qemu-user.
 
-    python -m edgecnn.runtime.isa_worker IMAGES.npy OUT.npz MODEL.onnx [MODEL.onnx ...]
+    python -m edgecnn.runtime.isa_worker [--threads N] IMAGES.npy OUT.npz MODEL.onnx [MODEL.onnx ...]
 
 Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in argument
 order) and the CPU features the process saw (``cpu_features``), so the caller can check that the
@@ -20,6 +20,9 @@ def main(argv: list[str]) -> int:
     from edgecnn.runtime import Predictor
     from edgecnn.runtime.isa import cpu_features
 
+    threads = 0
+    if argv[:1] == ["--threads"] and len(argv) > 1 and argv[1].isdigit():
+        threads, argv = int(argv[1]), argv[2:]
     if len(argv) < 3:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
@@ -29,7 +32,8 @@ def main(argv: list[str]) -> int:
     out: dict[str, np.ndarray] = {"cpu_features": np.array(present)}
     try:
         for i, model in enumerate(argv[2:]):
-            out[f"p{i}"] = Predictor(model, providers="cpu").predict(images).probabilities
+            predictor = Predictor(model, providers="cpu", intra_op_threads=threads)
+            out[f"p{i}"] = predictor.predict(images).probabilities
     except EdgeCNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
