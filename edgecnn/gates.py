@@ -66,7 +66,7 @@ class Gates:
                           f"{self.confident_margin:g})")
         if kind == "int8":
             broken += self._int8_drop_breaches(metrics)
-        return Verdict(not broken, broken, self.rule(kind), flips)
+        return Verdict(not broken, broken, flips)
 
     def rule(self, kind: str) -> str:
         """The gates of ``kind`` in words, as the report states them."""
@@ -102,11 +102,10 @@ class Gates:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One variant on one set of images: passed, the gates broken, the rule, the flips."""
+    """One variant on one set of images: passed, the gates broken, the flips."""
 
     passed: bool
     breaches: list[str]
-    rule: str
     flips: dict[str, Any]
 
 

@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, REQUIRED_VARIANTS
+from edgecnn.defaults import (
+    DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
+)
 from edgecnn.export import ExportResult, export, output_folder
 from edgecnn.files import folder_lock
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
 from edgecnn.runtime.metadata import Preprocessing
-from edgecnn.validate import check_required, validate
+from edgecnn.validate import validate
+from edgecnn.verdict import check_required
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def run_pipeline(
     isa: str | Sequence[str] = "all",
     output: str | None = None,
     require: str | Sequence[str] = REQUIRED_VARIANTS,
+    emulated_images: int = EMULATED_IMAGES,
     unsafe: bool = False,
     force: bool = False,
 ) -> PipelineResult:
@@ -60,7 +64,9 @@ def run_pipeline(
     The arguments are those of :func:`edgecnn.export.export`, :func:`edgecnn.quantize.quantize`
     and :func:`edgecnn.validate.validate`; ``dataset`` serves training, calibration and
     validation alike, and ``isa`` names the instruction-set classes the int8 scheme must hold on
-    and validation measures (those that cannot be run here are reported as such).
+    and validation measures (those that cannot be run here are reported as such). When no int8
+    scheme holds, the run fails if int8 is in ``require`` (the default); otherwise it goes on
+    without an int8 file and the result says why.
     """
     require = check_required(require)  # before any training
     with folder_lock(output_folder(model, out_dir)) as folder:
@@ -71,12 +77,12 @@ def run_pipeline(
         )
         variants = (
             quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed,
-                     isa=isa, gates=gates, force=force)
+                     isa=isa, gates=gates, force=force, strict="int8" in require)
             if quantize_variants else []
         )
         report = (
             validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa,
-                     require=require)
+                     require=require, emulated_images=emulated_images)
             if validate_variants else None
         )
     return PipelineResult(exported, variants, report)

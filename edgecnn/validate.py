@@ -29,7 +29,8 @@ from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import host_isa, parse_isa_list
 from edgecnn.runtime.outputs import activate, to_probabilities
 from edgecnn.train import KERAS_FILE, read_train_info
-from edgecnn.variants import VARIANT_KINDS, variant_files
+from edgecnn.variants import variant_files
+from edgecnn.verdict import check_required, verdict
 from edgecnn.versions import package_versions
 from edgecnn.zoo import get_spec, list_models
 
@@ -128,6 +129,9 @@ def validate(
     for i, (path, predictor) in enumerate(zip(files, predictors)):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
         kind = predictor.info.variant
+        rule = gates.rule(kind)
+        # e.g. an export interrupted between writing model.onnx and its variants
+        stale = predictor.info.keras_sha256 != info.keras_sha256
         by_isa = {}
         for row in [native, *emulated]:
             if row == native:
@@ -136,7 +140,6 @@ def validate(
                 probs, n = emulated[row][i], n_emulated
             row_metrics = agreement_metrics(keras_probs[:n], probs, data.y_test[:n], info.class_names)
             judged = gates.judge(kind, row_metrics)
-            rule = judged.rule
             row_metrics.pop("flip_margins")  # summarised in "flips"
             by_isa[row] = {"emulated": row != native, "passed": judged.passed,
                            "breaches": judged.breaches, "flips": judged.flips, **row_metrics}
@@ -145,8 +148,7 @@ def validate(
         passed = not failed_rows
         if failed_rows:
             rule += f" (broken on {', '.join(failed_rows)})"
-        if predictor.info.keras_sha256 != info.keras_sha256:
-            # e.g. an export interrupted between writing model.onnx and its variants
+        if stale:
             passed, rule = False, "stale: made from another Keras model than model.onnx; re-run export"
         size = path.stat().st_size
         drift = None
@@ -167,7 +169,7 @@ def validate(
                 "gate": rule,
                 "passed": passed,
                 "failed_on": failed_rows,
-                "stale": predictor.info.keras_sha256 != info.keras_sha256,
+                "stale": stale,
                 "layer_drift": drift,
             }
         )
@@ -208,40 +210,6 @@ def validate(
     write_text(model_dir / REPORT_MD, render_markdown(report))
     write_report_page(model_dir)
     return report
-
-
-def check_required(require: str | Sequence[str]) -> tuple[str, ...]:
-    """The required variant kinds from a list or a comma-separated string; unknown names are an
-    error."""
-    names = [n.strip() for n in (require.split(",") if isinstance(require, str) else require)]
-    unknown = [n for n in names if n not in VARIANT_KINDS]
-    if unknown or not all(names):
-        raise EdgeCNNError(f"Unknown variant {unknown or names} to require; use any of "
-                           f"{', '.join(VARIANT_KINDS)}.")
-    return tuple(dict.fromkeys(names))
-
-
-def verdict(report: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
-    """(failures, not_for): what one failed cell means for the whole run.
-
-    A variant that breaks a gate on a class is *not for that class*: the report and the page
-    show it, and no recommendation names it there. The run fails -- ``edgecnn validate`` and
-    ``export`` exit 3 -- only for something a user must act on: a required variant (fp32 and
-    int8 by default, ``--require``) fails on any class; a measured class has no passing variant
-    left; or a variant is stale (made from another Keras model).
-    """
-    failures, not_for = [], {}
-    for v in report["variants"]:
-        if v.get("stale"):
-            failures.append(f"{v['file']} is stale ({v['gate']})")
-        elif v["failed_on"] and v["variant"] in report["required"]:
-            failures.append(f"{v['file']} (required) fails on {', '.join(v['failed_on'])}")
-        elif v["failed_on"]:
-            not_for[v["variant"]] = list(v["failed_on"])
-    for row in report["isa_rows"]:
-        if not any(v["by_isa"][row]["passed"] for v in report["variants"]):
-            failures.append(f"no variant passes on {row}")
-    return failures, not_for
 
 
 def native_row_name(active_providers: Sequence[str]) -> str:

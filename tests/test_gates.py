@@ -8,7 +8,7 @@ import pytest
 from edgecnn.errors import EdgeCNNError
 from edgecnn.gates import Gates
 from edgecnn.metrics import agreement_metrics
-from edgecnn.validate import check_required, verdict
+from edgecnn.verdict import check_required, verdict
 
 NAMES = tuple("abcd")
 

@@ -152,6 +152,51 @@ def test_bad_arguments(quantized, tmp_path):
         quantize(quantized / "model.int8.onnx")
 
 
+def test_an_optional_variant_that_fails_is_not_for_that_class_and_a_required_one_fails_the_run(
+        quantized, tmp_path):
+    """fp16 breaking its gate (made impossible here) marks it 'not for' the class and the run
+    passes; required with --require, the same failure is exit 3."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+
+    folder = shutil.copytree(quantized, tmp_path / "copy")
+    args = ["validate", str(folder), "--limit", "300", "--fp16-min-agreement", "1.01"]
+    optional = CliRunner().invoke(app, args)
+    assert optional.exit_code == 0, optional.output
+    report = json.loads((folder / "report.json").read_text())
+    fp16 = next(v for v in report["variants"] if v["variant"] == "fp16")
+    host = report["machine"]["native_row"]
+    assert not fp16["passed"] and fp16["failed_on"] == [host]
+    assert report["passed"] and report["not_for"] == {"fp16": [host]} and report["failures"] == []
+    assert "not for" in optional.output and f"fp16 is not for {host}" in optional.output
+    assert f"`fp16` is not for {host}" in (folder / "report.md").read_text()
+    assert "is not for" in (folder / "report.html").read_text()
+    required = CliRunner().invoke(app, [*args, "--require", "fp32,int8,fp16"])
+    assert required.exit_code == 3, required.output
+    assert f"model.fp16.onnx (required) fails on {host}" in required.output
+    bad = CliRunner().invoke(app, [*args, "--require", "fp32,int4"])
+    assert bad.exit_code == 2 and "int4" in bad.output
+
+
+def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
+    from edgecnn.errors import GateFailedError
+    from edgecnn.gates import Gates
+
+    folder = shutil.copytree(quantized, tmp_path / "copy")
+    impossible = Gates(int8_max_accuracy_drop=-1.0)
+    with pytest.raises(GateFailedError, match="no static int8 scheme holds"):
+        quantize(folder / "model.onnx", modes=["static"], gates=impossible, isa="host",
+                 calibration=100, auto_exclude=False, force=True)
+    assert not (folder / "model.int8.onnx").exists()  # the old one was not left to pass for it
+    [result] = quantize(folder / "model.onnx", modes=["static"], gates=impossible, isa="host",
+                        calibration=100, auto_exclude=False, force=True, strict=False)
+    assert result.failure and "loses" in result.failure and not result.written
+    assert not (folder / "model.int8.onnx").exists()
+
+
 def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
     from edgecnn.gates import Gates
     from edgecnn.validate import validate

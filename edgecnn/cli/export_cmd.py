@@ -11,7 +11,9 @@ import typer
 from edgecnn.cli.options import (
     Force, IsaList, Offset, Require, Scale, Seed, keras_verbosity, preprocessing_from,
 )
-from edgecnn.defaults import DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, REQUIRED_VARIANTS
+from edgecnn.defaults import (
+    DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
+)
 
 
 class Head(str, Enum):
@@ -47,6 +49,9 @@ def export(
         help="Data for training, calibration and validation (default: the model's own).")] = None,
     isa: IsaList = "all",
     require: Require = ",".join(REQUIRED_VARIANTS),
+    emulated_images: Annotated[int, typer.Option(
+        min=1, help="Emulated classes measure the first N test images (qemu is 10-50x slower).")
+    ] = EMULATED_IMAGES,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Load a .keras file with Keras's safe mode OFF. Lambda layers then run "
         "code stored in the file: only for files you trust.")] = False,
@@ -65,7 +70,7 @@ def export(
         retrain=retrain, train_options={"epochs": epochs, "limit": limit, "verbose": keras_verbosity()}, calibration=calibration,
         seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
-        output=output.value if output else None, require=require,
+        output=output.value if output else None, require=require, emulated_images=emulated_images,
         unsafe=unsafe, force=force,
     )
     state = "written" if result.export.written else "up to date"

@@ -55,8 +55,19 @@ IsaList = Annotated[Optional[str], typer.Option(
     "--isa", help="Instruction-set classes: all, host, or a comma-separated list of x86-vnni, "
     "x86-avx2, x86-sse4, arm64-neon, arm64-dot, arm64-i8mm (emulated with qemu-user when not "
     "the host's; see `edgecnn isa`).")]
+def required_variants(value: str) -> str:
+    """Refuse an unknown variant name in --require (usage, exit 2)."""
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.verdict import check_required
+
+    try:
+        return ",".join(check_required(value))
+    except EdgeCNNError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 Require = Annotated[str, typer.Option(
-    "--require", help="Variants that must pass on every class (fp32, int8, dynint8, fp16); "
+    "--require", callback=required_variants, help="Variants that must pass on every class (fp32, int8, dynint8, fp16); "
     "another variant that breaks a gate on a class is marked 'not for' it, and the run still "
     "passes. Exit 3 when a required variant fails, a class has no passing variant, or a "
     "variant is stale.")]
