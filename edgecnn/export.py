@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn import keras_inspect
+from edgecnn import keras_inspect, pixel_conventions
 from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.data.fashion_mnist import FASHION_CLASSES
@@ -109,6 +109,10 @@ def _user_model_info(
         pre_origin = "given"
     elif rescaling:
         preprocessing, pre_origin = Preprocessing(scale=1.0), f"scale 1: the model has a {rescaling}"
+    elif dataset is not None:
+        # refuses the default when the model clearly wants another convention
+        measured = pixel_conventions.check_default(model, dataset, kind, output_kind(units), path.name)
+        preprocessing, pre_origin = Preprocessing(), f"the default pixels / 255 ({measured}; give --scale otherwise)"
     else:
         preprocessing, pre_origin = Preprocessing(), "the default pixels / 255 (give --scale otherwise)"
     log.info(f"{path.name}: {kind} head"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.evidence import counts
 from edgecnn.files import write_text
 from edgecnn.runtime.isa import ISA_CLASSES
 
@@ -23,7 +24,7 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #dd
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}.pass{background:#e6f4e6}.fail{background:#f8d7d7;font-weight:bold}
 .emu{color:#666;font-size:.85em}.rec{background:#eef3fb;padding:.6em 1em;margin:.4em 0;border-left:4px solid #4a78c2}
-.note{color:#555;font-size:.9em}svg text{font:11px system-ui,sans-serif}
+.note{color:#555;font-size:.9em}.outdated{color:#888;background:#f2f2f2}svg text{font:11px system-ui,sans-serif}
 """
 
 
@@ -92,10 +93,11 @@ def _recommendations(report: dict[str, Any], bench: dict[str, Any] | None) -> li
                    and t.get("threads") == 1), None)
     out = ["<h2>Which file to ship</h2>"]
     for row in _rows(report):
-        passing = [v for v in report["variants"] if v["by_isa"][row]["passed"]]
+        passing = [v for v in report["variants"]
+                   if counts(cell := v["by_isa"].get(row)) and cell["passed"]]
         if not passing:
-            out.append(f"<div class=rec id=rec-{row}><b>{_esc(row)}</b>: no variant passes every gate "
-                       "here; ship none of these files to such a CPU.</div>")
+            out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b>: no variant passes '
+                       "every gate here; ship none of these files to such a CPU.</div>")
             continue
         timed = [(v, _p50(bench, v["variant"], target)) for v in passing] if row == host and target else []
         timed = [(v, t) for v, t in timed if t is not None]
@@ -110,8 +112,8 @@ def _recommendations(report: dict[str, Any], bench: dict[str, Any] | None) -> li
                    "this class was not measured (accuracy was measured under emulation, which gives "
                    "no latency)" if best["variant"] == "int8" else "passes every gate here")
         description = ISA_CLASSES.get(row, row)
-        out.append(f"<div class=rec id=rec-{row}><b>{_esc(row)}</b> <span class=note>({_esc(description)})"
-                   f"</span>: <code class=file>{_esc(best['file'])}</code> — {_esc(why)}.</div>")
+        out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b> <span class=note>'
+                   f"({_esc(description)})</span>: <code class=file>{_esc(best['file'])}</code> — {_esc(why)}.</div>")
     return out
 
 
@@ -127,10 +129,17 @@ def _matrix(report: dict[str, Any]) -> list[str]:
     for v in report["variants"]:
         cells = []
         for r in rows:
-            m = v["by_isa"][r]
-            cells.append(f"<td class={'pass' if m['passed'] else 'fail'} "
-                         f"data-variant={v['variant']} data-isa={r} data-accuracy={m['accuracy']:.4f}>"
-                         f"{m['accuracy']:.4f}<br><span class=note>{m['accuracy_delta'] * 100:+.2f} pp</span></td>")
+            m = v["by_isa"].get(r)
+            if m is None:
+                cells.append("<td>—</td>")
+                continue
+            state = ("pass" if m["passed"] else "fail") if counts(m) else "outdated"
+            when = (f"<br><span class=note>{_esc(str(m.get('measured_at'))[:10])}"
+                    f"{'' if counts(m) else ', other files'}</span>" if m.get("carried") else "")
+            cells.append(f'<td class="{state}" data-variant="{_esc(v["variant"])}" data-isa="{_esc(r)}" '
+                         f'data-accuracy="{m["accuracy"]:.4f}">'
+                         f"{m['accuracy']:.4f}<br><span class=note>{m['accuracy_delta'] * 100:+.2f} pp"
+                         f"</span>{when}</td>")
         out.append(f"<tr><td>{_esc(v['variant'])}</td><td><code>{_esc(v['file'])}</code></td>"
                    f"<td>{v['size_bytes'] / 1024:.0f} KiB</td>{''.join(cells)}</tr>")
     out.append("</table>")

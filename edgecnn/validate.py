@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from edgecnn.data import load_dataset
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.emulation import run_rows, unavailable_reason
 from edgecnn.errors import EdgeCNNError
+from edgecnn.evidence import carry_earlier_rows, counts, read_previous
 from edgecnn.files import sha256_file, write_json, write_text
 from edgecnn.gates import Gates
 from edgecnn.keras_io import load_keras
@@ -35,6 +37,9 @@ from edgecnn.versions import package_versions
 from edgecnn.zoo import get_spec, list_models
 
 REPORT_JSON = "report.json"
+# What turns a variant's outputs into answers: it must be what the export recorded for the
+# Keras reference, or validated outputs become wrong answers (a class list moved round by one).
+ANSWER_FIELDS = ("class_names", "preprocessing", "input_shape", "output", "keras_logits")
 REPORT_MD = "report.md"
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,7 @@ def validate(
         rows, not_measured = _isa_rows(isa, native)
         emulated = run_rows(rows, files, data.x_test[:n_emulated])
     fp32_size = files[0].stat().st_size
+    validated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     variants = []
     for i, (path, predictor) in enumerate(zip(files, predictors)):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
@@ -132,6 +138,8 @@ def validate(
         rule = gates.rule(kind)
         # e.g. an export interrupted between writing model.onnx and its variants
         stale = predictor.info.keras_sha256 != info.keras_sha256
+        mismatch = [f for f in ANSWER_FIELDS
+                    if getattr(predictor.info, f) != getattr(trained or info, f)]
         by_isa = {}
         for row in [native, *emulated]:
             if row == native:
@@ -142,13 +150,18 @@ def validate(
             judged = gates.judge(kind, row_metrics)
             row_metrics.pop("flip_margins")  # summarised in "flips"
             by_isa[row] = {"emulated": row != native, "passed": judged.passed,
+                           "measured_at": validated_at,
                            "breaches": judged.breaches, "flips": judged.flips, **row_metrics}
-        metrics = {k: v for k, v in by_isa[native].items() if k not in ("emulated", "passed")}
+        metrics = {k: v for k, v in by_isa[native].items()
+                   if k not in ("emulated", "passed", "measured_at")}
         failed_rows = [row for row, m in by_isa.items() if not m["passed"]]
         passed = not failed_rows
         if failed_rows:
             rule += f" (broken on {', '.join(failed_rows)})"
-        if stale:
+        if mismatch:
+            passed, rule = False, (f"metadata differs from the export's record of the Keras model "
+                                   f"in {', '.join(mismatch)}: its answers would be mislabelled")
+        elif stale:
             passed, rule = False, "stale: made from another Keras model than model.onnx; re-run export"
         size = path.stat().st_size
         drift = None
@@ -160,6 +173,7 @@ def validate(
         variants.append(
             {
                 "file": path.name,
+                "sha256": sha256_file(path),
                 "variant": kind,
                 "quantization": predictor.info.quantization,
                 "size_bytes": size,
@@ -170,6 +184,7 @@ def validate(
                 "passed": passed,
                 "failed_on": failed_rows,
                 "stale": stale,
+                "mismatch": mismatch,
                 "layer_drift": drift,
             }
         )
@@ -203,7 +218,9 @@ def validate(
         "isa_not_measured": not_measured,
         "variants": variants,
         "required": list(require),
+        "validated_at": validated_at,
     }
+    carry_earlier_rows(report, read_previous(model_dir / REPORT_JSON))
     report["failures"], report["not_for"] = verdict(report)
     report["passed"] = not report["failures"]
     write_json(model_dir / REPORT_JSON, report)
@@ -246,7 +263,7 @@ def _isa_rows(isa: str | Sequence[str] | None, native: str,
 
 def _row_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "accuracy_delta", "agreement", "max_abs_diff", "images", "emulated", "passed",
-            "breaches", "flips")
+            "breaches", "flips", "measured_at")
     return {k: metrics[k] for k in keys}
 
 
@@ -274,26 +291,38 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:.2f}%"
 
 
+def _row_header(report: dict[str, Any], row: str) -> str:
+    cell = next((v["by_isa"][row] for v in report["variants"] if row in v["by_isa"]), {})
+    if cell.get("carried"):
+        return f"{row} (earlier run, {str(cell.get('measured_at'))[:10]})"
+    return row if row == report["machine"]["native_row"] else f"{row} (emulated)"
+
+
 def render_isa_matrix(report: dict[str, Any]) -> list[str]:
     """Accuracy (Δ vs Keras) of every variant on every measured class; empty for one row."""
     rows = report.get("isa_rows", [])
     if len(rows) < 2 and not report.get("isa_not_measured"):
         return []
     machine = report["machine"]
-    emulated = [m["images"] for m in report["variants"][0]["by_isa"].values() if m["emulated"]]
+    emulated = [m["images"] for m in report["variants"][0]["by_isa"].values()
+                if m["emulated"] and not m.get("carried")]
     lines = ["", "## Accuracy per instruction-set class", "",
              f"Measured with onnxruntime {machine['onnxruntime']} on a {machine['host_isa']} host."
              + (f" *Emulated* rows ran under qemu-user on the first {emulated[0]:,} test images, "
                 "with Δ against Keras on the same images (accuracy only: no latency is ever "
                 "taken from an emulated run)." if emulated else ""), "",
-             "| variant | " + " | ".join(f"{r}{' (emulated)' if r != machine['native_row'] else ''}"
-                                        for r in rows) + " |",
+             "| variant | " + " | ".join(_row_header(report, r) for r in rows) + " |",
              "|---|" + "---:|" * len(rows)]
     for v in report["variants"]:
         cells = []
         for r in rows:
-            m = v["by_isa"][r]
+            m = v["by_isa"].get(r)
+            if m is None:
+                cells.append("—")
+                continue
             mark = "" if m["passed"] else " **FAIL**"
+            if not counts(m):
+                mark += " (outdated: other files)"
             cells.append(f"{_pct(m['accuracy'])} ({m['accuracy_delta'] * 100:+.2f} pp){mark}")
         lines.append(f"| {v['variant']} | " + " | ".join(cells) + " |")
     for isa_name, reason in report.get("isa_not_measured", {}).items():

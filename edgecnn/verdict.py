@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.evidence import counts
 from edgecnn.variants import VARIANT_KINDS
 
 
@@ -30,17 +31,21 @@ def verdict(report: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
     show it, and no recommendation names it there. The run fails -- ``edgecnn validate`` and
     ``export`` exit 3 -- only for something a user must act on: a required variant (fp32 and
     int8 by default, ``--require``) fails on any class; a measured class has no passing variant
-    left; or a variant is stale (made from another Keras model).
+    left; a variant is stale (made from another Keras model); or a variant's class names,
+    preprocessing or input differ from the export's record (its answers would be mislabelled).
     """
     failures, not_for = [], {}
     for v in report["variants"]:
-        if v.get("stale"):
+        if v.get("mismatch"):
+            failures.append(f"{v['file']}: {v['gate']}")
+        elif v.get("stale"):
             failures.append(f"{v['file']} is stale ({v['gate']})")
         elif v["failed_on"] and v["variant"] in report["required"]:
             failures.append(f"{v['file']} (required) fails on {', '.join(v['failed_on'])}")
         elif v["failed_on"]:
             not_for[v["variant"]] = list(v["failed_on"])
     for row in report["isa_rows"]:
-        if not any(v["by_isa"][row]["passed"] for v in report["variants"]):
+        cells = [c for v in report["variants"] if counts(c := v["by_isa"].get(row))]
+        if cells and not any(c["passed"] for c in cells):
             failures.append(f"no variant passes on {row}")
     return failures, not_for

@@ -160,3 +160,32 @@ def test_current_folder_is_never_a_dataset(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "name the dataset" in errors[0] and "Traceback" not in result.stderr
+
+
+def test_a_model_trained_on_other_pixels_is_caught_before_anything_is_written(tmp_path, fashion_small):
+    """No Rescaling inside, trained on x / 127.5 - 1: the default pixels / 255 would pass every
+    gate at a fraction of the model's accuracy; export names the convention and the flags."""
+    import keras
+
+    layers = keras.layers
+    keras.utils.set_random_seed(TEST_SEED)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(fashion_small.x_train / 127.5 - 1, fashion_small.y_train, epochs=3, batch_size=64, verbose=0)
+    model.save(tmp_path / "pm1.keras")
+
+    refused = _cli(tmp_path, "export", "pm1.keras", "--isa", "host", "--no-quantize")
+    assert refused.returncode == 1, refused.stdout[-2000:] + refused.stderr[-2000:]
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in refused.stderr
+    assert "[-1, 1]" in errors[0] and "--scale 0.007843137255 --offset -1" in errors[0], errors
+    out = tmp_path / "exported" / "pm1"
+    assert not (out / "model.onnx").exists() and not (out / "model.keras").exists()
+
+    accepted = _cli(tmp_path, "export", "pm1.keras", "--isa", "host", "--no-quantize",
+                    "--scale", "0.007843137255", "--offset", "-1")
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["keras_accuracy"] > 0.6 and report["passed"]

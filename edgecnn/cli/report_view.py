@@ -36,6 +36,17 @@ def _status(variant: dict[str, Any], report: dict[str, Any]) -> str:
     return f"[red]FAIL[/] {where or variant['gate']}"
 
 
+def _cell(m: dict[str, Any] | None) -> str:
+    from edgecnn.evidence import counts
+
+    if m is None:
+        return "—"
+    text = f"{m['accuracy']:.4f} ({m['accuracy_delta'] * 100:+.2f})" + ("" if m["passed"] else " [red]FAIL[/]")
+    if m.get("carried"):
+        text += f" [dim]{str(m.get('measured_at'))[:10]}{'' if counts(m) else ' outdated'}[/]"
+    return text
+
+
 def print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"{report['model']}: {report['test_images']} test images of "
                   f"{report['dataset']} (Keras accuracy {report['keras_accuracy']:.4f})")
@@ -63,10 +74,7 @@ def print_report(report: dict[str, Any]) -> None:
         for r in rows:
             matrix.add_column(r if r == native else f"{r}*", justify="right")
         for v in report["variants"]:
-            matrix.add_row(v["variant"], *(
-                f"{m['accuracy']:.4f} ({m['accuracy_delta'] * 100:+.2f})"
-                + ("" if m["passed"] else " [red]FAIL[/]")
-                for m in (v["by_isa"][r] for r in rows)))
+            matrix.add_row(v["variant"], *(_cell(v["by_isa"].get(r)) for r in rows))
         console.print(matrix)
     for isa_name, reason in report.get("isa_not_measured", {}).items():
         console.print(f"{isa_name}: not measured ({reason})")
