@@ -31,7 +31,8 @@ from edgecnn.runtime.isa import ISA_CLASSES, host_isa
 from edgecnn.versions import package_versions
 
 log = logging.getLogger(__name__)
-SETUP_HINT = "make isa (or: apt-get install qemu-user mmdebstrap && edgecnn isa setup)"
+SETUP_HINT = ("make isa (or: apt-get install --no-install-recommends qemu-user mmdebstrap && "
+              "edgecnn isa --setup)")
 _WORKER = "edgecnn.runtime.isa_worker"
 _TIMEOUT_S = 3600
 # An emulated run keeps about two cores busy (measured 187 % CPU with onnxruntime's two
@@ -275,7 +276,7 @@ def _arm64_python_version() -> str:
     minors = [int(p.name[len("python3."):]) for p in (_arm64_root() / "usr" / "bin").glob("python3.*")
               if p.name[len("python3."):].isdigit()]
     if not minors:
-        raise EdgeCNNError(f"No python3.X in {_arm64_root()}; rebuild it with edgecnn isa setup --force.")
+        raise EdgeCNNError(f"No python3.X in {_arm64_root()}; rebuild it with edgecnn isa --setup --force.")
     return f"3.{max(minors)}"
 
 

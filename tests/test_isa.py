@@ -126,3 +126,19 @@ def test_emulation_refuses_a_cpu_that_is_not_what_was_asked(monkeypatch):
     images = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(EdgeCNNError, match="not what was asked for"):
         run_models("x86-sse4", [SHAPES / "model.onnx"], images)
+
+
+def test_the_setup_hint_names_a_command_that_exists(monkeypatch, tmp_path):
+    """Errors tell users to run SETUP_HINT's command: the CLI must accept it as written (the
+    build itself is replaced here; ``make isa`` runs it for real)."""
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+    from edgecnn.emulation import SETUP_HINT
+
+    built = []
+    monkeypatch.setattr("edgecnn.emulation.setup_arm64", lambda force=False: built.append(force) or tmp_path)
+    command = SETUP_HINT.split("&& ", 1)[1].rstrip(")").split()
+    assert command[0] == "edgecnn"
+    result = CliRunner().invoke(app, command[1:])
+    assert result.exit_code == 0 and built == [False], result.output

@@ -5,7 +5,7 @@
 Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in argument
 order) and the CPU features the process saw (``cpu_features``), so the caller can check that the
 emulated CPU is the one it asked for. Needs numpy + onnxruntime only: it runs in the bare Arm64
-tree that ``edgecnn isa setup`` builds.
+tree that ``edgecnn isa --setup`` builds.
 """
 
 from __future__ import annotations
