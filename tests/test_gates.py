@@ -154,3 +154,15 @@ def test_required_variants_are_checked_names():
     assert check_required("fp32, fp16") == ("fp32", "fp16")
     with pytest.raises(EdgeCNNError, match="int4"):
         check_required("fp32,int4")
+
+
+@pytest.mark.parametrize("option", ["--int8-max-drop", "--int8-min-agreement", "--int8-max-class-drop",
+                                    "--min-agreement", "--max-abs-diff", "--fp16-min-agreement"])
+def test_a_nan_gate_on_the_command_line_is_a_usage_error(option, tiny_onnx):
+    """A NaN gate compares false with everything, so it would pass any file: refused up front."""
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+
+    result = CliRunner().invoke(app, ["validate", str(tiny_onnx.parent), option, "nan"])
+    assert result.exit_code == 2 and "finite" in result.output, result.output
