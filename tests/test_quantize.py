@@ -155,7 +155,9 @@ def test_bad_arguments(quantized, tmp_path):
 def test_an_optional_variant_that_fails_is_not_for_that_class_and_a_required_one_fails_the_run(
         quantized, tmp_path):
     """fp16 breaking its gate (made impossible here) marks it 'not for' the class and the run
-    passes; required with --require, the same failure is exit 3."""
+    passes; required with --require, the same failure is exit 3. (int8 is left out of --require:
+    on 300 images of a one-epoch model its per-class gate is one image per class, so whether it
+    passes depends on the training seed.)"""
     import json
 
     from typer.testing import CliRunner
@@ -163,18 +165,19 @@ def test_an_optional_variant_that_fails_is_not_for_that_class_and_a_required_one
     from edgecnn.cli.main import app
 
     folder = shutil.copytree(quantized, tmp_path / "copy")
-    args = ["validate", str(folder), "--limit", "300", "--fp16-min-agreement", "1.01"]
+    args = ["validate", str(folder), "--limit", "300", "--fp16-min-agreement", "1.01",
+            "--require", "fp32"]
     optional = CliRunner().invoke(app, args)
     assert optional.exit_code == 0, optional.output
     report = json.loads((folder / "report.json").read_text())
     fp16 = next(v for v in report["variants"] if v["variant"] == "fp16")
     host = report["machine"]["native_row"]
     assert not fp16["passed"] and fp16["failed_on"] == [host]
-    assert report["passed"] and report["not_for"] == {"fp16": [host]} and report["failures"] == []
+    assert report["passed"] and report["not_for"]["fp16"] == [host] and report["failures"] == []
     assert "not for" in optional.output and f"fp16 is not for {host}" in optional.output
     assert f"`fp16` is not for {host}" in (folder / "report.md").read_text()
     assert "is not for" in (folder / "report.html").read_text()
-    required = CliRunner().invoke(app, [*args, "--require", "fp32,int8,fp16"])
+    required = CliRunner().invoke(app, [*args, "--require", "fp32,fp16"])
     assert required.exit_code == 3, required.output
     assert f"model.fp16.onnx (required) fails on {host}" in required.output
     bad = CliRunner().invoke(app, [*args, "--require", "fp32,int4"])
