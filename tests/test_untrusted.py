@@ -55,6 +55,8 @@ def _with_metadata(path: Path, text: str | None, *, softmax: bool = True) -> Pat
     ({"class_names": ["a", "b", "c", "d"]}, "graph's output is"),
     ({"class_names": "abc"}, "class_names must be a list of str"),
     ({"class_names": ["a", "a", "b"]}, "distinct"),
+    ({"class_names": ["a", "", "b"]}, "non-empty"),
+    ({"class_names": ["a", "  ", "b"]}, "non-empty"),
     ({"input_shape": [9, 8, 1]}, "graph's input is"),
     ({"input_shape": [8, 8]}, "input_shape must be"),
     ({"input_shape": "8x8"}, "input_shape must be a list of int"),

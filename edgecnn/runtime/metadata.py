@@ -90,6 +90,9 @@ class ModelInfo:
             problems.append(f"output must be one of {', '.join(OUTPUT_KINDS)}, got {self.output!r}")
         if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
             problems.append(f"class_names must be 2 or more distinct names, got {list(self.class_names)}")
+        elif not all(isinstance(n, str) and n.strip() for n in self.class_names):
+            # an empty name makes a winning answer look like no answer (label "", error None)
+            problems.append(f"class names must be non-empty strings, got {list(self.class_names)}")
         if self.output == "sigmoid" and len(self.class_names) != 2:
             problems.append(f"a sigmoid output has 2 classes, not {len(self.class_names)}")
         if self.layout != "NHWC":
