@@ -126,6 +126,21 @@ def test_an_unreadable_image_stops_the_run_or_becomes_an_error_row(png_folder, r
         predict_bulk(INT8, [bad], out=out, engine=engine, skip_unreadable=True)
 
 
+@pytest.mark.parametrize("shape", [(28, 28), (28, 28, 1), (1, 28, 28), (1, 28, 28, 1), (3, 28, 28)])
+def test_an_npz_gives_one_row_per_image_as_the_predictor_counts_them(tmp_path, fashion, shape):
+    """One 28x28 image is one row, not 28 (the row count and the Predictor read one rule)."""
+    import json
+
+    n = int(np.prod(shape)) // (28 * 28)
+    images = fashion.x_test[:n, :, :, 0].reshape(shape)
+    np.savez(tmp_path / "x.npz", x=images)
+    predict_bulk(INT8, [tmp_path / "x.npz"], out=tmp_path / "rows.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    expected = Predictor(INT8).predict(images).names
+    assert [r["label"] for r in rows] == list(expected) and len(rows) == n
+    assert all(r["error"] is None for r in rows)
+
+
 def test_bulk_refuses_bad_inputs_in_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "table.parquet").write_bytes(b"PAR1 not really")

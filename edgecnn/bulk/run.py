@@ -85,7 +85,7 @@ def predict_bulk(
                    providers=providers)
     # Loaded here in both engines: a bad model or option fails before any work is scheduled.
     local = BatchClassifier(model, **options)
-    sources = open_sources(inputs)
+    sources = open_sources(inputs, local.predictor.info.input_shape)
     total = sum(len(s) for s in sources)
     start = time.perf_counter()
     progress = _Progress(total)

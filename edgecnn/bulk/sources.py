@@ -19,7 +19,7 @@ import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runtime.images import read_npz_images
+from edgecnn.runtime.images import image_batch, read_npz_images
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 # Parquet columns holding encoded images, in the order they are looked for; a struct column
@@ -71,11 +71,15 @@ class FileSource(_Source):
 
 
 class ArraySource(_Source):
-    """The uint8 images of a .npz (``x_test``, ``images``, ``x`` or its only array)."""
+    """The uint8 images of a .npz (``x_test``, ``images``, ``x`` or its only array), counted as
+    the Predictor counts them for a model of ``input_shape`` (one 28x28 array is one image)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, input_shape: tuple[int, int, int]) -> None:
         self.name = str(path)
-        self.images = read_npz_images(path)
+        try:
+            self.images = image_batch(read_npz_images(path), input_shape)
+        except EdgeCNNError as exc:
+            raise EdgeCNNError(f"{path}: {exc}") from exc
 
     def __len__(self) -> int:
         return len(self.images)
@@ -124,9 +128,11 @@ class ParquetSource(_Source):
             start += len(images)
 
 
-def open_sources(inputs: Sequence[str | Path]) -> list[FileSource | ArraySource | ParquetSource]:
+def open_sources(inputs: Sequence[str | Path], input_shape: tuple[int, int, int],
+                 ) -> list[FileSource | ArraySource | ParquetSource]:
     """The sources named on the command line, in order; consecutive image files, folders and
-    globs make one file source. Folders are searched recursively, files sorted by path."""
+    globs make one file source. Folders are searched recursively, files sorted by path; arrays
+    are read as images of the model's ``input_shape``."""
     sources: list[Any] = []
     pending: list[str] = []
 
@@ -146,7 +152,7 @@ def open_sources(inputs: Sequence[str | Path]) -> list[FileSource | ArraySource 
             pending.extend(found)
         elif path.suffix.lower() == ".npz":
             flush()
-            sources.append(ArraySource(path))
+            sources.append(ArraySource(path, input_shape))
         elif path.suffix.lower() == ".parquet" and path.is_file():
             flush()
             sources.append(ParquetSource(path))

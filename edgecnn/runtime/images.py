@@ -106,6 +106,30 @@ def _as_8bit(img: Any, image_module: Any, path: str) -> Any:
     return img
 
 
+def image_batch(images: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarray:
+    """``images`` as an (N, H, W, C) batch for a model of ``input_shape``: one image, with or
+    without its channel axis, or a batch. The one place that decides how many images an array
+    holds, so that the Predictor and a bulk run's row count agree."""
+    h, w, c = input_shape
+    shape = images.shape
+    if images.ndim == 4 and shape[1:] == (h, w, c):
+        batch = images
+    elif images.ndim == 3 and shape == (h, w, c):
+        batch = images[None]
+    elif images.ndim == 3 and c == 1 and shape[1:] == (h, w):
+        batch = images[..., None]
+    elif images.ndim == 2 and c == 1 and shape == (h, w):
+        batch = images[None, :, :, None]
+    else:
+        accepted = f"({h},{w},{c}) or a batch (N,{h},{w},{c})"
+        if c == 1:
+            accepted = f"({h},{w}), ({h},{w},1), or a batch (N,{h},{w}) / (N,{h},{w},1)"
+        raise EdgeCNNError(f"Expected images of shape {accepted}; got shape {shape}.")
+    if batch.shape[0] == 0:
+        raise EdgeCNNError("Empty batch: got 0 images.")
+    return batch
+
+
 def read_npz_images(path: str | Path) -> np.ndarray:
     """The image array of a .npz: ``x_test``, ``images``, ``x``, or its only array."""
     path = Path(path)

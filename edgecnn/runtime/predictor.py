@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError, one_line
+from edgecnn.runtime.images import image_batch
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
 from edgecnn.runtime.outputs import class_count, output_kind, to_probabilities
 from edgecnn.runtime.session import load_session, session_options
@@ -192,24 +193,7 @@ class Predictor:
         return out if self._input_type is np.float32 else out.astype(self._input_type)
 
     def _as_batch(self, images: np.ndarray) -> np.ndarray:
-        h, w, c = self.info.input_shape
-        shape = images.shape
-        if images.ndim == 4 and shape[1:] == (h, w, c):
-            batch = images
-        elif images.ndim == 3 and shape == (h, w, c):
-            batch = images[None]
-        elif images.ndim == 3 and c == 1 and shape[1:] == (h, w):
-            batch = images[..., None]
-        elif images.ndim == 2 and c == 1 and shape == (h, w):
-            batch = images[None, :, :, None]
-        else:
-            accepted = f"({h},{w},{c}) or a batch (N,{h},{w},{c})"
-            if c == 1:
-                accepted = f"({h},{w}), ({h},{w},1), or a batch (N,{h},{w}) / (N,{h},{w},1)"
-            raise EdgeCNNError(f"Expected images of shape {accepted}; got shape {shape}.")
-        if batch.shape[0] == 0:
-            raise EdgeCNNError("Empty batch: got 0 images.")
-        return batch
+        return image_batch(images, self.info.input_shape)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         try:
