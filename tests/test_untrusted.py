@@ -365,3 +365,30 @@ def _loose_gates():
 
     # the random tiny model is unsure of everything: only the calibration itself is tested here
     return Gates(int8_max_accuracy_drop=1.0, int8_min_agreement=0.0, int8_max_class_drop=1.0)
+
+
+@pytest.mark.parametrize("hostile", ["\x1b[2J\x1b[Hcleared", "ok\rFORGED: all fine", "two\nlines", "\x9b31m"])
+def test_untrusted_text_is_printed_with_control_characters_visible(tmp_path, hostile):
+    """Class names (from the model file) and file names (from the disk) cannot drive the
+    terminal: escape sequences, carriage returns and line breaks come out as escapes."""
+    import onnx
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+    from edgecnn.display import visible
+    from edgecnn.onnx_metadata import read_metadata, set_metadata
+
+    path = make_tiny_onnx(tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    names = (hostile, "square", "circle")
+    set_metadata(proto, read_metadata(path).replace(class_names=names))
+    onnx.save(proto, str(path))
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).integers(0, 256, (20, 8, 8), dtype=np.uint8))
+    out = CliRunner().invoke(app, ["predict", str(path), str(tmp_path / "x.npz"), "--top-k", "3"])
+    assert out.exit_code == 0, out.output
+    assert visible(hostile) in out.output
+    for raw in ("\x1b", "\r", "\x9b", "two\nlines"):
+        assert raw not in out.output
+    missing = CliRunner().invoke(app, ["predict", str(path), str(tmp_path / f"{hostile}.png")])
+    assert missing.exit_code == 1 and visible(hostile) in missing.output
+    assert not any(raw in missing.output for raw in ("\x1b", "\r", "\x9b", "two\nlines"))

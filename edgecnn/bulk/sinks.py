@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn._optional import require
+from edgecnn.display import visible
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import atomic_path, check_overwrite
 
@@ -105,10 +106,10 @@ def _parquet_writer(path: Path, constants: dict[str, str]) -> Iterator[Write]:
 def _print_text(batch: Batch) -> None:
     for row in _rows(batch):
         if row["error"] is not None:
-            _echo(f"{row['input']}: error: {row['error']}")
+            _echo(f"{visible(row['input'])}: error: {visible(row['error'])}")
         else:
-            _echo(f"{row['input']}: " + ", ".join(
-                f"{c} {p:.3f}" for c, p in zip(row["top_classes"], row["top_probabilities"])))
+            _echo(f"{visible(row['input'])}: " + ", ".join(
+                f"{visible(c)} {p:.3f}" for c, p in zip(row["top_classes"], row["top_probabilities"])))
 
 
 def _print_json(batch: Batch) -> None:

@@ -19,6 +19,7 @@ from edgecnn.cli import (
     bench_cmd, doctor_cmd, export_cmd, isa_cmd, predict_cmd, quantize_cmd, report_cmd, train_cmd, validate_cmd,
     zoo_cmd,
 )
+from edgecnn.display import visible
 from edgecnn.errors import EdgeCNNError, GateFailedError, OverwriteRefusedError
 
 EXIT_ERROR = 1
@@ -30,13 +31,13 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GateFailedError as exc:
-            typer.secho(f"FAILED: {exc}", err=True, fg="red")
+            typer.secho(f"FAILED: {visible(exc)}", err=True, fg="red")
             raise typer.Exit(EXIT_GATE) from None
         except OverwriteRefusedError as exc:
-            typer.secho(f"error: {exc} (--force replaces it)", err=True, fg="red")
+            typer.secho(f"error: {visible(exc)} (--force replaces it)", err=True, fg="red")
             raise typer.Exit(EXIT_ERROR) from None
         except EdgeCNNError as exc:
-            typer.secho(f"error: {exc}", err=True, fg="red")
+            typer.secho(f"error: {visible(exc)}", err=True, fg="red")
             raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -83,12 +84,19 @@ def _terminate(signum: int, _frame) -> None:
     sys.exit(128 + signum)
 
 
+class _VisibleFormatter(logging.Formatter):
+    """Progress lines quote class and file names: printed with control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     # The library reports progress through the "edgecnn" logger; the CLI shows it on stderr,
     # so that --json output on stdout stays clean.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_VisibleFormatter("%(message)s"))
     logger = logging.getLogger("edgecnn")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

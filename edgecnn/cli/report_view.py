@@ -36,6 +36,15 @@ def _status(variant: dict[str, Any], report: dict[str, Any]) -> str:
     return f"[red]FAIL[/] {where or variant['gate']}"
 
 
+def _safe(text: object) -> str:
+    """Untrusted text for rich: control characters escaped, markup brackets taken literally."""
+    from rich.markup import escape
+
+    from edgecnn.display import visible
+
+    return escape(visible(text))
+
+
 def _cell(m: dict[str, Any] | None) -> str:
     from edgecnn.evidence import counts
 
@@ -48,8 +57,8 @@ def _cell(m: dict[str, Any] | None) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    table = Table(title=f"{report['model']}: {report['test_images']} test images of "
-                  f"{report['dataset']} (Keras accuracy {report['keras_accuracy']:.4f})")
+    table = Table(title=_safe(f"{report['model']}: {report['test_images']} test images of "
+                              f"{report['dataset']}") + f" (Keras accuracy {report['keras_accuracy']:.4f})")
     for column in ("variant", "size", "×", "accuracy", "Δ pp", "agreement", "max |Δp|", "gate"):
         table.add_column(column, justify="left" if column in ("variant", "gate") else "right")
     for v in report["variants"]:
@@ -62,7 +71,7 @@ def print_report(report: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     for warning in report.get("warnings", []):
-        console.print(f"[bold red]WARNING:[/] {warning}")
+        console.print(f"[bold red]WARNING:[/] {_safe(warning)}")
     for variant, rows in report.get("not_for", {}).items():
         console.print(f"[yellow]{variant} is not for {', '.join(rows)}[/]: it breaks a gate there "
                       f"(not a required variant: {', '.join(report['required'])}; --require adds it)")
@@ -81,7 +90,7 @@ def print_report(report: dict[str, Any]) -> None:
     for v in report["variants"]:
         if v["classes_called_out"]:
             console.print(f"{v['file']}: classes losing more than average: "
-                          + ", ".join(v["classes_called_out"]))
+                          + _safe(", ".join(v["classes_called_out"])))
         if v.get("layer_drift"):
             worst = ", ".join(f"{d['tensor']} ({d['sqnr_db']:.1f} dB)" for d in v["layer_drift"][:5])
-            console.print(f"{v['file']}: layers drifting most from fp32 (lowest SQNR): {worst}")
+            console.print(f"{v['file']}: layers drifting most from fp32 (lowest SQNR): {_safe(worst)}")
