@@ -99,10 +99,13 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary name keeps ``path``'s suffix because some writers (Keras) insist on it.
+    The temporary name keeps ``path``'s suffix because some writers (Keras) insist on it. With
+    ``replace=False`` the file is put in place by a hard link, which fails when ``path`` exists:
+    a file that appeared while this run was writing (another run's results) is never replaced
+    by an existence check made before the work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,9 +118,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
+        if replace:
+            os.replace(tmp_path, path)
+        else:
+            _put_new(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _put_new(tmp_path: Path, path: Path) -> None:
+    """Move ``tmp_path`` to ``path`` unless ``path`` exists, atomically where hard links work."""
+    try:
+        os.link(tmp_path, path)
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # a filesystem without hard links: check and rename as close as they get
+        if not path.exists():
+            os.replace(tmp_path, path)
+            return
+    raise OverwriteRefusedError(
+        f"{path} appeared while this run was writing it (another run?); it was left as it is "
+        "and these results were not written"
+    )
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

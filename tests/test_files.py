@@ -38,3 +38,39 @@ def test_check_overwrite(tmp_path):
     with pytest.raises(OverwriteRefusedError, match="force"):
         check_overwrite(target, b"y", force=False)
     assert check_overwrite(target, b"y", force=True)
+
+
+def test_a_file_that_appears_during_the_run_is_not_replaced_without_force(tmp_path):
+    """Two runs writing one output: the existence check comes before the work, so the final
+    step itself must refuse a file that appeared meanwhile."""
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(OverwriteRefusedError, match="appeared while this run"):
+        with atomic_path(out, replace=False) as tmp:
+            tmp.write_text("mine\n")
+            out.write_text("the other run's rows\n")  # finished first
+    assert out.read_text() == "the other run's rows\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]  # no temporary left
+    with atomic_path(out) as tmp:  # replace=True (--force) replaces
+        tmp.write_text("mine\n")
+    assert out.read_text() == "mine\n"
+
+
+def test_two_predict_runs_into_one_output_lose_no_rows(tmp_path, tiny_onnx):
+    """Started together without --force: one writes the file, the other exits 1 with one line."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).integers(0, 256, (100_000, 8, 8), dtype=np.uint8))
+    argv = [sys.executable, "-c", "from edgecnn.cli.main import main; main()", "predict",
+            str(tiny_onnx), str(tmp_path / "x.npz"), "--out", str(tmp_path / "rows.jsonl"),
+            "--batch-size", "256"]
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    done = [(p.wait(timeout=300), p.stderr.read()) for p in runs]
+    codes = sorted(code for code, _ in done)
+    assert codes == [0, 1], done
+    refused = next(err for code, err in done if code == 1)
+    assert "error:" in refused and "Traceback" not in refused
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 100_000

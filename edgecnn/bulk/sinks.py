@@ -39,7 +39,7 @@ def result_sink(out: Path | None, *, model_sha256: str, variant: str, as_json: b
         return
     check_destination(out, force)
     constants = {"model_sha256": model_sha256, "variant": variant}
-    with atomic_path(out) as tmp:
+    with atomic_path(out, replace=force) as tmp:
         if out.suffix.lower() == ".parquet":
             with _parquet_writer(tmp, constants) as write:
                 yield write
