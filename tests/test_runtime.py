@@ -162,3 +162,21 @@ def test_provider_resolution_without_a_gpu_present():
     # onnxruntime-gpu installed but CUDA failed to start: the session runs on the CPU only
     with pytest.raises(EdgeCNNError, match="Refusing to fall back silently"):
         check_active(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("orientation, turn", [(1, 0), (6, -1), (8, 1), (3, 2)])
+def test_jpeg_orientation_tags_are_applied_as_viewers_do(tmp_path, orientation, turn):
+    """A phone stores a portrait photo sideways with an EXIF Orientation tag; it is read upright
+    (tag 6: turn 90 degrees clockwise to display, 8: counter-clockwise, 3: half a turn)."""
+    from PIL import Image
+
+    from edgecnn.runtime.images import read_image
+
+    stored = np.zeros((64, 64), np.uint8)
+    stored[:, :20] = 255  # a bright band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", quality=95, exif=exif)
+    upright = read_image(tmp_path / "photo.jpg", (64, 64, 1))[..., 0].astype(float)
+    expected = np.rot90(stored, k=turn).astype(float)
+    assert np.abs(upright - expected).mean() < 8, orientation  # JPEG noise only

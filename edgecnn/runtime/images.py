@@ -59,6 +59,9 @@ def _decode(file: Path | io.BytesIO, name: str, shape: tuple[int, int, int], fit
                     f"{name} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} "
                     "this tool decodes; resize it first."
                 )
+            # a phone's JPEG is stored sideways with an EXIF orientation tag: upright, as every
+            # viewer shows it and as the model was trained to see it
+            img = require("PIL.ImageOps", "Reading image files").exif_transpose(img)
             img = _as_8bit(img, image_module, name)
             img = _fitted(img.convert("L" if c == 1 else "RGB"), (w, h), fit, image_module)
             pixels = np.asarray(img, dtype=np.uint8)
