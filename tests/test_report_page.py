@@ -84,3 +84,24 @@ def test_page_refuses_a_benchmark_of_other_files(tmp_path):
     page = write_report_page(folder, ROOT / "bench" / "results" / "fashion-cnn.json")
     text = page.read_text()
     assert "Accuracy against latency" not in text and "no benchmark of this model" in text
+
+
+@pytest.mark.parametrize("hostile", [
+    '<script>alert(1)</script>', 'x onmouseover=alert(1)', '"><img src=x onerror=alert(1)>',
+    "x' onfocus='alert(1)",
+])
+def test_values_from_the_report_file_cannot_inject_markup(hostile):
+    """A class row, variant or file name edited into report.json lands escaped, inside quoted
+    attributes: no tag or attribute of its own reaches the page."""
+    report = json.loads((ROOT / "exported" / "shapes-toy" / "report.json").read_text())
+    row = report["isa_rows"][1]
+    report["isa_rows"][1] = hostile
+    for v in report["variants"]:
+        v["by_isa"][hostile] = v["by_isa"].pop(row)
+    report["variants"][1]["variant"] = hostile
+    report["variants"][1]["file"] = hostile
+    page = render(report, None)
+    assert "<script" not in page and "<img" not in page
+    for tag in re.findall(r"<[a-z]+\s[^>]*>", page):  # no event-handler attribute got in
+        outside_quotes = re.sub(r'"[^"]*"' + r"|'[^']*'", '""', tag)
+        assert not re.search(r"\son[a-z]+\s*=", outside_quotes), tag
