@@ -210,6 +210,30 @@ def test_corrupt_keras_files_are_one_line(tmp_path, kind):
         load_keras(path)
 
 
+@pytest.mark.parametrize("entry, size", [("config.json", 320 * 2**20), ("model.weights.h5", 80 * 2**20)])
+def test_a_keras_archive_that_inflates_too_far_is_refused_before_reading(tmp_path, monkeypatch, entry, size):
+    """A zip bomb in a .keras file: refused from the archive's directory, in one line, with
+    memory untouched (a 300 MB config cost 0.9 GB before). The weights limit (2 GiB) is lowered
+    here to keep the test fast; the config limit is the real one."""
+    import resource
+
+    from edgecnn import keras_io
+
+    monkeypatch.setattr(keras_io, "MAX_ENTRY_BYTES", 64 * 2**20)
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.0"}))
+        with archive.open(entry, "w", force_zip64=True) as handle:  # spaces: compress to little
+            chunk = b" " * 2**24
+            for _ in range(size // len(chunk)):
+                handle.write(chunk)
+    assert path.stat().st_size < size // 100
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(EdgeCNNError, match=f"{entry}' inflates to {size:,} bytes"):
+        keras_io.load_keras(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB
+
+
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
     path = _with_metadata(tmp_path / "m.onnx", "null")
     image = tmp_path / "x.png"
