@@ -56,20 +56,11 @@ def as_json(checks: list[Check]) -> list[dict[str, Any]]:
 
 
 def _cpu_checks() -> list[Check]:
+    from edgecnn.bench.machine import cpu_model
     from edgecnn.runtime.isa import ISA_CLASSES, host_isa
 
     isa = host_isa()
-    return [Check("cpu", isa, True, f"{_cpu_model()}; {ISA_CLASSES.get(isa, '')}")]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return [Check("cpu", isa, True, f"{cpu_model()}; {ISA_CLASSES.get(isa, '')}")]
 
 
 def _emulation_checks() -> list[Check]:

@@ -12,7 +12,8 @@ from edgecnn.runtime.isa import host_isa
 from edgecnn.versions import package_versions
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -51,7 +52,7 @@ def _gpus() -> list[str]:
 def machine_info() -> dict[str, Any]:
     """CPU, cores, GPUs, OS and the versions of the packages that affect the numbers."""
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_flags": _cpu_flags(),
         "isa": host_isa(),
         "cores": os.cpu_count(),
