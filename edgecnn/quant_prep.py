@@ -6,7 +6,8 @@ training split, drawn reproducibly and never overlapping; the test split stays f
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.data import Dataset
-from edgecnn.errors import EdgeCNNError, one_line
+from edgecnn.errors import EdgeCNNError
 from edgecnn.onnx_metadata import load_proto
 from edgecnn.runtime.metadata import Preprocessing
 
@@ -97,21 +98,27 @@ def make_reader(
 def preprocess_for_quantization(model_path: Path, out: Path) -> None:
     """onnxruntime's recommended pre-processing: symbolic shape inference + graph optimisation.
 
-    Runs with ``out``'s folder as the working directory: when shape inference gives up it saves
-    ``sym_shape_infer_temp.onnx`` into the current one, which must not be the user's.
+    Runs in a child process whose working directory is ``out``'s folder: when shape inference
+    gives up it saves ``sym_shape_infer_temp.onnx`` into the current folder, which must be
+    neither the user's nor changed under this process's other threads (a chdir would be both).
     """
-    quant = quantization_module()
-    source, target, here = model_path.resolve(), out.resolve(), os.getcwd()
-    os.chdir(target.parent)
-    try:
-        quant.quant_pre_process(str(source), str(target), skip_symbolic_shape=False)
-    except Exception as exc:  # onnxruntime raises bare Exception for graphs it cannot analyse
+    quantization_module()  # a missing package is the one-line install hint, here
+    source, target = model_path.resolve(), out.resolve()
+    done = subprocess.run([sys.executable, "-c", _PRE_PROCESS, str(source), str(target)],
+                          cwd=target.parent, capture_output=True, text=True)
+    if done.returncode != 0:  # onnxruntime raises bare Exception for graphs it cannot analyse
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise EdgeCNNError(
             f"onnxruntime's quantization pre-processing cannot handle {model_path.name}: "
-            f"{one_line(exc)}"
-        ) from exc
-    finally:
-        os.chdir(here)
+            f"{lines[-1].strip()[:300] if lines else f'exit {done.returncode}'}"
+        )
+
+
+_PRE_PROCESS = (
+    "import sys\n"
+    "from onnxruntime.quantization import quant_pre_process\n"
+    "quant_pre_process(sys.argv[1], sys.argv[2], skip_symbolic_shape=False)\n"
+)
 
 
 def input_name(model_path: Path) -> str:

@@ -231,3 +231,16 @@ def test_variant_from_another_keras_model_is_reported_stale(quantized, tmp_path)
     report = validate(folder, limit=200)
     fp16 = next(v for v in report["variants"] if v["variant"] == "fp16")
     assert not fp16["passed"] and fp16["gate"].startswith("stale")
+
+
+def test_quantization_never_changes_the_working_folder(quantized, tmp_path, monkeypatch):
+    """The process-wide working folder is not library state: threads and Ray actors share it."""
+    import os
+
+    def refuse(path):
+        raise AssertionError(f"library code changed the working folder to {path}")
+
+    folder = shutil.copytree(quantized, tmp_path / "copy")
+    monkeypatch.setattr(os, "chdir", refuse)
+    [result] = quantize(folder / "model.onnx", modes=["dynamic"], force=True)
+    assert result.path.is_file()
