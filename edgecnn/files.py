@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from edgecnn.errors import EdgeCNNError, OverwriteRefusedError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Temporary files carry the writer's PID so that leftovers of a killed process can be told
 # apart from a write in progress and swept.
@@ -79,23 +84,58 @@ def temporary_folder(beside: str | os.PathLike, purpose: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The folders this process holds the lock of: [descriptor, holders]. Export takes the lock and
+# calls quantize and validate, which take it too (an flock on a second descriptor of the same
+# folder would refuse its own process); the last holder to leave releases it.
+_HELD: dict[Path, list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (the directory itself, so no lock file is left):
-    two runs writing the same export folder would mix their files."""
+    two runs writing the same export folder would mix their files. Every command that writes
+    into an export folder takes it; within one process it is re-entrant."""
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY)
+    key = path.resolve()
+    with _HELD_GUARD:
+        entry = _HELD.get(key)
+        if entry is None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise EdgeCNNError(
+                    f"Another edgecnn process is writing to {path}; wait for it to finish."
+                ) from None
+            entry = _HELD[key] = [fd, 0]
+        entry[1] += 1
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EdgeCNNError(
-                f"Another edgecnn process is writing to {path}; wait for it to finish."
-            ) from None
         yield path
     finally:
-        os.close(fd)  # closing releases the lock
+        with _HELD_GUARD:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _HELD[key]
+                os.close(entry[0])  # closing releases the lock
+
+
+def writes_into(folder_of: Callable[[Path], Path]) -> Callable[[F], F]:
+    """Decorate a function that writes into the folder ``folder_of(its first argument)``: it runs
+    holding that folder's lock (a folder that does not exist is left to the function's own
+    error, not created)."""
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def locked(target: Any, *args: Any, **kwargs: Any) -> Any:
+            folder = folder_of(Path(target))
+            if not folder.is_dir():
+                return function(target, *args, **kwargs)
+            with folder_lock(folder):
+                return function(target, *args, **kwargs)
+        return locked  # type: ignore[return-value]
+    return decorate
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
-from edgecnn.files import check_overwrite, temporary_folder, write_bytes
+from edgecnn.files import check_overwrite, temporary_folder, write_bytes, writes_into
 from edgecnn.gates import Gates
 from edgecnn.graph import float_image_convs, float_softmax_outputs, gemm_float_outputs
 from edgecnn.int8_scheme import SCHEMES
@@ -65,6 +65,7 @@ def _check_args(modes: Sequence[str], method: str, dynamic_ops: Sequence[str]) -
         raise EdgeCNNError("Dynamic quantization needs at least one op type.")
 
 
+@writes_into(lambda model_path: model_path.parent)
 def quantize(
     model_path: str | Path,
     *,

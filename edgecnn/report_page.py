@@ -14,7 +14,7 @@ from typing import Any
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.evidence import counts
-from edgecnn.files import write_text
+from edgecnn.files import write_text, writes_into
 from edgecnn.runtime.isa import ISA_CLASSES
 
 REPORT_HTML = "report.html"
@@ -28,6 +28,7 @@ th:first-child,td:first-child{text-align:left}.pass{background:#e6f4e6}.fail{bac
 """
 
 
+@writes_into(lambda model_dir: model_dir)
 def write_report_page(model_dir: str | Path, bench_json: str | Path | None = None) -> Path:
     """Write ``model_dir/report.html`` from its ``report.json`` and a bench result, if any
     (default: ``bench/results/<model>.json``)."""

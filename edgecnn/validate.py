@@ -20,7 +20,7 @@ from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.emulation import run_rows, unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.evidence import carry_earlier_rows, counts, read_previous
-from edgecnn.files import sha256_file, write_json, write_text
+from edgecnn.files import sha256_file, write_json, write_text, writes_into
 from edgecnn.gates import Gates
 from edgecnn.keras_io import load_keras
 from edgecnn.metrics import CLASS_CALLOUT_PP, agreement_metrics
@@ -44,6 +44,7 @@ REPORT_MD = "report.md"
 log = logging.getLogger(__name__)
 
 
+@writes_into(lambda model_dir: model_dir)
 def validate(
     model_dir: str | Path,
     *,

@@ -217,3 +217,49 @@ def test_soak_shared_predictor_identical_results_and_bounded_memory(tiny_onnx):
     assert result["calls"] == 4000 and result["mismatches"] == 0
     assert result["rss_growth_mb"] < 50, result["rss_samples_mb"]
     assert result["rss_growth_second_half_mb"] < 10, result["rss_samples_mb"]
+
+
+def test_every_writer_of_an_export_folder_takes_its_lock(tmp_path):
+    """validate, quantize and report write into the export folder: while one runs, another is
+    refused in one line and nothing it would have written is lost or mixed."""
+    import fcntl
+    import json
+    import os
+    import shutil
+    import time
+
+    from tests.conftest import need_isa
+
+    need_isa("x86-avx2")  # an emulated row keeps validate busy long enough to overlap
+    folder = shutil.copytree(Path(__file__).resolve().parents[1] / "exported" / "shapes-toy",
+                             tmp_path / "shapes-toy")
+    before = {p.name: p.read_bytes() for p in folder.glob("model*.onnx")}
+    cli = [sys.executable, "-c", "from edgecnn.cli.main import main; main()"]
+    validating = subprocess.Popen([*cli, "validate", str(folder), "--isa", "x86-avx2,x86-sse4"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:  # wait until the validation holds the folder
+        for _ in range(600):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                time.sleep(0.05)
+            except BlockingIOError:
+                break
+        else:
+            pytest.fail("validate never took the folder's lock")
+    finally:
+        os.close(fd)
+    for args in (["quantize", str(folder / "model.onnx"), "--mode", "dynamic", "--force"],
+                 ["report", str(folder)]):
+        refused = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=300)
+        lines = [line for line in refused.stderr.splitlines() if line.strip()]
+        assert refused.returncode == 1 and "Another edgecnn process is writing" in lines[-1], refused.stderr
+    _, err = validating.communicate(timeout=600)
+    assert validating.returncode == 0, err[-2000:]
+    report = json.loads((folder / "report.json").read_text())
+    assert {"x86-avx2", "x86-sse4"} <= set(report["isa_rows"]) and report["passed"]
+    assert {p.name: p.read_bytes() for p in folder.glob("model*.onnx")} == before
+    done = subprocess.run([*cli, "quantize", str(folder / "model.onnx"), "--mode", "dynamic",
+                           "--force"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
