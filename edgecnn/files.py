@@ -48,6 +48,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def ensure_folder(folder: str | os.PathLike) -> Path:
+    """The one door for every folder edgecnn writes into: created when missing, and refused in
+    one line when it cannot be (a file in the way, a read-only or virtual file system)."""
+    path = Path(folder)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise EdgeCNNError(f"Cannot write into {path}: {part} is a file, not a folder.")
+        if part.exists():
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeCNNError(f"Cannot create the folder {path}: {exc.strerror or exc}.") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise EdgeCNNError(f"Cannot write into {path}: permission denied.")
+    return path
+
+
 def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove temporary files and folders left in ``folder`` by edgecnn processes that no
     longer exist.
@@ -74,8 +92,7 @@ def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 def temporary_folder(beside: str | os.PathLike, purpose: str) -> Iterator[Path]:
     """A scratch folder inside ``beside``, named like the temporary files so that the sweep
     removes it when a SIGKILL leaves it behind."""
-    parent = Path(beside)
-    parent.mkdir(parents=True, exist_ok=True)
+    parent = ensure_folder(beside)
     sweep_stale_temporaries(parent)
     folder = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{purpose}-", dir=parent))
     try:
@@ -96,8 +113,7 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (the directory itself, so no lock file is left):
     two runs writing the same export folder would mix their files. Every command that writes
     into an export folder takes it; within one process it is re-entrant."""
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
+    path = ensure_folder(folder)
     key = path.resolve()
     with _HELD_GUARD:
         entry = _HELD.get(key)
@@ -148,13 +164,18 @@ def atomic_path(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Pa
     by an existence check made before the work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise EdgeCNNError(f"Cannot write {path}: it is a folder; name a file.")
+    ensure_folder(path.parent)
     sweep_stale_temporaries(path.parent)
     # The name is fixed before the file exists, so a signal at any instant finds the cleanup
     # below already in force; O_EXCL keeps another writer's file safe, mode 0o666 obeys umask.
     tmp_path = path.parent / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{path.suffix}"
     try:
-        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        try:
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as exc:  # e.g. /proc, or a file system full or read-only
+            raise EdgeCNNError(f"Cannot write into {path.parent}: {exc.strerror or exc}.") from exc
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())

@@ -263,3 +263,34 @@ def test_every_writer_of_an_export_folder_takes_its_lock(tmp_path):
     done = subprocess.run([*cli, "quantize", str(folder / "model.onnx"), "--mode", "dynamic",
                            "--force"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _bad_outputs(tmp_path: Path) -> dict[str, str]:
+    """Output paths no command can write: a folder where a file goes, a path under a file, a
+    virtual file system, a file where a folder goes."""
+    (tmp_path / "a-file").write_text("mine\n")
+    (tmp_path / "a-folder").mkdir(exist_ok=True)
+    return {"folder for a file": str(tmp_path / "a-folder"),
+            "under a file": str(tmp_path / "a-file" / "sub" / "x.jsonl"),
+            "under /proc": "/proc/edgecnn-test/x.jsonl",
+            "file for a folder": str(tmp_path / "a-file")}
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "bench", "soak", "train"])
+def test_every_command_refuses_a_bad_output_path_in_one_line(tmp_path, command):
+    shapes = Path(__file__).resolve().parents[1] / "exported" / "shapes-toy"
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 8, 8), np.uint8))
+    for case, out in _bad_outputs(tmp_path).items():
+        if command != "predict" and case == "folder for a file":
+            continue  # a folder is what the others write into
+        args = {"predict": ["predict", str(shapes / "model.onnx"), str(tmp_path / "x.npz"), "--out", out],
+                "export": ["export", "shapes-toy", "--out", out, "--no-validate", "--no-quantize"],
+                "bench": ["bench", str(shapes), "--out", out, "--no-engines", "--no-cold", "--runs", "2"],
+                "soak": ["soak", str(shapes / "model.int8.onnx"), "--out", out, "--calls", "10"],
+                "train": ["train", "shapes-toy", "--out", out, "--epochs", "1"]}[command]
+        done = subprocess.run([sys.executable, "-c", "from edgecnn.cli.main import main; main()", *args],
+                              capture_output=True, text=True, timeout=300)
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (case, done.stderr[-1500:])
+        assert len(lines) == 1, (case, done.stderr[-1500:])
+    assert (tmp_path / "a-file").read_text() == "mine\n"  # nothing a user made was touched

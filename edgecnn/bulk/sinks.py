@@ -17,7 +17,7 @@ from typing import Any
 from edgecnn._optional import require
 from edgecnn.display import visible
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import atomic_path, check_overwrite
+from edgecnn.files import atomic_path, check_overwrite, ensure_folder
 
 Batch = dict[str, Any]
 Write = Callable[[Batch], None]
@@ -52,8 +52,9 @@ def result_sink(out: Path | None, *, model_sha256: str, variant: str, as_json: b
 def check_destination(out: Path, force: bool) -> None:
     """Refuse an output file of an unknown kind, or one that exists (unless ``force``), before
     any work is done."""
-    if out.suffix.lower() not in FILE_SUFFIXES:
+    if out.suffix.lower() not in FILE_SUFFIXES or out.is_dir():
         raise EdgeCNNError(f"{out}: results are written to a {' or '.join(FILE_SUFFIXES)} file.")
+    ensure_folder(out.parent)
     check_overwrite(out, None, force)
 
 

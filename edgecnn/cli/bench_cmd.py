@@ -62,6 +62,9 @@ def bench(
     from edgecnn.bench.targets import resolve_targets
     from edgecnn.bench.timing import Budget
 
+    from edgecnn.files import ensure_folder
+
+    ensure_folder(out)  # before minutes of timing, not after
     names = list(target or [])
     if provider:
         names.append(provider)
@@ -151,9 +154,10 @@ def soak(
 
     from edgecnn.bench.soak import soak as run_soak
     from edgecnn.data import load_dataset
-    from edgecnn.files import write_json
+    from edgecnn.files import ensure_folder, write_json
     from edgecnn.runtime import Predictor
 
+    ensure_folder(out)
     info = Predictor(model, providers="cpu").info
     if not info.dataset:
         raise EdgeCNNError(f"{model} does not name its dataset, so there are no images to soak it with.")

@@ -39,6 +39,10 @@ class _Group(TyperGroup):
         except EdgeCNNError as exc:
             typer.secho(f"error: {visible(exc)}", err=True, fg="red")
             raise typer.Exit(EXIT_ERROR) from None
+        except OSError as exc:  # the machine, not the code: a disk full, a path refused, ...
+            where = f" ({exc.filename})" if exc.filename else ""
+            typer.secho(f"error: {visible(exc.strerror or exc)}{visible(where)}", err=True, fg="red")
+            raise typer.Exit(EXIT_ERROR) from None
 
 
 app = typer.Typer(
