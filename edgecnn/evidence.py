@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from edgecnn.errors import EdgeCNNError
+
 log = logging.getLogger(__name__)
 
 
@@ -70,3 +72,30 @@ def carry_earlier_rows(report: dict[str, Any], previous: dict[str, Any] | None) 
 def counts(cell: dict[str, Any] | None) -> bool:
     """Whether a cell is evidence about these files (measured now, or carried and not outdated)."""
     return cell is not None and cell.get("still_valid", True) is not False
+
+
+def changed_files(folder: Path, report: dict[str, Any]) -> list[str]:
+    """The variant files of ``report`` that are no longer the files it measured: missing, or
+    another sha256 (an export interrupted after writing new variants and before its new
+    report). Empty when the report still describes the folder, or predates file hashes."""
+    from edgecnn.files import sha256_file
+
+    changed = []
+    for variant in report.get("variants", []):
+        recorded = variant.get("sha256") if isinstance(variant, dict) else None
+        if not recorded:
+            continue
+        path = folder / str(variant.get("file"))
+        if not path.is_file() or sha256_file(path) != recorded:
+            changed.append(path.name)
+    return changed
+
+
+def check_current(folder: Path, report: dict[str, Any]) -> None:
+    """Refuse, in one line, a report that describes other files than those beside it."""
+    changed = changed_files(folder, report)
+    if changed:
+        raise EdgeCNNError(
+            f"{folder / 'report.json'} is stale: {', '.join(changed)} changed since it was "
+            "validated; run edgecnn validate (or re-run the export) before reading it."
+        )

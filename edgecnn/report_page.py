@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.evidence import counts
+from edgecnn.evidence import check_current, counts
 from edgecnn.files import write_text, writes_into
 from edgecnn.runtime.isa import ISA_CLASSES
 
@@ -37,6 +37,7 @@ def write_report_page(model_dir: str | Path, bench_json: str | Path | None = Non
         report = json.loads((model_dir / "report.json").read_text())
     except (OSError, ValueError) as exc:
         raise EdgeCNNError(f"No readable validation report in {model_dir} ({exc}); run edgecnn validate.") from exc
+    check_current(model_dir, report)  # never a page of old numbers for new files
     bench_path = Path(bench_json) if bench_json else Path("bench/results") / f"{report['model']}.json"
     bench = None
     if bench_path.is_file():

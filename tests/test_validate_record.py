@@ -90,3 +90,22 @@ def test_rows_of_a_report_that_predates_file_hashes_still_count_their_failures(s
     kept = [c for v in narrow["variants"] for r, c in v["by_isa"].items() if c.get("carried")]
     assert kept and all(c["still_valid"] is None for c in kept)
     assert set(narrow["isa_rows"]) == set(report["isa_rows"]) and narrow["passed"]
+
+
+def test_a_report_about_other_files_says_it_is_stale(tmp_path):
+    """An export interrupted after writing new variants, before its new report: every reader of
+    the report checks the files beside it (sha256) and says so in one line, never shows the old
+    numbers for the new files."""
+    folder = shutil.copytree(SHAPES, tmp_path / "exported" / "shapes-toy")
+    validate(folder)  # the report now records each file's sha256
+    runner = CliRunner()
+    assert runner.invoke(app, ["report", str(folder)]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["zoo", "shapes-toy", "--exported", str(tmp_path / "exported"),
+                                            "--json"]).output)
+    assert listed[0]["export"]["keras_accuracy"] > 0.9
+    _rewrite_metadata(folder / "model.int8.onnx", edgecnn_version="newer export")
+    page = runner.invoke(app, ["report", str(folder)])
+    assert page.exit_code == 1 and "stale" in page.output and "model.int8.onnx" in page.output
+    listed = json.loads(runner.invoke(app, ["zoo", "shapes-toy", "--exported", str(tmp_path / "exported"),
+                                            "--json"]).output)
+    assert listed[0]["export"] == {"folder": str(folder), "stale": ["model.int8.onnx"]}

@@ -35,6 +35,7 @@ def zoo(
     for s in specs:
         m = measured[s.name]
         export = "—" if m is None else (
+            f"stale report: {', '.join(m['stale'])} changed since validation" if m.get("stale") else
             f"{m['keras_accuracy']:.4f} / {m['int8_accuracy']:.4f} ({m['dataset']}, {m['test_images']:,})"
             if m.get("int8_accuracy") is not None else
             f"{m['keras_accuracy']:.4f} ({m['dataset']}, {m['test_images']:,})")
@@ -44,10 +45,16 @@ def zoo(
 
 
 def _measured(report_path: Path) -> dict | None:
-    """The headline numbers of an export's report, or None when there is no readable one."""
+    """The headline numbers of an export's report, or None when there is no readable one
+    (``stale`` instead of numbers when its files changed since it was written)."""
+    from edgecnn.evidence import changed_files
+
     try:
         report = json.loads(report_path.read_text())
         int8 = next((v for v in report["variants"] if v["variant"] == "int8"), None)
+        stale = changed_files(report_path.parent, report)
+        if stale:  # it describes other files: no numbers rather than wrong ones
+            return {"folder": str(report_path.parent), "stale": stale}
         return {"folder": str(report_path.parent), "dataset": report["dataset"],
                 "test_images": report["test_images"], "keras_accuracy": report["keras_accuracy"],
                 "int8_accuracy": int8["accuracy"] if int8 else None, "passed": report["passed"]}
