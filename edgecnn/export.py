@@ -138,6 +138,7 @@ def export(
     dataset: str | Dataset | None = None,
     output: str | None = None,
     train_options: dict[str, Any] | None = None,
+    needs_data: bool = False,
 ) -> ExportResult:
     """Export a zoo model (training it first when needed) or a user's ``.keras`` file.
 
@@ -158,6 +159,8 @@ def export(
             it when given.
         output: a user's model's head when its last layer does not say: softmax, sigmoid, logits.
         train_options: keyword arguments for :func:`edgecnn.train.train`.
+        needs_data: the steps after export (calibration, validation) need the model's data: a
+            user's model for which none is named or implied is refused before anything is written.
     """
     path = Path(model)
     is_file = _is_keras_file(model)
@@ -170,6 +173,12 @@ def export(
             dataset = DEFAULT_DATASET
             log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
                      "fits its 28x28x1 input and 10 classes (name another with --dataset).")
+        if dataset is None and needs_data:
+            raise EdgeCNNError(
+                f"{path.name} does not say what data it was trained on, and calibration and "
+                "validation need its images; name the dataset with --dataset (a name, a .npz or an "
+                "image folder)."
+            )
         data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
             dataset, image_size=tuple(net.input_shape[1:3]))
         info = _user_model_info(net, path, class_names=class_names, preprocessing=preprocessing,

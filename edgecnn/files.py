@@ -66,6 +66,22 @@ def ensure_folder(folder: str | os.PathLike) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(folder: str | os.PathLike) -> Iterator[None]:
+    """Remove ``folder``, and the folders above it the block created, again when the block
+    fails and left them empty: a refused run leaves no empty output folder behind."""
+    path = Path(folder).absolute()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for made in missing:  # innermost first; stops at the first one holding anything
+            if not made.is_dir() or any(made.iterdir()):
+                break
+            made.rmdir()
+        raise
+
+
 def sweep_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove temporary files and folders left in ``folder`` by edgecnn processes that no
     longer exist.

@@ -15,7 +15,7 @@ from edgecnn.defaults import (
     DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
 )
 from edgecnn.export import ExportResult, export, output_folder
-from edgecnn.files import folder_lock
+from edgecnn.files import folder_lock, removed_if_left_empty
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
 from edgecnn.runtime.metadata import Preprocessing
@@ -69,11 +69,13 @@ def run_pipeline(
     without an int8 file and the result says why.
     """
     require = check_required(require)  # before any training
-    with folder_lock(output_folder(model, out_dir)) as folder:
+    target = output_folder(model, out_dir)
+    with removed_if_left_empty(target), folder_lock(target) as folder:
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
             class_names=class_names, preprocessing=preprocessing,
             dataset=dataset, output=output, train_options={**(train_options or {}), "seed": seed},
+            needs_data=quantize_variants or validate_variants,
         )
         variants = (
             quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed,

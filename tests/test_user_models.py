@@ -167,6 +167,15 @@ def test_current_folder_is_never_a_dataset(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "name the dataset" in errors[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "exported").exists()  # refused before anything was written
+    # so the second try, naming the data, needs no --force to replace a failure's leftovers
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x_train=rng.integers(0, 256, (60, 16, 16, 1), dtype=np.uint8),
+             y_train=np.arange(60) % 3, x_test=rng.integers(0, 256, (30, 16, 16, 1), dtype=np.uint8),
+             y_test=np.arange(30) % 3)
+    second = _cli(tmp_path, "export", "small.keras", "--isa", "host", "--dataset", "data.npz",
+                  "--no-quantize")
+    assert second.returncode == 0, second.stderr[-2000:]
 
 
 def test_a_model_trained_on_other_pixels_is_caught_before_anything_is_written(tmp_path, fashion_small):
