@@ -106,7 +106,7 @@ def _user_model_info(
         )
     rescaling = keras_inspect.own_rescaling(model)
     if preprocessing is not None:
-        pre_origin = "given"
+        pre_origin = f"given: pixel * {preprocessing.scale:.10g} + {preprocessing.offset:.10g}"
     elif rescaling:
         preprocessing, pre_origin = Preprocessing(scale=1.0), f"scale 1: the model has a {rescaling}"
     elif dataset is not None:

@@ -81,7 +81,7 @@ class EngineName(str, Enum):
 Engine = Annotated[Optional[EngineName], typer.Option(
     "--engine",
     help="local: this process; ray: Ray tasks/actors on the cluster in RAY_ADDRESS, or a Ray "
-    "started here (needs edgecnn[scale]). Default: ray when RAY_ADDRESS is set, else local.")]
+    "started here (needs edgecnn\\[scale]). Default: ray when RAY_ADDRESS is set, else local.")]
 Scale = Annotated[Optional[float], typer.Option(
     help="Preprocessing scale for models without edgecnn metadata (input = pixel*scale+offset).")]
 Offset = Annotated[Optional[float], typer.Option(help="Preprocessing offset (see --scale).")]

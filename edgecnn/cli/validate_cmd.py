@@ -49,8 +49,10 @@ def validate(
     """Compare every exported variant with Keras; writes report.json and report.md.
 
     With --isa, every variant is also measured on those instruction-set classes (a variant x
-    class matrix); --engine ray runs each (class x variant) row as a Ray task. Exits with 3
-    when a variant breaks its tolerance on any row.
+    class matrix); --engine ray runs each (class x variant) row as a Ray task. A variant that
+    breaks a gate on a class is "not for" that class; exits with 3 when a required variant
+    (--require) breaks one, a class has no passing variant, or a variant is stale or mislabelled.
+    Rows of classes not measured again are kept from the previous report.
     """
     import json
 
