@@ -1,8 +1,8 @@
-"""Checks on ONNX graphs: what an inference graph may contain, and op statistics."""
+"""Checks and rewrites of ONNX graphs: what an inference graph may contain, and the folds and
+float-keeping rewrites export and quantization apply."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
@@ -12,11 +12,6 @@ from edgecnn.errors import EdgeCNNError
 
 _STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
 _TRAINING_ONLY = ("Dropout", "Multinomial", "Bernoulli")
-
-
-def op_counts(model: Any) -> Counter:
-    """How often each op type occurs in the main graph."""
-    return Counter(node.op_type for node in model.graph.node)
 
 
 def check_inference_graph(model: Any) -> None:

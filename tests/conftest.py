@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,11 @@ def committed_tolerance(report: dict) -> float:
 
     same = report["machine"]["onnxruntime"] == onnxruntime.__version__
     return 1e-9 if same else OTHER_VERSION_TOLERANCE
+
+
+def op_counts(model) -> Counter:
+    """How often each op type occurs in a model's main graph."""
+    return Counter(node.op_type for node in model.graph.node)
 
 
 def make_tiny_onnx(path: Path, *, with_metadata: bool = True, seed: int = 0) -> Path:

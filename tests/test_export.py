@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def _check_graph(path):
     import onnx
 
-    from edgecnn.graph import op_counts
+    from tests.conftest import op_counts
 
     model = onnx.load(str(path))
     ops = op_counts(model)

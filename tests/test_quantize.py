@@ -38,7 +38,7 @@ def _load(path):
 
 
 def test_static_int8_is_qdq_with_int8_weights(variants):
-    from edgecnn.graph import op_counts
+    from tests.conftest import op_counts
 
     model = _load(variants["static"].path)
     ops = op_counts(model)
@@ -85,7 +85,7 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
 
 
 def test_dynamic_int8_leaves_conv_in_float(variants):
-    from edgecnn.graph import op_counts
+    from tests.conftest import op_counts
 
     ops = op_counts(_load(variants["dynamic"].path))
     assert ops["Conv"] == 2 and "ConvInteger" not in ops
@@ -108,7 +108,7 @@ def test_variants_stay_close_to_fp32(variants, fashion_export, fashion_small):
 
 
 def test_dynamic_conv_is_opt_in_and_flagged(fashion_export, tmp_path, fashion_small):
-    from edgecnn.graph import op_counts
+    from tests.conftest import op_counts
 
     copy = tmp_path / "model.onnx"
     shutil.copy(fashion_export / "model.onnx", copy)

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.bulk.sources import Batch
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.images import decode_image, read_image
 from edgecnn.runtime.metadata import Preprocessing
 
-Batch = dict[str, Any]
 
 
 class BatchClassifier:

@@ -16,10 +16,10 @@ from typing import Any
 
 from edgecnn._optional import require
 from edgecnn.display import visible
+from edgecnn.bulk.sources import Batch
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import atomic_path, check_overwrite, ensure_folder
 
-Batch = dict[str, Any]
 Write = Callable[[Batch], None]
 FILE_SUFFIXES = (".parquet", ".jsonl")
 # Rows per Parquet row group: large enough to read fast, small enough to buffer.

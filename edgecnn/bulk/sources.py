@@ -27,6 +27,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 PARQUET_IMAGE_COLUMNS = ("image", "bytes", "png", "jpeg", "img")
 PARQUET_ID_COLUMNS = ("path", "id", "name", "filename")
 
+# One batch of a bulk run: ids/paths/pixels as made here, then labels and errors added by the
+# classifier; sources, classifier and sinks all pass this one shape along.
 Batch = dict[str, Any]
 
 

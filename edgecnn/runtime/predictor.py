@@ -149,10 +149,6 @@ class Predictor:
 
     __call__ = predict
 
-    def prepare(self, images: np.ndarray) -> np.ndarray:
-        """Validate ``images`` and return the float (N,H,W,C) batch the model reads."""
-        return self._convert(self._checked(images))
-
     def _checked(self, images: np.ndarray) -> np.ndarray:
         """``images`` as an (N,H,W,C) uint8 or float array, or a clear error."""
         # numpy.ma costs ~18 ms to import; unless something imported it, nothing is masked.
