@@ -37,10 +37,10 @@ from edgecnn.versions import package_versions
 from edgecnn.zoo import get_spec, list_models
 
 REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
 # What turns a variant's outputs into answers: it must be what the export recorded for the
 # Keras reference, or validated outputs become wrong answers (a class list moved round by one).
 ANSWER_FIELDS = ("class_names", "preprocessing", "input_shape", "output", "keras_logits")
-REPORT_MD = "report.md"
 log = logging.getLogger(__name__)
 
 
