@@ -264,13 +264,25 @@ def test_sweep_removes_the_scratch_folder_of_a_killed_process(tmp_path):
 
 
 def test_one_writer_per_export_folder(tmp_path):
+    """Another process holding the folder refuses the export; within one process the lock is
+    re-entrant (export holds it while quantize and validate take it again)."""
     from edgecnn.files import folder_lock
     from edgecnn.pipeline import run_pipeline
 
-    with folder_lock(tmp_path / "out"):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom edgecnn.files import folder_lock\n"
+         "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
+         str(tmp_path / "out")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(EdgeCNNError, match="Another edgecnn process is writing"):
             run_pipeline("shapes-toy", out_dir=tmp_path / "out")
-    with folder_lock(tmp_path / "out"):  # released on exit
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder_lock(tmp_path / "out"), folder_lock(tmp_path / "out"):  # released, re-entrant
+        pass
+    with folder_lock(tmp_path / "out"):  # and released again by the last holder
         pass
 
 
