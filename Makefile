@@ -58,11 +58,11 @@ gpu-venv: .venv-gpu/.installed
 	touch $@
 
 # Re-resolve the lock files from pyproject.toml's ranges (needs the package index).
-lock:
-	$(PYTHON) -m pip install -q --user $(UV) || $(PYTHON) -m pip install -q $(UV)
-	$(PYTHON) -m uv pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_ARGS) -o $(LOCK_DEV)
-	$(PYTHON) -m uv pip compile pyproject.toml requirements/build.in --extra dev --extra engines $(LOCK_ARGS) -o $(LOCK_BENCH)
-	$(PYTHON) -m uv pip compile pyproject.toml requirements/build.in --extra dev-gpu $(LOCK_ARGS) -o $(LOCK_GPU)
+lock: setup
+	$(BIN)/python -m pip install -q $(UV)
+	$(BIN)/python -m uv pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_ARGS) -o $(LOCK_DEV)
+	$(BIN)/python -m uv pip compile pyproject.toml requirements/build.in --extra dev --extra engines $(LOCK_ARGS) -o $(LOCK_BENCH)
+	$(BIN)/python -m uv pip compile pyproject.toml requirements/build.in --extra dev-gpu $(LOCK_ARGS) -o $(LOCK_GPU)
 
 # qemu-user and a Debian arm64 tree (cached in ~/.cache/edgecnn/isa), so that int8 accuracy is
 # measured on every instruction-set class, not only this CPU's. Offline once built.
