@@ -1,23 +1,20 @@
 """What this machine can run, and the exact reason for what it cannot.
 
-``edgecnn doctor`` collects these checks. The execution-provider checks matter most: onnxruntime
-itself only logs a warning and falls back to the CPU when, say, CUDA cannot start, and its
-message does not tell a missing cuDNN from a machine without a GPU. Here each cause is checked
-on its own, in the order a session would meet them: the provider in the onnxruntime build, its
-shared libraries, the NVIDIA driver, a device, and finally a real session on a probe model.
+``edgecnn doctor`` collects these checks. The execution-provider checks matter most: whether the
+provider is in the onnxruntime build, for CUDA and TensorRT why it cannot start
+(:mod:`edgecnn.runtime.cuda`: driver, device, libraries), and finally a real session on a probe
+model.
 Needs numpy + onnxruntime only (TensorFlow's version is read from package metadata).
 """
 
 from __future__ import annotations
 
 import base64
-import ctypes
 import platform
 import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from edgecnn.versions import package_versions
@@ -26,7 +23,6 @@ from edgecnn.versions import package_versions
 # runtime-only install can try a real session without the onnx package.
 _PROBE_MODEL = base64.b64decode(
     "CAg6PwoMCgF4EgF5IgRSZWx1EgVwcm9iZVoTCgF4Eg4KDAgBEggKAggBCgIIBGITCgF5Eg4KDAgBEggKAggBCgIIBEIECgAQEQ==")
-_CUDA_SUCCESS, _CUDA_ERROR_NO_DEVICE = 0, 100
 _BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser")
 
 
@@ -101,7 +97,8 @@ def _browser_check() -> Check:
 
 def provider_checks() -> list[Check]:
     """One check per execution provider edgecnn knows: usable here, or exactly why not."""
-    from edgecnn.runtime.providers import ALIASES, install_hint
+    from edgecnn.runtime.cuda import cuda_reason
+    from edgecnn.runtime.providers import ALIASES, install_hint, needs_cuda_libraries
 
     try:
         import onnxruntime as ort
@@ -116,8 +113,7 @@ def provider_checks() -> list[Check]:
             out.append(Check("provider", name, False, f"not in this onnxruntime build "
                              f"({_ort_package()} {ort.__version__})" + (f"; to use it: {hint}" if hint else "")))
             continue
-        reason = _cuda_reason(ort, name) if name in ("CUDAExecutionProvider",
-                                                     "TensorrtExecutionProvider") else None
+        reason = cuda_reason(ort, name) if needs_cuda_libraries([name]) else None
         out.append(Check("provider", name, False, reason) if reason else _session_check(ort, name))
     return out
 
@@ -141,74 +137,3 @@ def _session_check(ort: Any, name: str) -> Check:
                      f"{session.get_providers()[0]} (it gave no reason; run with "
                      "ORT_LOGGING_LEVEL=0 for its log)")
     return Check("provider", name, True, "a session runs on it")
-
-
-def _cuda_reason(ort: Any, name: str) -> str | None:
-    """Why the CUDA (or TensorRT) provider cannot start here, or None when nothing stops it.
-
-    The driver comes first: the provider library links libcuda.so.1 itself, so on a machine
-    without a GPU its load error would name a "missing library" instead of the real cause.
-    """
-    driver = _driver_reason(ort)
-    if driver:
-        return driver
-    capi = Path(ort.__file__).parent / "capi"
-    if hasattr(ort, "preload_dlls"):  # the CUDA/cuDNN wheels of onnxruntime-gpu[cuda,cudnn]
-        try:
-            ort.preload_dlls()
-        except Exception:  # it only warns about what it cannot find; the load below says what
-            pass
-    libraries = ["libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"]
-    if name == "TensorrtExecutionProvider":
-        libraries.append("libonnxruntime_providers_tensorrt.so")
-    for library in libraries:
-        path = capi / library
-        if not path.is_file():
-            return f"{library} is missing from {capi}: a broken onnxruntime-gpu install"
-        try:
-            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-        except OSError as exc:
-            missing = str(exc).split(":")[0] if "cannot open shared object" in str(exc) else str(exc)
-            return (f"missing shared library {missing} (needed by {library}); "
-                    "pip install 'edgecnn[gpu]' brings the CUDA and cuDNN wheels, TensorRT is "
-                    "installed separately")
-    return None
-
-
-def _driver_reason(ort: Any) -> str | None:
-    try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return "no CUDA device: no NVIDIA driver on this machine (libcuda.so.1 not found)"
-    rc = cuda.cuInit(0)
-    if rc == _CUDA_ERROR_NO_DEVICE:
-        return "no CUDA device: the NVIDIA driver is installed but sees no GPU"
-    if rc != _CUDA_SUCCESS:
-        return f"the NVIDIA driver failed to start (cuInit error {rc})"
-    count, version = ctypes.c_int(0), ctypes.c_int(0)
-    cuda.cuDeviceGetCount(ctypes.byref(count))
-    if count.value == 0:
-        return "no CUDA device: the NVIDIA driver sees no GPU"
-    cuda.cuDriverGetVersion(ctypes.byref(version))
-    needed = _built_cuda_version(ort)
-    if needed and version.value < needed:
-        return (f"the NVIDIA driver is too old: it supports CUDA {_cuda_text(version.value)}, "
-                f"this onnxruntime was built for CUDA {_cuda_text(needed)}")
-    return None
-
-
-def _built_cuda_version(ort: Any) -> int | None:
-    """The CUDA version onnxruntime-gpu was built with, as the driver API counts (12040)."""
-    try:
-        from onnxruntime.capi import build_and_package_info as build
-    except ImportError:
-        return None
-    text = getattr(build, "cuda_version", "") or ""
-    parts = text.split(".")
-    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
-        return None
-    return int(parts[0]) * 1000 + int(parts[1]) * 10
-
-
-def _cuda_text(version: int) -> str:
-    return f"{version // 1000}.{version % 1000 // 10}"

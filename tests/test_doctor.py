@@ -75,11 +75,42 @@ def test_doctor_in_the_gpu_venv_names_the_real_cause():
         assert not cuda["ok"] and cuda["detail"].startswith("no CUDA device"), cuda
     # The library check on its own: with the driver check bypassed, loading the provider
     # library must fail on exactly the library this machine lacks, and say it by name.
-    script = ("import json, onnxruntime as ort, edgecnn.doctor as d\n"
-              "d._driver_reason = lambda ort: None\n"
-              "print(json.dumps(d._cuda_reason(ort, 'CUDAExecutionProvider')))")
+    script = ("import json, onnxruntime as ort, edgecnn.runtime.cuda as c\n"
+              "c._driver_reason = lambda ort: None\n"
+              "print(json.dumps(c.cuda_reason(ort, 'CUDAExecutionProvider')))")
     out = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     reason = json.loads(out.stdout.strip().splitlines()[-1])
     if not Path("/dev/nvidiactl").exists():
         assert reason.startswith("missing shared library libcuda.so.1"), reason
+
+
+def test_a_cuda_session_in_the_gpu_venv_preloads_the_wheels_and_never_falls_back(tiny_onnx):
+    """The CUDA path is real code even without a GPU: it loads the CUDA/cuDNN wheels first
+    (onnxruntime.preload_dlls), and a CUDA that cannot start is an error, not a CPU run."""
+    python = _gpu_python()
+    script = (
+        "import sys, onnxruntime as ort\n"
+        "calls = []\n"
+        "real = ort.preload_dlls\n"
+        "ort.preload_dlls = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
+        "from edgecnn.errors import EdgeCNNError\n"
+        "from edgecnn.runtime import Predictor\n"
+        "try:\n"
+        "    Predictor(sys.argv[1], providers='cuda')\n"
+        "    print('ran', len(calls))\n"
+        "except EdgeCNNError as exc:\n"
+        "    print('refused', len(calls), exc)\n")
+    out = subprocess.run([python, "-c", script, str(tiny_onnx)], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    verdict, preloaded, *message = out.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert int(preloaded) >= 1
+    if not Path("/dev/nvidiactl").exists():
+        assert verdict == "refused" and "Refusing to fall back silently" in message[0], out.stdout
+        assert "(no CUDA device" in message[0]  # the cause, not only the symptom
+        cli = subprocess.run([python, "-c", "from edgecnn.cli.main import main; main()", "predict",
+                              str(tiny_onnx), str(tiny_onnx), "--provider", "cuda"],
+                             capture_output=True, text=True, timeout=300, cwd=ROOT)
+        lines = [line for line in cli.stderr.splitlines() if line.strip()]
+        assert cli.returncode == 1 and len(lines) == 1 and "no CUDA device" in lines[0], cli.stderr

@@ -88,12 +88,14 @@ def resolve(requested: str | Sequence[str], available: Sequence[str]) -> list[st
     return names
 
 
-def check_active(requested: list[str], active: Sequence[str]) -> None:
-    """Fail when onnxruntime dropped the primary provider (e.g. CUDA libraries missing)."""
+def check_active(requested: list[str], active: Sequence[str], reason: str | None = None) -> None:
+    """Fail when onnxruntime dropped the primary provider (e.g. CUDA libraries missing), with
+    ``reason`` when the cause is known."""
     primary = requested[0]
     if primary not in active:
         hint = _INSTALL_HINT.get(primary, "check the provider's installation (edgecnn doctor)")
         raise EdgeCNNError(
-            f"{primary} was requested but onnxruntime could not start it and would run on "
-            f"{', '.join(active)} instead. Refusing to fall back silently; {hint}."
+            f"{primary} was requested but onnxruntime could not start it"
+            + (f" ({reason})" if reason else "")
+            + f" and would run on {', '.join(active)} instead. Refusing to fall back silently; {hint}."
         )

@@ -46,8 +46,9 @@ def load_session(
             requested provider that is missing or that onnxruntime could not start.
     """
     ort = require("onnxruntime", "Running a model")
-    # onnxruntime's own coloured "[E:onnxruntime...]" lines would duplicate our one-line errors.
-    ort.set_default_logger_severity(3)
+    # onnxruntime's own coloured "[E:onnxruntime...]" lines would duplicate our one-line errors
+    # (a CUDA that cannot start logs at error level; why is said below, by runtime.cuda).
+    ort.set_default_logger_severity(4)
     path = Path(path)
     if not path.is_file():
         raise EdgeCNNError(f"Model file not found: {path} (expected an .onnx file).")
@@ -74,5 +75,11 @@ def load_session(
                 f"{path}: its external weight data file is missing ({text.strip()[-200:]})."
             ) from exc
         raise EdgeCNNError(f"Could not load {path} as an ONNX model: {str(exc).strip()[:300]}") from exc
-    _providers.check_active(requested, session.get_providers())
+    active = session.get_providers()
+    reason = None
+    if requested[0] not in active and _providers.needs_cuda_libraries(requested[:1]):
+        from edgecnn.runtime.cuda import cuda_reason
+
+        reason = cuda_reason(ort, requested[0])
+    _providers.check_active(requested, active, reason)
     return session
