@@ -47,14 +47,9 @@ class Gates:
     def judge(self, kind: str, metrics: dict[str, Any]) -> Verdict:
         """The verdict of the gates of ``kind`` (fp32, fp16 or int8, dynint8 counting as int8)
         on ``metrics`` from :func:`edgecnn.metrics.agreement_metrics`."""
-        kind = "int8" if "int8" in kind else kind
-        if kind not in KINDS:
-            raise ValueError(f"no gate for variant kind {kind!r}")
-        cap = {"fp32": 2 * self.fp32_max_abs_diff, "fp16": self.fp16_max_tie_margin,
-               "int8": self.int8_max_tie_margin}[kind]
+        kind = _kind(kind)
+        min_agreement, cap = self._agreement_gate(kind)
         flips = count_flips(metrics, cap, self.confident_margin)
-        min_agreement = {"fp32": self.fp32_min_agreement, "fp16": self.fp16_min_agreement,
-                         "int8": self.int8_min_agreement}[kind]
         firm = flips["firm_agreement"]
         broken = []
         if kind == "fp32" and metrics["max_abs_diff"] > self.fp32_max_abs_diff:
@@ -70,11 +65,9 @@ class Gates:
 
     def rule(self, kind: str) -> str:
         """The gates of ``kind`` in words, as the report states them."""
-        kind = "int8" if "int8" in kind else kind
-        ties = {"fp32": "2 × max |Δp|", "fp16": f"min(2 × max |Δp|, {self.fp16_max_tie_margin:g})",
-                "int8": f"min(2 × max |Δp|, {self.int8_max_tie_margin:g})"}[kind]
-        agreement = {"fp32": self.fp32_min_agreement, "fp16": self.fp16_min_agreement,
-                     "int8": self.int8_min_agreement}[kind]
+        kind = _kind(kind)
+        agreement, cap = self._agreement_gate(kind)
+        ties = "2 × max |Δp|" if kind == "fp32" else f"min(2 × max |Δp|, {cap:g})"
         words = [f"agreement >= {agreement:.2%} (flips whose Keras margin is below {ties} are "
                  f"near-ties, not counted)",
                  f"no flip of an answer Keras gives by a margin >= {self.confident_margin:g}"]
@@ -84,6 +77,12 @@ class Gates:
             words += [f"accuracy drop <= {self.int8_max_accuracy_drop * 100:g} pp",
                       f"no class drops > {self.int8_max_class_drop * 100:g} pp"]
         return "; ".join(words)
+
+    def _agreement_gate(self, kind: str) -> tuple[float, float]:
+        """(minimum agreement beyond near-ties, tie-margin cap) of ``kind``."""
+        return {"fp32": (self.fp32_min_agreement, 2 * self.fp32_max_abs_diff),
+                "fp16": (self.fp16_min_agreement, self.fp16_max_tie_margin),
+                "int8": (self.int8_min_agreement, self.int8_max_tie_margin)}[kind]
 
     def int8_breaches(self, metrics: dict[str, Any]) -> list[str]:
         """The int8 gates that ``metrics`` break, in words; empty when all hold."""
@@ -107,6 +106,14 @@ class Verdict:
     passed: bool
     breaches: list[str]
     flips: dict[str, Any]
+
+
+def _kind(variant: str) -> str:
+    """The gate kind of a variant: dynint8 is judged as int8."""
+    kind = "int8" if "int8" in variant else variant
+    if kind not in KINDS:
+        raise ValueError(f"no gate for variant kind {variant!r}")
+    return kind
 
 
 def count_flips(metrics: dict[str, Any], cap: float, confident_margin: float) -> dict[str, Any]:
