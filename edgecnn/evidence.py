@@ -10,92 +10,85 @@ verdict as if measured now; rows about other files are shown as outdated and jud
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.files import sha256_file
+from edgecnn.results.report import REPORT_JSON, Report, read_report
 
 log = logging.getLogger(__name__)
 
 
-def read_previous(path: Path) -> dict[str, Any] | None:
+def read_previous(folder: Path) -> Report | None:
     """The report about to be replaced, or None when there is none or it cannot be read."""
-    if not path.is_file():
+    if not (folder / REPORT_JSON).is_file():
         return None
     try:
-        previous = json.loads(path.read_text())
-    except (OSError, ValueError):
-        log.warning(f"  {path} could not be read; its rows are not carried over")
+        return read_report(folder)
+    except EdgeCNNError as exc:
+        log.warning(f"  its rows are not carried over: {exc}")
         return None
-    return previous if isinstance(previous, dict) else None
 
 
-def carry_earlier_rows(report: dict[str, Any], previous: dict[str, Any] | None) -> None:
+def carry_earlier_rows(report: Report, previous: Report | None) -> None:
     """Add to ``report`` the rows of ``previous`` for classes it did not measure.
 
-    Each carried cell gets ``carried: true``, its ``measured_at`` and ``still_valid``: true
-    when file, Keras model and test data are the same, false when any differs, None when the
-    earlier report predates file hashes (its failures still count: a failure is never dropped
-    for want of proof that it still applies). A carried failure that is not known to be outdated
-    marks the variant failed on that class.
+    Each carried cell gets ``carried``, its ``measured_at`` and ``still_valid``: true when file,
+    Keras model and test data are the same, false when any differs, None when the earlier
+    report predates file hashes (its failures still count: a failure is never dropped for want
+    of proof that it still applies). A carried failure that is not known to be outdated marks
+    the variant failed on that class.
     """
-    if not previous or not isinstance(previous.get("variants"), list):
+    if previous is None:
         return
-    same_data = all(previous.get(k) == report[k] for k in ("keras_sha256", "dataset", "test_images"))
-    earlier = {v.get("file"): v for v in previous["variants"] if isinstance(v, dict)}
+    same_data = (previous.keras_sha256, previous.dataset, previous.test_images) == (
+        report.keras_sha256, report.dataset, report.test_images)
+    earlier = {v.file: v for v in previous.variants}
     carried: list[str] = []
-    for variant in report["variants"]:
-        before = earlier.get(variant["file"])
-        if not before or not isinstance(before.get("by_isa"), dict):
+    for variant in report.variants:
+        before = earlier.get(variant.file)
+        if before is None:
             continue
-        same_file = None if not before.get("sha256") else before["sha256"] == variant["sha256"]
+        same_file = None if not before.sha256 else before.sha256 == variant.sha256
         valid = False if not same_data or same_file is False else same_file
-        for row, cell in before["by_isa"].items():
-            if row in variant["by_isa"] or not isinstance(cell, dict) or "passed" not in cell:
+        for row, cell in before.by_isa.items():
+            if row in variant.by_isa:
                 continue
-            variant["by_isa"][row] = {**cell, "carried": True, "still_valid": valid,
-                                      "measured_at": cell.get("measured_at") or previous.get("validated_at")}
+            variant.by_isa[row] = replace(cell, carried=True, still_valid=valid,
+                                          measured_at=cell.measured_at or previous.validated_at)
             if row not in carried:
                 carried.append(row)
-            if valid is not False and not cell["passed"]:
-                variant["failed_on"].append(row)
-                variant["passed"] = False
-                variant["gate"] += f" (broken on {row} when measured earlier)"
-    report["isa_rows"] += [r for r in carried if r not in report["isa_rows"]]
-    report["isa_not_measured"] = {k: v for k, v in report["isa_not_measured"].items() if k not in carried}
+            if valid is not False and not cell.passed:
+                variant.failed_on.append(row)
+                variant.passed = False
+                variant.gate += f" (broken on {row} when measured earlier)"
+    report.isa_rows += [r for r in carried if r not in report.isa_rows]
+    report.isa_not_measured = {k: v for k, v in report.isa_not_measured.items() if k not in carried}
     if carried:
         log.info(f"  kept the earlier rows of {', '.join(carried)} (not measured in this run)")
 
 
-def counts(cell: dict[str, Any] | None) -> bool:
-    """Whether a cell is evidence about these files (measured now, or carried and not outdated)."""
-    return cell is not None and cell.get("still_valid", True) is not False
-
-
-def changed_files(folder: Path, report: dict[str, Any]) -> list[str]:
+def changed_files(folder: Path, report: Report) -> list[str]:
     """The variant files of ``report`` that are no longer the files it measured: missing, or
     another sha256 (an export interrupted after writing new variants and before its new
     report). Empty when the report still describes the folder, or predates file hashes."""
-    from edgecnn.files import sha256_file
-
     changed = []
-    for variant in report.get("variants", []):
-        recorded = variant.get("sha256") if isinstance(variant, dict) else None
-        if not recorded:
+    for variant in report.variants:
+        if not variant.sha256:
             continue
-        path = folder / str(variant.get("file"))
-        if not path.is_file() or sha256_file(path) != recorded:
+        path = folder / variant.file
+        if not path.is_file() or sha256_file(path) != variant.sha256:
             changed.append(path.name)
     return changed
 
 
-def check_current(folder: Path, report: dict[str, Any]) -> None:
+def check_current(folder: Path, report: Report) -> None:
     """Refuse, in one line, a report that describes other files than those beside it."""
     changed = changed_files(folder, report)
     if changed:
         raise EdgeCNNError(
-            f"{folder / 'report.json'} is stale: {', '.join(changed)} changed since it was "
+            f"{folder / REPORT_JSON} is stale: {', '.join(changed)} changed since it was "
             "validated; run edgecnn validate (or re-run the export) before reading it."
         )

@@ -23,6 +23,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.files import check_overwrite, sha256_file, write_bytes
 from edgecnn.graph import check_inference_graph, fold_batch_reshapes
 from edgecnn.keras_io import load_keras
+from edgecnn.locations import default_folder
 from edgecnn.onnx_metadata import load_proto, metadata_of, set_metadata
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing
 from edgecnn.runtime.outputs import class_count, output_kind
@@ -226,7 +227,7 @@ def output_folder(model: str, out_dir: str | Path | None = None) -> Path:
     """Where the export of ``model`` goes, checked before any work (training takes minutes)."""
     if not _is_keras_file(model) and model not in list_models():
         get_spec(model)  # raises the "unknown model" error with suggestions
-    folder = Path(out_dir or Path("exported") / (Path(model).stem if _is_keras_file(model) else model))
+    folder = Path(out_dir or default_folder(Path(model).stem if _is_keras_file(model) else model))
     if folder.exists() and not folder.is_dir():
         raise EdgeCNNError(f"Output folder {folder} exists and is not a folder.")
     probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))

@@ -23,11 +23,11 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> 
 
 
 def agreement_metrics(
-    keras_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
+    reference_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
 ) -> dict[str, Any]:
     """Agreement and error of ``probs`` against a reference (Keras, or fp32) on labelled images."""
-    ref_pred, pred = keras_probs.argmax(1), probs.argmax(1)
-    diff = np.abs(probs.astype(np.float64) - keras_probs.astype(np.float64))
+    ref_pred, pred = reference_probs.argmax(1), probs.argmax(1)
+    diff = np.abs(probs.astype(np.float64) - reference_probs.astype(np.float64))
     n = len(class_names)
     ref_pc = per_class_accuracy(ref_pred, labels, n)
     pc = per_class_accuracy(pred, labels, n)
@@ -42,8 +42,8 @@ def agreement_metrics(
     flipped = pred != ref_pred
     rows = np.flatnonzero(flipped)
     # the reference's margin between its own answer and the variant's, for each changed answer
-    flip_margins = (keras_probs[rows, ref_pred[rows]].astype(np.float64)
-                    - keras_probs[rows, pred[rows]].astype(np.float64))
+    flip_margins = (reference_probs[rows, ref_pred[rows]].astype(np.float64)
+                    - reference_probs[rows, pred[rows]].astype(np.float64))
     accuracy = float((pred == labels).mean())
     ref_accuracy = float((ref_pred == labels).mean())
     # (true class, predicted class) counts of the variant minus Keras's: where answers moved
@@ -52,7 +52,7 @@ def agreement_metrics(
     np.add.at(confusion, (labels, ref_pred), -1)
     return {
         "accuracy": accuracy,
-        "keras_accuracy": ref_accuracy,
+        "reference_accuracy": ref_accuracy,
         "accuracy_delta": accuracy - ref_accuracy,
         "images": int(len(labels)),
         "agreement": float((pred == ref_pred).mean()),

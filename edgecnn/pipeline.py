@@ -18,6 +18,7 @@ from edgecnn.export import ExportResult, export, output_folder
 from edgecnn.files import folder_lock, removed_if_left_empty
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
+from edgecnn.results.report import Report
 from edgecnn.runtime.metadata import Preprocessing
 from edgecnn.validate import validate
 from edgecnn.verdict import check_required
@@ -29,12 +30,12 @@ class PipelineResult:
 
     export: ExportResult
     variants: list[QuantizeResult]
-    report: dict[str, Any] | None
+    report: Report | None
 
     @property
     def passed(self) -> bool:
         """False only when validation ran and its verdict found a failure."""
-        return self.report is None or bool(self.report["passed"])
+        return self.report is None or self.report.passed
 
 
 def run_pipeline(

@@ -14,6 +14,7 @@ from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import atomic_path, check_overwrite, write_json
+from edgecnn.locations import default_folder
 from edgecnn.runtime.metadata import ModelInfo
 from edgecnn.runtime.outputs import to_probabilities
 from edgecnn.zoo import ModelSpec, get_spec
@@ -100,7 +101,7 @@ def train(
         verbose: Keras's progress output (0 silent, 1 bars, 2 a line per epoch).
     """
     spec = get_spec(model)
-    out_dir = Path(out_dir or Path("exported") / spec.name)
+    out_dir = Path(out_dir or default_folder(spec.name))
     keras_path = out_dir / KERAS_FILE
     check_overwrite(keras_path, None, force)
     if isinstance(dataset, Dataset):

@@ -6,11 +6,13 @@ Kept apart from validation so that the CLI can check ``--require`` without impor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.evidence import counts
 from edgecnn.variants import VARIANT_KINDS
+
+if TYPE_CHECKING:  # the CLI imports this module to check --require; the records stay unloaded
+    from edgecnn.results.report import Report
 
 
 def check_required(require: str | Sequence[str]) -> tuple[str, ...]:
@@ -24,7 +26,7 @@ def check_required(require: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def verdict(report: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
+def verdict(report: Report) -> tuple[list[str], dict[str, list[str]]]:
     """(failures, not_for): what one failed cell means for the whole run.
 
     A variant that breaks a gate on a class is *not for that class*: the report and the page
@@ -35,17 +37,17 @@ def verdict(report: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
     preprocessing or input differ from the export's record (its answers would be mislabelled).
     """
     failures, not_for = [], {}
-    for v in report["variants"]:
-        if v.get("mismatch"):
-            failures.append(f"{v['file']}: {v['gate']}")
-        elif v.get("stale"):
-            failures.append(f"{v['file']} is stale ({v['gate']})")
-        elif v["failed_on"] and v["variant"] in report["required"]:
-            failures.append(f"{v['file']} (required) fails on {', '.join(v['failed_on'])}")
-        elif v["failed_on"]:
-            not_for[v["variant"]] = list(v["failed_on"])
-    for row in report["isa_rows"]:
-        cells = [c for v in report["variants"] if counts(c := v["by_isa"].get(row))]
-        if cells and not any(c["passed"] for c in cells):
+    for v in report.variants:
+        if v.mismatch:
+            failures.append(f"{v.file}: {v.gate}")
+        elif v.stale:
+            failures.append(f"{v.file} is stale ({v.gate})")
+        elif v.failed_on and v.variant in report.required:
+            failures.append(f"{v.file} (required) fails on {', '.join(v.failed_on)}")
+        elif v.failed_on:
+            not_for[v.variant] = list(v.failed_on)
+    for row in report.isa_rows:
+        cells = [c for v in report.variants if (c := v.by_isa.get(row)) is not None and c.counts]
+        if cells and not any(c.passed for c in cells):
             failures.append(f"no variant passes on {row}")
     return failures, not_for

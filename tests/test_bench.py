@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 
 from edgecnn.bench.coldstart import cold_start
 from edgecnn.bench.report import markdown
-from edgecnn.bench.run import SCHEMA, run_benchmark
+from edgecnn.bench.run import run_benchmark
 from edgecnn.bench.targets import BUILTIN, load_targets, resolve_targets
 from edgecnn.bench.timing import Budget
 from edgecnn.cli.main import app
 from edgecnn.errors import EdgeCNNError
+from edgecnn.results.bench import BENCH_SCHEMA
 from edgecnn.runtime.isa import host_isa
 
 runner = CliRunner()
@@ -24,6 +25,7 @@ STAT_KEYS = ("min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 def _check_rows(rows):
     assert rows
+    rows = [r if isinstance(r, dict) else vars(r) for r in rows]
     for r in rows:
         for key in (*STAT_KEYS, "mean_ms", "throughput_ips", "session_s", "first_run_ms", "rss_mb"):
             assert r[key] > 0, (key, r)
@@ -43,7 +45,7 @@ def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
                                  "--no-cold", "--no-engines", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "tiny.json").read_text())
-    assert data["schema"] == SCHEMA
+    assert data["schema"] == BENCH_SCHEMA
     assert data["machine"]["cores"] >= 1 and data["machine"]["versions"]["onnxruntime"]
     assert data["machine"]["isa"] == host_isa()
     assert {(r["engine"], r["batch"]) for r in data["results"]} == {
@@ -62,18 +64,23 @@ def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
 def test_bench_with_keras_baseline(fashion_export):
     result = run_benchmark(fashion_export, targets=[BUILTIN["cpu-1t"], BUILTIN["cpu"]], batches=[1, 2],
                            budget=TINY_BUDGET, other_engines=False, cold=False)
-    _check_rows(result["results"])
-    engines = {r["engine"] for r in result["results"]}
+    _check_rows(result.results)
+    engines = {r.engine for r in result.results}
     assert {"keras-eager", "keras-predict", "keras-predict_on_batch", "keras-tf.function"} <= engines
-    for r in result["results"]:
-        assert r["speedup_vs_keras"] > 0
-    fastest = result["keras_fastest"]["1"]
+    for r in result.results:
+        # the speed-up is the fastest Keras path's p50 at the same batch over this row's, and
+        # that path's own row is 1 exactly (a speed-up against another batch, or the slowest
+        # path, would differ)
+        keras = min(k.p50_ms for k in result.rows(batch=r.batch) if k.engine.startswith("keras-"))
+        assert r.speedup_vs_keras == pytest.approx(keras / r.p50_ms)
+    fastest = result.keras_fastest["1"]
     assert fastest.startswith("keras-")
+    assert result.rows(engine=fastest, batch=1)[0].speedup_vs_keras == pytest.approx(1.0)
     # ONNX against Keras at equal threads only (Keras runs on one thread count per process)
-    keras_threads = result["settings"]["keras"]["threads"]
-    compared = {c["check"].split("(")[1].split(")")[0] for c in result["checks"]
-                if c["check"].startswith("ONNX fp32 (")}
-    assert compared == {t["name"] for t in result["targets"] if t["threads"] == keras_threads}
+    keras_threads = result.settings.keras["threads"]
+    compared = {c.check.split("(")[1].split(")")[0] for c in result.checks
+                if c.check.startswith("ONNX fp32 (")}
+    assert compared == {t.name for t in result.targets if t.threads == keras_threads}
     assert compared  # the "cpu" target uses every core, as Keras does here
 
 
@@ -131,12 +138,12 @@ def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):
     result = run_benchmark(tiny_onnx, targets=[BUILTIN["cpu-1t"]], batches=[1, 4],
                            budget=TINY_BUDGET, keras_baseline=False, other_engines=False,
                            cold=False, profile=True)
-    profiles = result["profiles"]["cpu-1t"]["fp32"]
+    profiles = result.profiles["cpu-1t"]["fp32"]
     assert set(profiles) == {"1", "4"}
     for rows in profiles.values():
         # the optimised graph: MatMul + Add fused into one Gemm
         assert sorted(r["op"] for r in rows) == ["Gemm", "Reshape", "Softmax"]
         assert sum(r["share"] for r in rows) == pytest.approx(1.0)
         assert [r["us"] for r in rows] == sorted((r["us"] for r in rows), reverse=True)
-    assert {r["engine"] for r in result["results"]} == {"onnxruntime", "predictor"}
+    assert {r.engine for r in result.results} == {"onnxruntime", "predictor"}
     assert "Per-operator profiles" in markdown(result)

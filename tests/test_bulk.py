@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,12 +184,12 @@ def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_loca
         shutil.copytree(ROOT / "exported" / "shapes-toy", folder)
         reports[engine] = validate(folder, isa="x86-avx2", engine=engine, emulated_images=300)
     serial, parallel = reports["local"], reports["ray"]
-    assert serial["isa_rows"] == parallel["isa_rows"] and "x86-avx2" in serial["isa_rows"]
-    for a, b in zip(serial["variants"], parallel["variants"]):
-        assert a["file"] == b["file"]
+    assert serial.isa_rows == parallel.isa_rows and "x86-avx2" in serial.isa_rows
+    for a, b in zip(serial.variants, parallel.variants):
+        assert a.file == b.file
 
         def measured(cells):  # everything but when it was measured
-            return {row: {k: v for k, v in cell.items() if k != "measured_at"} for row, cell in cells.items()}
+            return {row: replace(cell, measured_at=None) for row, cell in cells.items()}
 
-        assert measured(a["by_isa"]) == measured(b["by_isa"])
-        assert a["by_isa"]["x86-avx2"]["emulated"] and a["by_isa"]["x86-avx2"]["images"] == 300
+        assert measured(a.by_isa) == measured(b.by_isa)
+        assert a.by_isa["x86-avx2"].emulated and a.by_isa["x86-avx2"].images == 300

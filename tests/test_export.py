@@ -54,9 +54,9 @@ def test_zoo_model_exports_and_passes_parity(name, tmp_path, fashion_small):
     info = read_metadata(result.onnx_path)
     assert info.name == name and info.keras_sha256 and info.variant == "fp32"
     report = validate(tmp_path, dataset=None if data is None else "fashion_mnist", limit=500)
-    fp32 = report["variants"][0]
-    assert report["passed"], fp32
-    assert fp32["agreement"] >= 0.999 and fp32["max_abs_diff"] <= 1e-4
+    fp32 = report.variants[0]
+    assert report.passed, fp32
+    assert fp32.agreement >= 0.999 and fp32.max_abs_diff <= 1e-4
 
 
 def test_augmented_model_exports_without_random_ops(tmp_path, catsdogs_folder):
@@ -66,8 +66,8 @@ def test_augmented_model_exports_without_random_ops(tmp_path, catsdogs_folder):
     ops = _check_graph(result.onnx_path)
     assert ops["Conv"] == 5
     report = validate(tmp_path, dataset=str(catsdogs_folder))
-    assert report["passed"], report["variants"][0]
-    assert report["variants"][0]["max_abs_diff"] <= 1e-4
+    assert report.passed, report.variants[0]
+    assert report.variants[0].max_abs_diff <= 1e-4
 
 
 def test_reexport_is_idempotent_and_never_silently_replaces(fashion_export, tmp_path):

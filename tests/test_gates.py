@@ -8,6 +8,8 @@ import pytest
 from edgecnn.errors import EdgeCNNError
 from edgecnn.gates import Gates
 from edgecnn.metrics import agreement_metrics
+from edgecnn.results.report import Report
+from edgecnn.results.schema import from_json
 from edgecnn.verdict import check_required, verdict
 
 NAMES = tuple("abcd")
@@ -115,15 +117,21 @@ def test_a_gate_that_is_not_a_finite_number_is_refused(field, value):
         Gates(**{field: value})
 
 
-def _report(cells: dict[str, dict[str, bool]], required=("fp32", "int8"), stale=()) -> dict:
+def _report(cells: dict[str, dict[str, bool]], required=("fp32", "int8"), stale=()) -> Report:
+    """A report whose variant x class cells pass or fail as ``cells`` says, nothing else measured."""
     rows = list(next(iter(cells.values())))
-    return {
-        "isa_rows": rows, "required": list(required),
-        "variants": [{"variant": v, "file": f"model.{v}.onnx", "gate": "rule", "stale": v in stale,
-                      "failed_on": [r for r, ok in by.items() if not ok],
-                      "by_isa": {r: {"passed": ok} for r, ok in by.items()}}
-                     for v, by in cells.items()],
-    }
+    cell = {"accuracy": 0.9, "accuracy_delta": 0.0, "agreement": 1.0, "max_abs_diff": 0.0,
+            "images": 100, "emulated": False}
+    variants = [{"variant": v, "file": f"model.{v}.onnx", "gate": "rule", "stale": v in stale,
+                 "size_bytes": 1, "compression": 1.0, "passed": all(by.values()), **cell,
+                 "mean_abs_diff": 0.0, "per_class_accuracy": {}, "per_class_delta": {},
+                 "classes_called_out": [], "failed_on": [r for r, ok in by.items() if not ok],
+                 "by_isa": {r: {**cell, "passed": ok} for r, ok in by.items()}}
+                for v, by in cells.items()]
+    return from_json(Report, {
+        "model": "m", "dataset": "d", "test_images": 100, "keras_file": "model.keras",
+        "keras_accuracy": 0.9, "gates": {}, "passed": True, "isa_rows": rows, "required": list(required),
+        "machine": {"host_isa": rows[0], "onnxruntime": "1", "native_row": rows[0]}, "variants": variants})
 
 
 def test_a_failed_cell_of_an_optional_variant_marks_it_not_for_that_class():

@@ -94,10 +94,10 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
 
     quantize(folder / "model.onnx", modes=["static"], isa="host", schemes=["u8s8"], force=True)
     report = validate(folder, isa=["x86-avx2"])
-    int8 = next(v for v in report["variants"] if v["variant"] == "int8")
-    assert not int8["passed"] and not int8["by_isa"]["x86-avx2"]["passed"]
-    assert int8["by_isa"]["x86-avx2"]["emulated"]
-    assert "broken on x86-avx2" in int8["gate"]
+    int8 = report.variant("int8")
+    assert not int8.passed and not int8.by_isa["x86-avx2"].passed
+    assert int8.by_isa["x86-avx2"].emulated
+    assert "broken on x86-avx2" in int8.gate
     assert "x86-avx2 (emulated)" in (folder / "report.md").read_text()
 
 

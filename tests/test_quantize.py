@@ -207,14 +207,14 @@ def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
     strict = Gates(int8_max_accuracy_drop=-1.0)  # impossible: int8 must gain 100 pp
     folder = shutil.copytree(quantized, tmp_path / "copy")
     report = validate(folder, limit=300, gates=strict)
-    int8 = next(v for v in report["variants"] if v["variant"] == "int8")
-    assert not int8["passed"] and not report["passed"]
-    drift = int8["layer_drift"]
-    assert drift and all(np.isfinite(d["sqnr_db"]) for d in drift)
-    assert [d["sqnr_db"] for d in drift] == sorted(d["sqnr_db"] for d in drift)
+    int8 = report.variant("int8")
+    assert not int8.passed and not report.passed
+    drift = int8.layer_drift
+    assert drift and all(np.isfinite(d.sqnr_db) for d in drift)
+    assert [d.sqnr_db for d in drift] == sorted(d.sqnr_db for d in drift)
     assert "drift most from fp32" in (folder / "report.md").read_text()
     # the other variants were still validated and reported
-    assert {v["variant"] for v in report["variants"]} == {"fp32", "int8", "dynint8", "fp16"}
+    assert {v.variant for v in report.variants} == {"fp32", "int8", "dynint8", "fp16"}
 
 
 def test_variant_from_another_keras_model_is_reported_stale(quantized, tmp_path):
@@ -229,8 +229,8 @@ def test_variant_from_another_keras_model_is_reported_stale(quantized, tmp_path)
     set_metadata(proto, read_metadata(folder / "model.fp16.onnx").replace(keras_sha256="0" * 64))
     onnx.save(proto, str(folder / "model.fp16.onnx"))
     report = validate(folder, limit=200)
-    fp16 = next(v for v in report["variants"] if v["variant"] == "fp16")
-    assert not fp16["passed"] and fp16["gate"].startswith("stale")
+    fp16 = report.variant("fp16")
+    assert not fp16.passed and fp16.gate.startswith("stale")
 
 
 def test_quantization_never_changes_the_working_folder(quantized, tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""The report page, rendered in a real browser (headless Chromium): it loads without console
-errors and the numbers a person reads equal the JSON they come from."""
+"""The report page, rendered in a real browser (headless Chromium): the numbers a person reads
+equal the JSON they come from, it fetches nothing, and nothing from a file becomes markup."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.report_page import render
+from edgecnn.results.bench import read_bench
+from edgecnn.results.page import render
+from edgecnn.results.report import Report, read_report
+from edgecnn.results.schema import from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT / "exported" / "fashion-cnn"
@@ -35,27 +38,36 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
+    path = tmp_path_factory.mktemp("page") / "report.html"
+    path.write_text(render(read_report(FASHION), read_bench(ROOT / "bench" / "results" / "fashion-cnn.json")))
+    # the expected values come from the JSON files as parsed here, not through the records
     report = json.loads((FASHION / "report.json").read_text())
     bench = json.loads((ROOT / "bench" / "results" / "fashion-cnn.json").read_text())
-    path = tmp_path_factory.mktemp("page") / "report.html"
-    path.write_text(render(report, bench))
     return path, report, bench
 
 
-def test_page_renders_without_console_errors_and_shows_the_json_numbers(page):
+def test_the_page_is_self_contained():
+    """No script and nothing fetched: it opens anywhere, from a file, offline."""
+    page = render(read_report(FASHION), read_bench(ROOT / "bench" / "results" / "fashion-cnn.json"))
+    assert not re.search(r"<script|<link|<iframe|<img|@import|url\(", page, re.I)
+    assert not re.search(r"\b(src|href)\s*=", page, re.I)
+
+
+def test_page_shows_the_json_numbers_in_a_real_browser(page):
     path, report, bench = page
     out = _chromium("--dump-dom", path.as_uri())
     assert out.returncode == 0, out.stderr[-2000:]
-    console = [line for line in out.stderr.splitlines()
-               if "CONSOLE" in line or "Uncaught" in line or "Failed to load" in line]
-    assert console == []
     dom = out.stdout
-    assert re.search(r'id="?keras-accuracy"?>([0-9.]+)<', dom).group(1) == f"{report['keras_accuracy']:.4f}"
-    cells = {(m[0], m[1]): m[2] for m in re.findall(
-        r'data-variant="?([\w]+)"? data-isa="?([\w-]+)"? data-accuracy="?([0-9.]+)"?', dom)}
-    expected = {(v["variant"], isa): f"{row['accuracy']:.4f}"
+    shown = float(re.search(r'id="?keras-accuracy"?>([^<]+)<', dom).group(1))
+    assert abs(shown - report["keras_accuracy"]) <= 5e-5  # 4 decimals, however they are formatted
+    cells = {}
+    for variant, isa, exact, text in re.findall(
+            r'data-variant="([^"]+)" data-isa="([^"]+)" data-accuracy="([^"]+)">([^<]+)<', dom):
+        cells[(variant, isa)] = float(exact)
+        assert abs(float(text) - float(exact)) <= 5e-5, (variant, isa, text)
+    expected = {(v["variant"], isa): row["accuracy"]
                 for v in report["variants"] for isa, row in v["by_isa"].items()}
-    assert cells == expected  # every cell of the variant x class matrix, and nothing else
+    assert cells == expected  # every cell of the variant x class matrix, exactly, and nothing else
     for isa in report["isa_rows"]:  # a person can answer "which file for this CPU" from the page
         recommendation = re.search(rf'id="?rec-{isa}"?.*?<code class="?file"?>([\w.]+)</code>', dom, re.S)
         assert recommendation, isa
@@ -63,7 +75,21 @@ def test_page_renders_without_console_errors_and_shows_the_json_numbers(page):
         assert chosen["by_isa"][isa]["passed"]
     host_int8 = next(r for r in bench["results"] if (r["engine"], r["variant"], r["target"], r["batch"])
                      == ("onnxruntime", "int8", "cpu-1t", 1))
-    assert f"int8 {host_int8['p50_ms']:.3f} ms" in dom  # the latency chart's point for int8
+    point = re.search(r"int8 ([0-9.]+) ms</text>", dom)  # the latency chart's point for int8
+    assert point and abs(float(point.group(1)) - host_int8["p50_ms"]) <= 5e-4
+
+
+def test_the_host_recommendation_is_the_fastest_passing_file(page):
+    """On the host, the page names the passing variant with the lowest batch-1 p50 of the
+    one-thread target: computed here from the two JSON files."""
+    path, report, bench = page
+    host = report["machine"]["native_row"]
+    p50 = {r["variant"]: r["p50_ms"] for r in bench["results"]
+           if (r["engine"], r["target"], r["batch"]) == ("onnxruntime", "cpu-1t", 1)}
+    passing = [v for v in report["variants"] if v["by_isa"][host]["passed"] and v["variant"] in p50]
+    fastest = min(passing, key=lambda v: p50[v["variant"]])
+    shown = re.search(rf'id="rec-{host}".*?<code class="file">([^<]+)</code>', path.read_text(), re.S)
+    assert shown.group(1) == fastest["file"]
 
 
 def test_screenshot_of_the_page(page, tmp_path):
@@ -76,7 +102,7 @@ def test_screenshot_of_the_page(page, tmp_path):
 
 def test_page_refuses_a_benchmark_of_other_files(tmp_path):
     """Another export of the same zoo model is another model: its latency is not shown."""
-    from edgecnn.report_page import write_report_page
+    from edgecnn.results.page import write_report_page
 
     folder = tmp_path / "fashion-cnn"
     folder.mkdir()
@@ -84,6 +110,23 @@ def test_page_refuses_a_benchmark_of_other_files(tmp_path):
     page = write_report_page(folder, ROOT / "bench" / "results" / "fashion-cnn.json")
     text = page.read_text()
     assert "Accuracy against latency" not in text and "no benchmark of this model" in text
+
+
+def test_the_page_finds_its_latency_from_its_folder_wherever_the_command_runs(tmp_path, monkeypatch):
+    """The latency comes from the export's own bench.json, matched to its files by sha256."""
+    from edgecnn.files import sha256_file
+    from edgecnn.results.page import write_report_page
+
+    folder = shutil.copytree(FASHION, tmp_path / "elsewhere" / "fashion-cnn")
+    bench = json.loads((FASHION / "bench.json").read_text())
+    bench["files"] = [str(folder / Path(f).name) for f in bench["files"]]
+    bench["file_sha256"] = [sha256_file(f) for f in bench["files"]]
+    (folder / "bench.json").write_text(json.dumps(bench))
+    monkeypatch.chdir(tmp_path)  # no bench/results here
+    assert "Accuracy against latency" in write_report_page(folder).read_text()
+    bench["file_sha256"][1] = "0" * 64  # the int8 file timed was another one
+    (folder / "bench.json").write_text(json.dumps(bench))
+    assert "Accuracy against latency" not in write_report_page(folder).read_text()
 
 
 @pytest.mark.parametrize("hostile", [
@@ -100,7 +143,7 @@ def test_values_from_the_report_file_cannot_inject_markup(hostile):
         v["by_isa"][hostile] = v["by_isa"].pop(row)
     report["variants"][1]["variant"] = hostile
     report["variants"][1]["file"] = hostile
-    page = render(report, None)
+    page = render(from_json(Report, report), None)
     assert "<script" not in page and "<img" not in page
     for tag in re.findall(r"<[a-z]+\s[^>]*>", page):  # no event-handler attribute got in
         outside_quotes = re.sub(r'"[^"]*"' + r"|'[^']*'", '""', tag)

@@ -34,11 +34,15 @@ from edgecnn.bench.targets import Target
 from edgecnn.bench.timing import Budget, measure, measure_interleaved, pool
 from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError, one_line
+from edgecnn.files import sha256_file
+from edgecnn.locations import export_folder
+from edgecnn.results.bench import (
+    BenchMachine, BenchResult, BenchRow, BenchSettings, BenchTarget, Check,
+)
 from edgecnn.runtime import Predictor
 from edgecnn.runtime import providers as _providers
 from edgecnn.variants import variant_files
 
-SCHEMA = "edgecnn.bench/1"
 # Distinct batches each configuration cycles through.
 INPUT_BATCHES = 8
 
@@ -48,9 +52,7 @@ def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
 
     ``model`` is a zoo name (``exported/NAME``), a folder or one ``.onnx`` file.
     """
-    path = Path(model)
-    if not path.exists() and (Path("exported") / str(model)).is_dir():
-        path = Path("exported") / str(model)
+    path = Path(model) if Path(model).exists() else export_folder(model)
     if path.is_file() and path.suffix == ".onnx":
         files = [path]
     elif path.is_dir():
@@ -93,8 +95,8 @@ def run_benchmark(
     profile: bool = False,
     seed: int = 0,
     on_step: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
-    """Benchmark the variants of ``model``; returns the result document (schema ``SCHEMA``).
+) -> BenchResult:
+    """Benchmark the variants of ``model``; returns the result (:class:`BenchResult`).
 
     Args:
         model: zoo name, export folder or ``.onnx`` file.
@@ -154,37 +156,31 @@ def run_benchmark(
             jobs += keras_jobs
         rows = _run_rounds(jobs, batches, pixels, floats, budget, on_step)
 
-    result = {
-        "schema": SCHEMA,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": info.name,
-        "files": [str(p) for p in files],
-        "machine": machine_info(),
-        "settings": {"batches": list(batches), "warmup": budget.warmup, "runs": budget.runs,
-                     "duration_s": budget.duration, "min_runs": budget.min_runs,
-                     "rounds": budget.rounds,
-                     "inputs": f"{INPUT_BATCHES} distinct batches of real test images of "
-                               f"{dataset or info.dataset}, cycled",
-                     "keras": keras_info},
-        "targets": [t.to_dict() | {"threads": t.threads} for t in targets],
-        "results": rows,
-        "predictor_overhead": overhead,
-        "notes": notes,
-    }
+    result = BenchResult(
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        model=info.name, files=[str(p) for p in files], file_sha256=[sha256_file(p) for p in files],
+        machine=BenchMachine(**machine_info()),
+        settings=BenchSettings(
+            batches=list(batches), warmup=budget.warmup, runs=budget.runs,
+            duration_s=budget.duration, min_runs=budget.min_runs, rounds=budget.rounds,
+            inputs=f"{INPUT_BATCHES} distinct batches of real test images of "
+                   f"{dataset or info.dataset}, cycled", keras=keras_info),
+        targets=[BenchTarget(**(t.to_dict() | {"threads": t.threads})) for t in targets],
+        results=rows, predictor_overhead=overhead, notes=notes)
     if profile:
-        result["profiles"] = {}
+        result.profiles = {}
         for target in (t for t in targets if t.provider == "cpu"):
             for path in files:
                 on_step(f"profiling {variants[path].variant} on {target.name}")
-                result["profiles"].setdefault(target.name, {})[variants[path].variant] = {
+                result.profiles.setdefault(target.name, {})[variants[path].variant] = {
                     str(b): profile_ops(path, target, [floats[i * b:(i + 1) * b] for i in range(INPUT_BATCHES)])
                     for b in sorted({min(batches), max(batches)})
                 }
     if cold:
         on_step("cold start (fresh processes)")
-        result["cold_start"] = cold_start(files[0], tensorflow=_has("tensorflow"))
+        result.cold_start = cold_start(files[0], tensorflow=_has("tensorflow"))
     add_speedups(result)
-    result["checks"] = checks(result)
+    result.checks = checks(result)
     return result
 
 
@@ -214,7 +210,7 @@ def _predictor_overhead(path, target, preprocessing, pixels, floats, budget: Bud
             "ratio_strict": p50["predictor"] / p50["session_prepared"]}
 
 
-def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[dict[str, Any]]:
+def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[BenchRow]:
     """Every (engine, batch) configuration in ``budget.rounds`` round-robin rounds.
 
     A slow spell of a shared machine then lands in one round of many configurations instead of
@@ -243,12 +239,10 @@ def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[
     rows = []
     for k, (j, batch) in enumerate(keys):
         engine, target, size = jobs[j]
-        rows.append({
-            "engine": engine.engine, "variant": engine.variant, "target": target["name"],
-            "provider": target["provider"], "threads": target["threads"], "batch": batch,
-            "size_bytes": size, "copies_included": engine.copies_included,
-            **pool(samples[k], batch),
-        })
+        rows.append(BenchRow(
+            engine=engine.engine, variant=engine.variant, target=target["name"],
+            provider=target["provider"], threads=target["threads"], batch=batch,
+            size_bytes=size, copies_included=engine.copies_included, **pool(samples[k], batch)))
     return rows
 
 
@@ -279,34 +273,23 @@ def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: conte
     return {"file": str(keras_path), "threads": threads, "tensorflow": tf.__version__}, jobs
 
 
-def _select(rows, **match) -> list[dict[str, Any]]:
-    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
-
-
-def _p50(rows, **match) -> float | None:
-    found = [r["p50_ms"] for r in _select(rows, **match)]
-    return min(found) if found else None
-
-
-def add_speedups(result: dict[str, Any]) -> None:
+def add_speedups(result: BenchResult) -> None:
     """Each row's speed-up over Keras's fastest path at the same batch (p50 ratio)."""
-    rows = result["results"]
-    keras_best = {}
-    for r in rows:
-        if r["engine"].startswith("keras-"):
-            best = keras_best.get(r["batch"])
-            if best is None or r["p50_ms"] < best["p50_ms"]:
-                keras_best[r["batch"]] = r
-    for r in rows:
-        best = keras_best.get(r["batch"])
-        r["speedup_vs_keras"] = best["p50_ms"] / r["p50_ms"] if best else None
-    result["keras_fastest"] = {str(b): r["engine"] for b, r in keras_best.items()}
+    keras_best: dict[int, BenchRow] = {}
+    for r in result.results:
+        if r.engine.startswith("keras-"):
+            best = keras_best.get(r.batch)
+            if best is None or r.p50_ms < best.p50_ms:
+                keras_best[r.batch] = r
+    for r in result.results:
+        best = keras_best.get(r.batch)
+        r.speedup_vs_keras = best.p50_ms / r.p50_ms if best else None
+    result.keras_fastest = {str(b): r.engine for b, r in keras_best.items()}
 
 
 @dataclass(frozen=True)
 class Goals:
-    """What the benchmark holds edgecnn to (ratios measured in one run; seconds for cold start):
-    the goals of issue 9, "faster than LiteRT on one core"."""
+    """What the benchmark holds edgecnn to (ratios measured in one run; seconds for cold start)."""
 
     max_predictor_overhead: float = 1.10
     min_int8_throughput_gain: float = 2.0
@@ -314,74 +297,69 @@ class Goals:
     max_cold_start_s: float = 0.1
 
 
-def checks(result: dict[str, Any], goals: Goals = Goals()) -> list[dict[str, Any]]:
+def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
     """Each goal with the measured value and whether it holds."""
-    rows, out = result["results"], []
-
-    def add(name: str, value: float | None, goal: str, ok: bool | None, detail: str) -> None:
-        out.append({"check": name, "value": value, "goal": goal, "passed": ok, "detail": detail})
-
-    for target in result["targets"]:
-        t = target["name"]
-        pair = result.get("predictor_overhead", {}).get(t)
+    out: list[Check] = []
+    for target in result.targets:
+        t = target.name
+        pair = result.predictor_overhead.get(t)
         if pair:
-            add(f"predictor overhead ({t})", pair["ratio"],
-                f"<= {goals.max_predictor_overhead:.2f}x bare session, batch 1",
-                pair["ratio"] <= goals.max_predictor_overhead,
+            out.append(Check(
+                f"predictor overhead ({t})", f"<= {goals.max_predictor_overhead:.2f}x bare session, batch 1",
                 f"interleaved, {pair['runs']} runs each on uint8 frames: Predictor p50 "
                 f"{pair['p50_ms']['predictor']:.4f} ms vs numpy preprocessing + "
                 f"InferenceSession.run {pair['p50_ms']['session']:.4f} ms; vs run on floats "
                 f"prepared in advance {pair['p50_ms']['session_prepared']:.4f} ms "
-                f"({pair['ratio_strict']:.2f}x)")
-        largest = max(result["settings"]["batches"])
-        fp32 = _select(rows, engine="onnxruntime", variant="fp32", target=t, batch=largest)
-        int8 = _select(rows, engine="onnxruntime", variant="int8", target=t, batch=largest)
-        if fp32 and int8 and target["threads"] == 1:
-            ratio = int8[0]["throughput_ips"] / fp32[0]["throughput_ips"]
-            add(f"int8 throughput ({t}, batch {fp32[0]['batch']})", ratio,
-                f">= {goals.min_int8_throughput_gain:g}x fp32", ratio >= goals.min_int8_throughput_gain, f"{int8[0]['throughput_ips']:.0f} vs {fp32[0]['throughput_ips']:.0f} images/s")
-    keras = result["settings"].get("keras")
+                f"({pair['ratio_strict']:.2f}x)", pair["ratio"], pair["ratio"] <= goals.max_predictor_overhead))
+        largest = max(result.settings.batches)
+        fp32 = result.rows(engine="onnxruntime", variant="fp32", target=t, batch=largest)
+        int8 = result.rows(engine="onnxruntime", variant="int8", target=t, batch=largest)
+        if fp32 and int8 and target.threads == 1:
+            ratio = int8[0].throughput_ips / fp32[0].throughput_ips
+            out.append(Check(f"int8 throughput ({t}, batch {largest})", f">= {goals.min_int8_throughput_gain:g}x fp32",
+                             f"{int8[0].throughput_ips:.0f} vs {fp32[0].throughput_ips:.0f} images/s",
+                             ratio, ratio >= goals.min_int8_throughput_gain))
+    keras = result.settings.keras
     if keras:
-        k_best = _p50(rows, target=f"keras@{keras['threads']}t", batch=1)
+        k_best = result.p50(target=f"keras@{keras['threads']}t", batch=1)
         # At equal threads: Keras is timed once, on the most threads a CPU target uses
         # (TensorFlow's thread pools are fixed per process).
-        for target in (t for t in result["targets"] if t["threads"] == keras["threads"]):
-            onnx = _p50(rows, engine="onnxruntime", variant="fp32", target=target["name"], batch=1)
+        for target in (t for t in result.targets if t.threads == keras["threads"]):
+            onnx = result.p50(engine="onnxruntime", variant="fp32", target=target.name, batch=1)
             if k_best and onnx:
-                add(f"ONNX fp32 ({target['name']}) vs fastest Keras ({keras['threads']} threads), "
-                    "batch 1", k_best / onnx, f">= {goals.min_speedup_vs_keras:g}x",
-                    k_best / onnx >= goals.min_speedup_vs_keras,
-                    f"Keras {result['keras_fastest'].get('1')} {k_best:.3f} ms vs ONNX {onnx:.4f} ms")
-    runtime = (result.get("cold_start") or {}).get("runtime", {})
+                out.append(Check(
+                    f"ONNX fp32 ({target.name}) vs fastest Keras ({keras['threads']} threads), batch 1",
+                    f">= {goals.min_speedup_vs_keras:g}x",
+                    f"Keras {result.keras_fastest.get('1')} {k_best:.3f} ms vs ONNX {onnx:.4f} ms",
+                    k_best / onnx, k_best / onnx >= goals.min_speedup_vs_keras))
+    cold = result.cold_start or {}
+    runtime = cold.get("runtime", {})
     if "total_s" in runtime:
-        add("runtime cold start", runtime["total_s"], f"<= {goals.max_cold_start_s:g} s",
-            runtime["total_s"] <= goals.max_cold_start_s,
+        out.append(Check(
+            "runtime cold start", f"<= {goals.max_cold_start_s:g} s",
             f"import {runtime['import_s']:.3f} s + session {runtime['session_s']:.3f} s + first "
             f"result {runtime['first_result_s']:.3f} s; importing numpy + onnxruntime alone "
-            f"{result['cold_start'].get('libraries_import', {}).get('import_s', float('nan')):.3f} s; "
+            f"{cold.get('libraries_import', {}).get('import_s', float('nan')):.3f} s; "
             "TensorFlow import alone "
-            f"{result['cold_start'].get('tensorflow_import', {}).get('import_s', float('nan')):.2f} s")
-    out += litert_verdicts(result)
-    return out
+            f"{cold.get('tensorflow_import', {}).get('import_s', float('nan')):.2f} s",
+            runtime["total_s"], runtime["total_s"] <= goals.max_cold_start_s))
+    return out + litert_verdicts(result)
 
 
-def litert_verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
+def litert_verdicts(result: BenchResult) -> list[Check]:
     """Whether edgecnn's best onnxruntime variant beats LiteRT's best, per thread count and batch."""
-    rows, out = result["results"], []
-    for target in result["targets"]:
-        t = target["name"]
-        for batch in result["settings"]["batches"]:
-            ours = _select(rows, target=t, batch=batch, engine="onnxruntime")
-            theirs = _select(rows, target=t, batch=batch, engine="litert")
+    out = []
+    for target in result.targets:
+        for batch in result.settings.batches:
+            ours = result.rows(target=target.name, batch=batch, engine="onnxruntime")
+            theirs = result.rows(target=target.name, batch=batch, engine="litert")
             if not ours or not theirs:
                 continue
-            a = min(ours, key=lambda r: r["p50_ms"])
-            b = min(theirs, key=lambda r: r["p50_ms"])
-            out.append({
-                "check": f"edgecnn best vs LiteRT best ({t}, batch {batch})",
-                "value": b["p50_ms"] / a["p50_ms"], "goal": "> 1 means edgecnn is faster",
-                "passed": a["p50_ms"] < b["p50_ms"],
-                "detail": f"edgecnn {a['variant']} {a['p50_ms']:.4f} ms vs {b['variant']} "
-                          f"{b['p50_ms']:.4f} ms",
-            })
+            a = min(ours, key=lambda r: r.p50_ms)
+            b = min(theirs, key=lambda r: r.p50_ms)
+            out.append(Check(
+                f"edgecnn best vs LiteRT best ({target.name}, batch {batch})",
+                "> 1 means edgecnn is faster",
+                f"edgecnn {a.variant} {a.p50_ms:.4f} ms vs {b.variant} {b.p50_ms:.4f} ms",
+                b.p50_ms / a.p50_ms, a.p50_ms < b.p50_ms))
     return out

@@ -12,7 +12,10 @@ import numpy as np
 
 from edgecnn.bench.machine import machine_info
 from edgecnn.bench.timing import rss_mb
+from edgecnn.data import load_dataset
 from edgecnn.defaults import SOAK_CALLS, SOAK_THREADS
+from edgecnn.errors import EdgeCNNError
+from edgecnn.files import ensure_folder, write_json
 from edgecnn.runtime import Predictor
 
 
@@ -88,3 +91,17 @@ def soak(
         "rss_growth_second_half_mb": end - (rss_samples[len(rss_samples) // 2] if rss_samples else end),
         "rss_samples_mb": [round(x, 2) for x in rss_samples],
     }
+
+
+def soak_export(model_path: Path, out_dir: Path, *, calls: int = SOAK_CALLS,
+                threads: int = SOAK_THREADS) -> tuple[dict[str, Any], Path]:
+    """Soak ``model_path`` on 2,048 real test images of its own dataset; write the result as
+    ``out_dir/soak-MODEL-VARIANT.json``. Returns the result and the file written."""
+    ensure_folder(out_dir)
+    info = Predictor(model_path, providers="cpu").info
+    if not info.dataset:
+        raise EdgeCNNError(f"{model_path} does not name its dataset, so there are no images to soak it with.")
+    images = load_dataset(info.dataset).x_test[:2048]
+    result = soak(model_path, images, calls=calls, threads=threads)
+    stem = model_path.name.removesuffix(".onnx")
+    return result, write_json(out_dir / f"soak-{info.name}-{stem}.json", result)

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from edgecnn.cli.options import int_list, provider_name
 from edgecnn.defaults import SOAK_CALLS, SOAK_THREADS
-from edgecnn.errors import EdgeCNNError
 
 
 class Baseline(str, Enum):
@@ -84,14 +83,25 @@ def bench(
     from edgecnn.bench.report import save
 
     written = save(result, out, name, png=plot)
-    from edgecnn.bench.run import resolve_models
-    from edgecnn.report_page import write_report_page
-
-    folder = resolve_models(model)[0][0].parent
-    if (folder / "report.json").is_file():  # the export's page gains this latency
-        written.append(write_report_page(folder, written[0]))
+    written += _into_export(model, result)
     _print_result(result)
     typer.echo("Saved " + ", ".join(str(p) for p in written))
+
+
+def _into_export(model: str, result) -> list:
+    """An export's own copy of its latest result, and its page rebuilt with this latency."""
+    from edgecnn.bench.run import resolve_models
+    from edgecnn.files import folder_lock
+    from edgecnn.locations import bench_result_path
+    from edgecnn.results.bench import write_bench
+    from edgecnn.results.page import write_report_page
+    from edgecnn.results.report import REPORT_JSON
+
+    folder = resolve_models(model)[0][0].parent
+    if not (folder / REPORT_JSON).is_file():  # ONNX files, not an export: nothing to update
+        return []
+    with folder_lock(folder):
+        return [write_bench(bench_result_path(folder), result), write_report_page(folder)]
 
 
 def _console() -> Console:
@@ -100,25 +110,25 @@ def _console() -> Console:
     return probe if probe.is_terminal else Console(width=160)
 
 
-def _print_result(result: dict) -> None:
+def _print_result(result) -> None:
     console = _console()
-    table = Table(title=f"{result['model']} on {result['machine']['cpu']} "
-                  f"({result['machine']['cores']} cores)")
+    table = Table(title=escape(f"{result.model} on {result.machine.cpu} ({result.machine.cores} cores)"))
     for col in ("target", "engine", "variant", "batch", "p50 ms", "p99 ms", "images/s", "× Keras"):
         table.add_column(col, justify="right" if col not in ("target", "engine", "variant") else "left")
-    for r in result["results"]:
-        speed = r.get("speedup_vs_keras")
-        table.add_row(r["target"], r["engine"], r["variant"], str(r["batch"]), f"{r['p50_ms']:.4f}",
-                      f"{r['p99_ms']:.4f}", f"{r['throughput_ips']:.0f}",
-                      "—" if speed is None else f"{speed:.1f}")
+    for r in result.results:
+        table.add_row(escape(r.target), r.engine, escape(r.variant), str(r.batch), f"{r.p50_ms:.4f}",
+                      f"{r.p99_ms:.4f}", f"{r.throughput_ips:.0f}",
+                      "—" if r.speedup_vs_keras is None else f"{r.speedup_vs_keras:.1f}")
     console.print(table)
-    for c in result.get("checks", []):
-        mark = {True: "[green]yes[/]", False: "[red]no[/]", None: "—"}[c["passed"]]
-        console.print(f"{escape(c['check'])}: {c['value']:.3g} (goal {escape(c['goal'])}) {mark} — "
-                      f"{escape(c['detail'])}")
-    for note in result.get("notes", []):
+    if result.checks:
+        console.print("Goals (a goal not met is a finding, not a failed run; the exit code stays 0):")
+    for c in result.checks:
+        mark = {True: "[green]met[/]", False: "[yellow]not met[/]", None: "—"}[c.passed]
+        value = "—" if c.value is None else f"{c.value:.3g}"
+        console.print(f"  {escape(c.check)}: {value} (goal {escape(c.goal)}) {mark} — {escape(c.detail)}")
+    for note in result.notes:
         console.print(f"note: {escape(note)}")
-    for target, by_variant in (result.get("profiles") or {}).items():
+    for target, by_variant in (result.profiles or {}).items():
         for variant, by_batch in by_variant.items():
             for batch, rows in by_batch.items():
                 slowest = ", ".join(f"{r['op']} {r['share']:.0%}" for r in rows[:4])
@@ -131,13 +141,15 @@ def bench_compare(
 ) -> None:
     """Print the B/A latency and throughput ratios of two saved benchmark results."""
     from edgecnn.bench.diff import diff_results
+    from edgecnn.display import visible
 
-    table = Table(title=f"B = {second} vs A = {first}")
+    ratios = diff_results(first, second)
+    table = Table(title=escape(visible(f"B = {second} vs A = {first}")))
     for col in ("target", "engine", "variant", "batch", "A p50 ms", "B p50 ms", "B/A p50", "B/A images/s"):
         table.add_column(col)
-    for r in diff_results(first, second):
-        table.add_row(r["target"], r["engine"], r["variant"], str(r["batch"]), f"{r['a_p50_ms']:.4f}",
-                      f"{r['b_p50_ms']:.4f}", f"{r['p50_ratio']:.2f}", f"{r['throughput_ratio']:.2f}")
+    for r in ratios:
+        table.add_row(*(escape(visible(x)) for x in (r.target, r.engine, r.variant)), str(r.batch),
+                      f"{r.a_p50_ms:.4f}", f"{r.b_p50_ms:.4f}", f"{r.p50_ratio:.2f}", f"{r.throughput_ratio:.2f}")
     _console().print(table)
 
 
@@ -152,21 +164,11 @@ def soak(
     """Endurance: one Predictor shared by many threads; identical results, flat memory."""
     import json
 
-    from edgecnn.bench.soak import soak as run_soak
-    from edgecnn.data import load_dataset
-    from edgecnn.files import ensure_folder, write_json
-    from edgecnn.runtime import Predictor
+    from edgecnn.bench.soak import soak_export
 
-    ensure_folder(out)
-    info = Predictor(model, providers="cpu").info
-    if not info.dataset:
-        raise EdgeCNNError(f"{model} does not name its dataset, so there are no images to soak it with.")
-    images = load_dataset(info.dataset).x_test[:2048]
-    result = run_soak(model, images, calls=calls, threads=threads)
-    path = write_json(out / f"soak-{info.name}-{model.name.replace('.onnx', '')}.json", result)
+    result, path = soak_export(model, out, calls=calls, threads=threads)
     summary = {k: result[k] for k in ("threads", "calls", "mismatches", "seconds", "calls_per_s",
                                       "rss_baseline_mb", "rss_growth_mb", "rss_max_growth_mb",
                                       "rss_growth_second_half_mb")}
     typer.echo(json.dumps(summary, indent=2))
     typer.echo(f"Saved {path}")
-

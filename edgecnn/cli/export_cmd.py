@@ -62,7 +62,8 @@ def export(
     With no arguments: fashion-cnn on the offline Fashion-MNIST, written to exported/fashion-cnn/.
     The int8 scheme is chosen to hold on every --isa class, and validation reports each of them.
     """
-    from edgecnn.cli.report_view import print_quantized, print_report, raise_if_failed
+    from edgecnn.cli.report_view import print_quantized, raise_if_failed
+    from edgecnn.results.terminal import print_report
     from edgecnn.pipeline import run_pipeline
 
     result = run_pipeline(

@@ -15,10 +15,11 @@ def report(
         help="Zoo name (exported/NAME) or export folder.")] = DEFAULT_MODEL,
     bench_json: Annotated[Optional[Path], typer.Option(
         "--bench", exists=True, dir_okay=False,
-        help="Benchmark result to show (default bench/results/NAME.json when it exists).")] = None,
+        help="Benchmark result to show (default: the export's bench.json, which edgecnn bench writes).")] = None,
 ) -> None:
     """Rebuild an export's report.html: which file for which CPU, accuracy x latency."""
-    from edgecnn.report_page import write_report_page
+    from edgecnn.locations import export_folder
+    from edgecnn.results.page import write_report_page
 
-    folder = Path(model) if Path(model).is_dir() else Path("exported") / model
+    folder = export_folder(model)
     typer.echo(f"Wrote {write_report_page(folder, bench_json)}")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import Engine, IsaList, Provider, Require
-from edgecnn.cli.report_view import print_report, raise_if_failed
+from edgecnn.cli.report_view import raise_if_failed
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.gates import Gates
 
@@ -56,9 +56,10 @@ def validate(
     """
     import json
 
-    from edgecnn.validate import validate as run_validate
-
     from edgecnn.errors import EdgeCNNError
+    from edgecnn.results.schema import to_json
+    from edgecnn.results.terminal import print_report
+    from edgecnn.validate import validate as run_validate
 
     try:
         gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100,
@@ -70,7 +71,7 @@ def validate(
                           emulated_images=emulated_images,
                           engine=engine.value if engine else None, require=require)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(to_json(report), indent=2))
     else:
         print_report(report)
     raise_if_failed(report)

@@ -20,7 +20,7 @@ def zoo(
     from edgecnn.zoo import get_spec, list_models
 
     specs = [get_spec(name) for name in list_models(pattern)]
-    measured = {s.name: _measured(exported / s.name / "report.json") for s in specs}
+    measured = {s.name: _measured(exported / s.name) for s in specs}
     if as_json:
         rows = [
             {"name": s.name, "dataset": s.dataset, "params": s.params,
@@ -34,7 +34,7 @@ def zoo(
                   "exported: Keras / int8 accuracy (dataset, test images)", "architecture")
     for s in specs:
         m = measured[s.name]
-        export = "—" if m is None else (
+        export = "—" if m is None else "unreadable report" if m.get("unreadable") else (
             f"stale report: {', '.join(m['stale'])} changed since validation" if m.get("stale") else
             f"{m['keras_accuracy']:.4f} / {m['int8_accuracy']:.4f} ({m['dataset']}, {m['test_images']:,})"
             if m.get("int8_accuracy") is not None else
@@ -44,19 +44,23 @@ def zoo(
     Console(width=200).print(table)
 
 
-def _measured(report_path: Path) -> dict | None:
-    """The headline numbers of an export's report, or None when there is no readable one
-    (``stale`` instead of numbers when its files changed since it was written)."""
+def _measured(folder: Path) -> dict | None:
+    """The headline numbers of an export's report, None when there is none, ``stale`` instead
+    of numbers when its files changed since it was written, ``unreadable`` with the reason."""
+    from edgecnn.errors import EdgeCNNError
     from edgecnn.evidence import changed_files
+    from edgecnn.results.report import REPORT_JSON, read_report
 
-    try:
-        report = json.loads(report_path.read_text())
-        int8 = next((v for v in report["variants"] if v["variant"] == "int8"), None)
-        stale = changed_files(report_path.parent, report)
-        if stale:  # it describes other files: no numbers rather than wrong ones
-            return {"folder": str(report_path.parent), "stale": stale}
-        return {"folder": str(report_path.parent), "dataset": report["dataset"],
-                "test_images": report["test_images"], "keras_accuracy": report["keras_accuracy"],
-                "int8_accuracy": int8["accuracy"] if int8 else None, "passed": report["passed"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    if not (folder / REPORT_JSON).is_file():
         return None
+    try:
+        report = read_report(folder)
+    except EdgeCNNError as exc:  # say so, rather than show it as never exported
+        return {"folder": str(folder), "unreadable": str(exc)}
+    stale = changed_files(folder, report)
+    if stale:  # it describes other files: no numbers rather than wrong ones
+        return {"folder": str(folder), "stale": stale}
+    int8 = report.variant("int8")
+    return {"folder": str(folder), "dataset": report.dataset, "test_images": report.test_images,
+            "keras_accuracy": report.keras_accuracy,
+            "int8_accuracy": int8.accuracy if int8 else None, "passed": report.passed}

@@ -12,12 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import EdgeCNNError
-from edgecnn.evidence import check_current, counts
+from edgecnn.evidence import check_current
 from edgecnn.files import write_text, writes_into
+from edgecnn.locations import bench_result_path
+from edgecnn.results.bench import BenchResult, read_bench
+from edgecnn.results.matrix import columns, entries, recommendation
+from edgecnn.results.report import REPORT_HTML, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
 
-REPORT_HTML = "report.html"
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -30,37 +32,28 @@ th:first-child,td:first-child{text-align:left}.pass{background:#e6f4e6}.fail{bac
 
 @writes_into(lambda model_dir: model_dir)
 def write_report_page(model_dir: str | Path, bench_json: str | Path | None = None) -> Path:
-    """Write ``model_dir/report.html`` from its ``report.json`` and a bench result, if any
-    (default: ``bench/results/<model>.json``)."""
+    """Write ``model_dir/report.html`` from its report and a bench result of these files, if any
+    (default: the export's own ``bench.json``, which ``edgecnn bench`` writes)."""
     model_dir = Path(model_dir)
-    try:
-        report = json.loads((model_dir / "report.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise EdgeCNNError(f"No readable validation report in {model_dir} ({exc}); run edgecnn validate.") from exc
+    report = read_report(model_dir)
     check_current(model_dir, report)  # never a page of old numbers for new files
-    bench_path = Path(bench_json) if bench_json else Path("bench/results") / f"{report['model']}.json"
-    bench = None
-    if bench_path.is_file():
-        try:
-            bench = json.loads(bench_path.read_text())
-        except ValueError:
-            bench = None
-    # Only a benchmark of these very files: another export of the same zoo model is another model.
-    if bench is not None and not any(Path(f).resolve().parent == model_dir.resolve()
-                                     for f in bench.get("files", [])):
+    bench_path = Path(bench_json) if bench_json else bench_result_path(model_dir)
+    bench = read_bench(bench_path) if bench_path.is_file() else None
+    # Only a benchmark of these very files: another export of the same model is another model.
+    if bench is not None and not bench.measured(model_dir):
         bench = None
     return write_text(model_dir / REPORT_HTML, render(report, bench))
 
 
-def render(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
+def render(report: Report, bench: BenchResult | None) -> str:
     """The page as a string."""
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
-             f"<title>{_esc(report['model'])}: which file for which CPU</title><style>{_CSS}</style></head><body>",
-             f"<h1>{_esc(report['model'])}: which file for which CPU</h1>",
-             f"<p>Keras accuracy <b id=keras-accuracy>{report['keras_accuracy']:.4f}</b> on "
-             f"{report['test_images']:,} test images of <code>{_esc(report['dataset'])}</code>."]
-    parts += [f"<p class=fail>Warning: {_esc(w)}</p>" for w in report.get("warnings", [])]
-    parts += [f"<p class=fail>Validation failed: {_esc(f)}</p>" for f in report.get("failures", [])]
+             f"<title>{_esc(report.model)}: which file for which CPU</title><style>{_CSS}</style></head><body>",
+             f"<h1>{_esc(report.model)}: which file for which CPU</h1>",
+             f'<p>Keras accuracy <b id="keras-accuracy">{report.keras_accuracy:.4f}</b> on '
+             f"{report.test_images:,} test images of <code>{_esc(report.dataset)}</code>."]
+    parts += [f"<p class=fail>Warning: {_esc(w)}</p>" for w in report.warnings]
+    parts += [f"<p class=fail>Validation failed: {_esc(f)}</p>" for f in report.failures]
     parts += _recommendations(report, bench)
     parts += _matrix(report)
     parts += _class_bars(report)
@@ -76,90 +69,82 @@ def _esc(text: Any) -> str:
     return html.escape(str(text))
 
 
-def _rows(report: dict[str, Any]) -> list[str]:
-    return [r for r in ISA_CLASSES if r in report.get("isa_rows", [])] + [
-        r for r in report.get("isa_rows", []) if r not in ISA_CLASSES]
+def _batch1_target(bench: BenchResult | None) -> str | None:
+    """The one-thread CPU target of ``bench``: what an edge device runs."""
+    return next((t.name for t in (bench.targets if bench else []) if t.provider == "cpu" and t.threads == 1),
+                None)
 
 
-def _p50(bench: dict[str, Any] | None, variant: str, target: str, batch: int = 1) -> float | None:
-    for r in (bench or {}).get("results", []):
-        if (r["engine"], r["variant"], r["target"], r["batch"]) == ("onnxruntime", variant, target, batch):
-            return r["p50_ms"]
-    return None
-
-
-def _recommendations(report: dict[str, Any], bench: dict[str, Any] | None) -> list[str]:
+def _recommendations(report: Report, bench: BenchResult | None) -> list[str]:
     """Per class: the fastest variant that passes every gate there, and why."""
-    host = report["machine"]["native_row"]
-    target = next((t["name"] for t in (bench or {}).get("targets", []) if t["provider"] == "cpu"
-                   and t.get("threads") == 1), None)
+    host, target = report.machine.native_row, _batch1_target(bench)
     out = ["<h2>Which file to ship</h2>"]
-    for row in _rows(report):
-        passing = [v for v in report["variants"]
-                   if counts(cell := v["by_isa"].get(row)) and cell["passed"]]
-        if not passing:
+    for col in columns(report):
+        row = col.isa
+        p50 = None
+        if bench is not None and target and row == host:
+            p50 = {v.variant: ms for v in report.variants
+                   if (ms := bench.p50(engine="onnxruntime", variant=v.variant, target=target, batch=1))}
+        best, ms = recommendation(report, row, p50)
+        if best is None:
             out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b>: no variant passes '
                        "every gate here; ship none of these files to such a CPU.</div>")
             continue
-        timed = [(v, _p50(bench, v["variant"], target)) for v in passing] if row == host and target else []
-        timed = [(v, t) for v, t in timed if t is not None]
-        if timed:
-            best, ms = min(timed, key=lambda vt: vt[1])
+        if ms is not None:
             why = (f"fastest that passes every gate on this CPU: {ms:.3f} ms per image at batch 1 on "
-                   f"one thread ({target}), {best['size_bytes'] / 1024:.0f} KiB")
-        else:
-            best = next((v for v in passing if v["variant"] == "int8"), passing[0])
-            why = (f"passes every gate here ({best['by_isa'][row]['accuracy_delta'] * 100:+.2f} pp vs "
-                   f"Keras); smallest int8 file ({best['size_bytes'] / 1024:.0f} KiB). Its speed on "
+                   f"one thread ({target}), {best.size_bytes / 1024:.0f} KiB")
+        elif best.variant == "int8":
+            why = (f"passes every gate here ({best.by_isa[row].accuracy_delta * 100:+.2f} pp vs "
+                   f"Keras); smallest int8 file ({best.size_bytes / 1024:.0f} KiB). Its speed on "
                    "this class was not measured (accuracy was measured under emulation, which gives "
-                   "no latency)" if best["variant"] == "int8" else "passes every gate here")
+                   "no latency)")
+        else:
+            why = "passes every gate here"
         description = ISA_CLASSES.get(row, row)
         out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b> <span class=note>'
-                   f"({_esc(description)})</span>: <code class=file>{_esc(best['file'])}</code> — {_esc(why)}.</div>")
+                   f'({_esc(description)})</span>: <code class="file">{_esc(best.file)}</code> — {_esc(why)}.</div>')
     return out
 
 
-def _matrix(report: dict[str, Any]) -> list[str]:
-    rows = _rows(report)
-    host = report["machine"]["native_row"]
+def _matrix(report: Report) -> list[str]:
+    cols = columns(report)
     out = ["<h2>Accuracy per variant and CPU class</h2>",
            "<p class=note>Δ against Keras on the same images; green passes every gate of its kind, "
            "red breaks one. <span class=emu>emulated</span> columns ran under qemu-user.</p>",
            "<table id=matrix><tr><th>variant</th><th>file</th><th>size</th>"
-           + "".join(f"<th>{_esc(r)}{'' if r == host else ' <span class=emu>emulated</span>'}</th>"
-                     for r in rows) + "</tr>"]
-    for v in report["variants"]:
+           + "".join(f"<th>{_esc(c.isa)}{'' if c.how == 'native' else ' <span class=emu>emulated</span>'}</th>"
+                     for c in cols) + "</tr>"]
+    for v, row in entries(report):
         cells = []
-        for r in rows:
-            m = v["by_isa"].get(r)
+        for c, entry in zip(cols, row):
+            m = entry.cell
             if m is None:
                 cells.append("<td>—</td>")
                 continue
-            state = ("pass" if m["passed"] else "fail") if counts(m) else "outdated"
-            when = (f"<br><span class=note>{_esc(str(m.get('measured_at'))[:10])}"
-                    f"{'' if counts(m) else ', other files'}</span>" if m.get("carried") else "")
-            cells.append(f'<td class="{state}" data-variant="{_esc(v["variant"])}" data-isa="{_esc(r)}" '
-                         f'data-accuracy="{m["accuracy"]:.4f}">'
-                         f"{m['accuracy']:.4f}<br><span class=note>{m['accuracy_delta'] * 100:+.2f} pp"
+            when = (f"<br><span class=note>{_esc(str(m.measured_at)[:10])}"
+                    f"{'' if m.counts else ', other files'}</span>" if m.carried else "")
+            cells.append(f'<td class="{entry.state}" data-variant="{_esc(v.variant)}" data-isa="{_esc(c.isa)}" '
+                         f'data-accuracy="{m.accuracy!r}">'
+                         f"{m.accuracy:.4f}<br><span class=note>{m.accuracy_delta * 100:+.2f} pp"
                          f"</span>{when}</td>")
-        out.append(f"<tr><td>{_esc(v['variant'])}</td><td><code>{_esc(v['file'])}</code></td>"
-                   f"<td>{v['size_bytes'] / 1024:.0f} KiB</td>{''.join(cells)}</tr>")
+        out.append(f"<tr><td>{_esc(v.variant)}</td><td><code>{_esc(v.file)}</code></td>"
+                   f"<td>{v.size_bytes / 1024:.0f} KiB</td>{''.join(cells)}</tr>")
     out.append("</table>")
-    for name, reason in report.get("isa_not_measured", {}).items():
+    for name, reason in report.isa_not_measured.items():
         out.append(f"<p class=note>{_esc(name)}: not measured ({_esc(reason)}).</p>")
-    for variant, rows in report.get("not_for", {}).items():
+    for variant, rows in report.not_for.items():
         out.append(f"<p class=note><b>{_esc(variant)}</b> is not for {_esc(', '.join(rows))}: it "
                    "breaks a gate there, so no recommendation names it for those classes.</p>")
     return out
 
 
-def _class_bars(report: dict[str, Any]) -> list[str]:
+def _class_bars(report: Report) -> list[str]:
     """Per-class accuracy change of each quantized variant against Keras, as horizontal bars."""
     out = ["<h2>Per-class accuracy change vs Keras (native row)</h2>"]
-    for v in report["variants"]:
-        if v["variant"] == "fp32":
+    for v in report.variants:
+        if v.variant == "fp32":
             continue
-        deltas = [(c, d) for c, d in v["per_class_delta"].items() if d is not None]
+        deltas = [(c, d) for c, d in v.per_class_delta.items() if d is not None]
         scale = max([0.01, *(abs(d) for _, d in deltas)])
         height = 18 * len(deltas) + 10
         bars = []
@@ -170,18 +155,18 @@ def _class_bars(report: dict[str, Any]) -> list[str]:
             bars.append(f"<text x=0 y={18 * i + 14}>{_esc(name)}</text>"
                         f"<rect x={x:.1f} y={18 * i + 4} width={max(width, 0.5):.1f} height=12 fill='{colour}'/>"
                         f"<text x=460 y={18 * i + 14}>{d * 100:+.1f} pp</text>")
-        out.append(f"<p><b>{_esc(v['variant'])}</b></p><svg width=520 height={height} role=img>"
+        out.append(f"<p><b>{_esc(v.variant)}</b></p><svg width=520 height={height} role=img>"
                    f"<line x1=300 y1=0 x2=300 y2={height} stroke='#999'/>{''.join(bars)}</svg>")
     return out
 
 
-def _confusion(report: dict[str, Any]) -> list[str]:
+def _confusion(report: Report) -> list[str]:
     """Where int8's answers moved against Keras's: (true, predicted) counts, int8 minus Keras."""
-    int8 = next((v for v in report["variants"] if v["variant"] == "int8"), None)
-    if int8 is None or "confusion_delta" not in int8:
+    int8 = report.variant("int8")
+    if int8 is None or int8.confusion_delta is None:
         return []
-    names = list(int8["per_class_accuracy"])
-    delta = int8["confusion_delta"]
+    names = list(int8.per_class_accuracy)
+    delta = int8.confusion_delta
     moved = sum(abs(x) for row in delta for x in row) // 2
     out = ["<h2>int8 against Keras: where answers moved</h2>",
            f"<p class=note>Test images per (true class, predicted class), int8 minus Keras; {moved} "
@@ -197,37 +182,35 @@ def _confusion(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def _latency_charts(report: dict[str, Any], bench: dict[str, Any]) -> list[str]:
+def _latency_charts(report: Report, bench: BenchResult) -> list[str]:
     """Per CPU target: accuracy against batch-1 latency, each variant a point, the Pareto front
     drawn, Keras's fastest path and LiteRT as reference points."""
-    host = report["machine"]["native_row"]
+    host = report.machine.native_row
     out = [f"<h2>Accuracy against latency on this machine ({_esc(host)})</h2>",
            "<p class=note>Batch 1, p50. Up and left is better; the line joins the variants no other "
            "beats on both.</p>"]
-    keras_acc = report["keras_accuracy"]
-    for target in (t for t in bench["targets"] if t["provider"] == "cpu"):
+    keras = [r for r in bench.results if r.target.startswith("keras@") and r.batch == 1]
+    for target in (t for t in bench.targets if t.provider == "cpu"):
         points = []
-        for v in report["variants"]:
-            ms = _p50(bench, v["variant"], target["name"])
-            if ms is not None:
-                points.append((v["variant"], ms, v["by_isa"][host]["accuracy"]))
+        for v in report.variants:
+            ms = bench.p50(engine="onnxruntime", variant=v.variant, target=target.name, batch=1)
+            if ms is not None and host in v.by_isa:
+                points.append((v.variant, ms, v.by_isa[host].accuracy))
         refs = []
-        keras = [r for r in bench["results"] if r["target"].startswith("keras@") and r["batch"] == 1]
         if keras:
-            fastest = min(keras, key=lambda r: r["p50_ms"])
-            refs.append(f"Keras's fastest path ({fastest['engine']}, {fastest['target']}) "
-                        f"{fastest['p50_ms']:.3f} ms at accuracy {keras_acc:.4f}")
-        refs += [f"{r['variant']} {r['p50_ms']:.3f} ms (accuracy not measured)"
-                 for r in bench["results"]
-                 if r["engine"] == "litert" and r["target"] == target["name"] and r["batch"] == 1]
+            fastest = min(keras, key=lambda r: r.p50_ms)
+            refs.append(f"Keras's fastest path ({fastest.engine}, {fastest.target}) "
+                        f"{fastest.p50_ms:.3f} ms at accuracy {report.keras_accuracy:.4f}")
+        refs += [f"{r.variant} {r.p50_ms:.3f} ms (accuracy not measured)"
+                 for r in bench.rows(engine="litert", target=target.name, batch=1)]
         if points:
-            out.append(f"<p><b>{_esc(target['name'])}</b> ({target['threads']} thread(s))</p>")
+            out.append(f"<p><b>{_esc(target.name)}</b> ({target.threads} thread(s))</p>")
             out.append(_scatter(points))
             if refs:
                 out.append(f"<p class=note>For reference on the same target: {_esc('; '.join(refs))}.</p>")
-    cold = (bench.get("cold_start") or {}).get("runtime", {})
-    if "total_s" in cold:
-        out.append(f"<p>Runtime cold start (import + session + first result): {cold['total_s']:.3f} s.</p>")
+    total = ((bench.cold_start or {}).get("runtime") or {}).get("total_s")
+    if isinstance(total, (int, float)):
+        out.append(f"<p>Runtime cold start (import + session + first result): {total:.3f} s.</p>")
     return out
 
 
@@ -262,15 +245,15 @@ def _scatter(points: list[tuple[str, float, float]]) -> str:
     return "".join(svg)
 
 
-def _provenance(report: dict[str, Any], bench: dict[str, Any] | None) -> list[str]:
-    machine = report["machine"]
+def _provenance(report: Report, bench: BenchResult | None) -> list[str]:
+    machine = report.machine
     out = ["<h2>Where these numbers come from</h2><ul>",
-           f"<li>Accuracy: onnxruntime {_esc(machine['onnxruntime'])} on a {_esc(machine['host_isa'])} host; "
-           f"gates {_esc(json.dumps(report['gates']))}.</li>"]
+           f"<li>Accuracy: onnxruntime {_esc(machine.onnxruntime)} on a {_esc(machine.host_isa)} host; "
+           f"gates {_esc(json.dumps(report.gates))}.</li>"]
     if bench is not None:
-        m = bench["machine"]
-        out.append(f"<li>Latency: {_esc(bench['created'])}, {_esc(m['cpu'])} ({m['cores']} cores, class "
-                   f"{_esc(m.get('isa', '?'))}), {_esc(', '.join(f'{k} {v}' for k, v in m['versions'].items()))}.</li>")
+        m = bench.machine
+        out.append(f"<li>Latency: {_esc(bench.created)}, {_esc(m.cpu)} ({m.cores} cores, class "
+                   f"{_esc(m.isa or '?')}), {_esc(', '.join(f'{k} {v}' for k, v in m.versions.items()))}.</li>")
     else:
         out.append("<li>Latency: no benchmark of this model yet (<code>edgecnn bench</code>).</li>")
     out.append("</ul>")

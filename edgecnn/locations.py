@@ -1,0 +1,30 @@
+"""Where an export is, and where the things about it live.
+
+The one convention tied to the current folder is the default home of exports, ``exported/NAME``
+(as ``git`` works in the folder it is run in); it is written here only. Everything about an
+export -- variants, report, page and its latest benchmark result -- lives inside its folder, so
+library code finds it from the folder alone, wherever the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXPORTS = Path("exported")
+BENCH_JSON = "bench.json"
+
+
+def default_folder(name: str) -> Path:
+    """Where the export of ``name`` (a zoo name, or a user model's file stem) goes by default."""
+    return EXPORTS / name
+
+
+def export_folder(model: str | Path) -> Path:
+    """The export folder ``model`` means: an existing folder as given, else ``exported/MODEL``."""
+    path = Path(model)
+    return path if path.is_dir() else default_folder(str(model))
+
+
+def bench_result_path(folder: str | Path) -> Path:
+    """The export's own copy of its latest ``edgecnn bench`` result, which its page shows."""
+    return Path(folder) / BENCH_JSON

@@ -1,0 +1,163 @@
+"""The benchmark result: typed records, its schema version, one read and one write.
+
+Written by ``edgecnn bench``; read by ``bench-compare``, the report page and the Markdown/plot
+renderers. A latency that is not a finite positive number is refused on read as well as on
+write: a ratio of it would be a number that means nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn.files import sha256_file, write_json
+from edgecnn.results.schema import RecordError, finite, from_json, read_json, to_json
+
+BENCH_SCHEMA = "edgecnn.bench/1"
+
+
+@dataclass
+class BenchMachine:
+    """The machine the latencies were measured on."""
+
+    cpu: str
+    cores: int
+    os: str
+    versions: dict[str, str]
+    cpu_flags: list[str] = field(default_factory=list)
+    isa: str | None = None
+    gpus: list[str] = field(default_factory=list)
+    python: str | None = None
+
+
+@dataclass
+class BenchTarget:
+    """A hardware target as run: the session configuration and the threads it really used."""
+
+    name: str
+    provider: str
+    threads: int
+    provider_options: dict[str, Any] = field(default_factory=dict)
+    intra_op_threads: int = 0
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+    execution_mode: str = "sequential"
+    description: str = ""
+
+
+@dataclass
+class BenchSettings:
+    """How every configuration was timed."""
+
+    batches: list[int]
+    warmup: int
+    runs: int
+    duration_s: float
+    inputs: str
+    min_runs: int = 10
+    rounds: int = 1
+    keras: dict[str, Any] | None = None
+
+
+@dataclass
+class BenchRow:
+    """One (engine, variant, target, batch) configuration: latency percentiles, throughput and
+    memory over every timed run of every round."""
+
+    engine: str
+    variant: str
+    target: str
+    provider: str
+    threads: int
+    batch: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    throughput_ips: float
+    session_s: float
+    first_run_ms: float
+    rss_mb: float
+    runs: int
+    size_bytes: int | None = None
+    copies_included: bool | None = None
+    rounds: int = 1
+    rss_delta_mb: float = 0.0
+    peak_rss_mb: float | None = None
+    round_p50_ms: list[float] = field(default_factory=list)
+    min_ms: float | None = None
+    std_ms: float | None = None
+    speedup_vs_keras: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms", "throughput_ips"):
+            finite(getattr(self, name), name, positive=True)
+
+
+@dataclass
+class Check:
+    """One goal of the benchmark, the value measured for it and whether it holds."""
+
+    check: str
+    goal: str
+    detail: str
+    value: float | None = None
+    passed: bool | None = None
+
+
+@dataclass
+class BenchResult:
+    """Every configuration of one ``edgecnn bench`` run, with the machine and settings."""
+
+    created: str
+    model: str
+    files: list[str]
+    machine: BenchMachine
+    settings: BenchSettings
+    targets: list[BenchTarget]
+    results: list[BenchRow]
+    schema: str = BENCH_SCHEMA
+    # sha256 per file, in the order of ``files``: the page shows latency only for these files
+    file_sha256: list[str] = field(default_factory=list)
+    predictor_overhead: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    profiles: dict[str, Any] | None = None
+    cold_start: dict[str, Any] | None = None
+    keras_fastest: dict[str, str] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    def rows(self, **match: Any) -> list[BenchRow]:
+        """The rows whose fields equal ``match``, e.g. ``rows(engine="onnxruntime", batch=1)``."""
+        return [r for r in self.results if all(getattr(r, k) == v for k, v in match.items())]
+
+    def measured(self, folder: str | Path) -> bool:
+        """Whether these results are of the files now in ``folder``: by sha256 where they were
+        recorded, else by the folder the files were in (results that predate the hashes)."""
+        folder = Path(folder).resolve()
+        if self.file_sha256:
+            return len(self.file_sha256) == len(self.files) and all(
+                (folder / Path(f).name).is_file() and sha256_file(folder / Path(f).name) == digest
+                for f, digest in zip(self.files, self.file_sha256))
+        return bool(self.files) and all(Path(f).resolve().parent == folder for f in self.files)
+
+    def p50(self, **match: Any) -> float | None:
+        """The lowest p50 of the rows matching ``match``; None when there is none."""
+        found = [r.p50_ms for r in self.rows(**match)]
+        return min(found) if found else None
+
+
+def read_bench(path: str | Path) -> BenchResult:
+    """The bench result at ``path``, or one line saying why it is not one this edgecnn reads."""
+    data = read_json(path, "the bench result")
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != BENCH_SCHEMA:
+        raise RecordError(f"{path} is not an edgecnn bench result ({BENCH_SCHEMA}); its schema is "
+                          f"{str(schema)[:40]!r}.")
+    return from_json(BenchResult, data, str(path))
+
+
+def write_bench(path: str | Path, result: BenchResult) -> Path:
+    """Write the result as JSON, atomically."""
+    return write_json(path, to_json(result))

@@ -1,0 +1,124 @@
+"""``report.md``: the validation report as Markdown, for reading in a repository."""
+
+from __future__ import annotations
+
+from edgecnn.metrics import CLASS_CALLOUT_PP
+from edgecnn.results.matrix import columns, emulated_images, entries
+from edgecnn.results.report import Report, VariantRow
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.2f}%"
+
+
+def _status(variant: VariantRow, report: Report) -> str:
+    if variant.passed:
+        return "pass"
+    if variant.variant in report.not_for:
+        return f"not for {', '.join(variant.failed_on)}"
+    return "**FAIL**"
+
+
+def isa_matrix(report: Report) -> list[str]:
+    """Accuracy (Δ vs Keras) of every variant on every measured class; empty for one row."""
+    cols = columns(report)
+    if len(cols) < 2 and not report.isa_not_measured:
+        return []
+    machine, emulated = report.machine, emulated_images(report)
+    lines = ["", "## Accuracy per instruction-set class", "",
+             f"Measured with onnxruntime {machine.onnxruntime} on a {machine.host_isa} host."
+             + (f" *Emulated* rows ran under qemu-user on the first {emulated:,} test images, "
+                "with Δ against Keras on the same images (accuracy only: no latency is ever "
+                "taken from an emulated run)." if emulated else ""), "",
+             "| variant | " + " | ".join(c.label for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for variant, row in entries(report):
+        cells = []
+        for entry in row:
+            m = entry.cell
+            if m is None:
+                cells.append("—")
+                continue
+            mark = {"fail": " **FAIL**", "outdated": (" **FAIL**" if not m.passed else "")
+                    + " (outdated: other files)"}.get(entry.state, "")
+            cells.append(f"{_pct(m.accuracy)} ({m.accuracy_delta * 100:+.2f} pp){mark}")
+        lines.append(f"| {variant.variant} | " + " | ".join(cells) + " |")
+    for isa_name, reason in report.isa_not_measured.items():
+        lines.append(f"\n{isa_name}: not measured ({reason}).")
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    """A readable report: one row per variant, then the class matrix and per-class accuracy."""
+    tutorial = ""
+    if report.tutorial_result:
+        elsewhere = (f", measured on full `{report.tutorial_dataset}`, not on `{report.dataset}`"
+                     if report.tutorial_dataset not in (None, report.dataset) else "")
+        tutorial = f" (tutorial: {report.tutorial_result}{elsewhere})"
+    provenance = f" ({report.dataset_provenance})" if report.dataset_provenance else ""
+    lines = [
+        f"# Validation report: {report.model}", "",
+        f"Dataset `{report.dataset}`, {report.test_images} test images{provenance}. "
+        f"Keras accuracy **{_pct(report.keras_accuracy)}**{tutorial}.", "",
+        "| variant | file | size | compression | accuracy | Δ vs Keras | agreement | max abs Δp "
+        "| gate | status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for v in report.variants:
+        lines.append(
+            f"| {v.variant} | `{v.file}` | {v.size_bytes / 1024:.0f} KiB | {v.compression:.2f}× "
+            f"| {_pct(v.accuracy)} | {v.accuracy_delta * 100:+.2f} pp | {_pct(v.agreement)} "
+            f"| {v.max_abs_diff:.2e} | {v.gate} | {_status(v, report)} |")
+    lines += [f"**Warning:** {w}" for w in report.warnings]
+    changed = [f"- `{v.file}`: {v.flips.total} of {v.images:,}, {v.flips.near_tie} near-ties "
+               f"(tie margin {v.flips.tie_margin:.2g}), {v.flips.confident} confident."
+               for v in report.variants if v.flips and v.flips.total]
+    if changed:
+        lines += ["", "Changed answers (top-1 differs from Keras) on this machine's row; a near-tie "
+                  "is a flip between classes Keras itself separates by less than the tie margin:",
+                  "", *changed]
+    lines += isa_matrix(report)
+    lines += _per_class(report)
+    lines += _notes(report)
+    lines += ["", "## Verdict", "",
+              f"Required on every class: {', '.join(report.required) or '(not recorded)'}. A variant "
+              "that breaks a gate on a class is *not for* that class; the run fails when a required "
+              "variant breaks one, a class has no passing variant, or a variant is stale.", ""]
+    lines += [f"- FAIL: {f}" for f in report.failures]
+    lines += [f"- `{v}` is not for {', '.join(rows)}." for v, rows in report.not_for.items()]
+    lines += ["", f"Overall: {'PASS' if report.passed else 'FAIL'}.", ""]
+    return "\n".join(lines)
+
+
+def _per_class(report: Report) -> list[str]:
+    first = report.variants[0]
+    lines = ["", "## Per-class accuracy", "",
+             "| class | Keras | " + " | ".join(v.variant for v in report.variants) + " |",
+             "|---|---:|" + "---:|" * len(report.variants)]
+    for name, accuracy in first.per_class_accuracy.items():
+        delta = first.per_class_delta.get(name)
+        ref = None if accuracy is None or delta is None else accuracy - delta
+        cells = [_pct(v.per_class_accuracy.get(name)) for v in report.variants]
+        lines.append(f"| {name} | {_pct(ref)} | " + " | ".join(cells) + " |")
+    callouts = [f"- `{v.file}`: {', '.join(v.classes_called_out)} lose at least "
+                f"{CLASS_CALLOUT_PP:g} pp more than the average class."
+                for v in report.variants if v.classes_called_out]
+    if callouts:
+        lines += ["", "## Classes that lose more than average", "", *callouts]
+    return lines
+
+
+def _notes(report: Report) -> list[str]:
+    lines = []
+    for v in report.variants:
+        if v.layer_drift:
+            lines += ["", f"## Layers of `{v.file}` that drift most from fp32", "",
+                      "Lowest signal-to-quantization-noise ratio first; consider excluding "
+                      "these from quantization or another calibration method.", "",
+                      "| tensor | SQNR (dB) |", "|---|---:|"]
+            lines += [f"| `{d.tensor}` | {d.sqnr_db:.1f} |" for d in v.layer_drift]
+    notes = [f"- `{v.file}`: {v.quantization[key]}" for v in report.variants if v.quantization
+             for key in ("warning", "note") if key in v.quantization]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    return lines

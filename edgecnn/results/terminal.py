@@ -1,0 +1,73 @@
+"""The validation report on a terminal (rich tables), as ``validate`` and ``export`` end."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from edgecnn.display import visible
+from edgecnn.results.matrix import Entry, columns, entries
+from edgecnn.results.report import Report, VariantRow
+
+
+def _safe(text: object) -> str:
+    """Untrusted text for rich: control characters escaped, markup brackets taken literally."""
+    return escape(visible(text))
+
+
+def _status(variant: VariantRow, report: Report) -> str:
+    if variant.passed:
+        return "[green]pass[/]"
+    where = _safe(", ".join(variant.failed_on))
+    if variant.variant in report.not_for:
+        return f"[yellow]not for[/] {where}"
+    return f"[red]FAIL[/] {where or _safe(variant.gate)}"
+
+
+def _cell(entry: Entry) -> str:
+    m = entry.cell
+    if m is None:
+        return "—"
+    text = f"{m.accuracy:.4f} ({m.accuracy_delta * 100:+.2f})" + ("" if m.passed else " [red]FAIL[/]")
+    if m.carried:
+        text += f" [dim]{_safe(str(m.measured_at)[:10])}{'' if m.counts else ' outdated'}[/]"
+    return text
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """The variants table, warnings, the class matrix and the classes that lose most."""
+    # Wide enough that "not for arm64-dot, arm64-i8mm" is never cut, on a pipe as on a terminal.
+    console = console or Console(width=max(Console().width, 140))
+    table = Table(title=_safe(f"{report.model}: {report.test_images} test images of "
+                              f"{report.dataset}") + f" (Keras accuracy {report.keras_accuracy:.4f})")
+    for column in ("variant", "size", "compression", "accuracy", "Δ pp", "agreement", "max |Δp|", "status"):
+        table.add_column(column, justify="left" if column in ("variant", "status") else "right")
+    for v in report.variants:
+        table.add_row(_safe(v.variant), f"{v.size_bytes / 1024:.0f} KiB", f"{v.compression:.2f}×",
+                      f"{v.accuracy:.4f}", f"{v.accuracy_delta * 100:+.2f}", f"{v.agreement:.4f}",
+                      f"{v.max_abs_diff:.1e}", _status(v, report))
+    console.print(table)
+    for warning in report.warnings:
+        console.print(f"[bold red]WARNING:[/] {_safe(warning)}")
+    for variant, rows in report.not_for.items():
+        console.print(f"[yellow]{_safe(variant)} is not for {_safe(', '.join(rows))}[/]: it breaks a "
+                      f"gate there (not a required variant: {', '.join(report.required)}; --require adds it)")
+    cols = columns(report)
+    if len(cols) > 1:
+        matrix = Table(title="accuracy (Δ pp vs Keras) per instruction-set class; * = emulated")
+        matrix.add_column("variant")
+        for c in cols:
+            matrix.add_column(_safe(c.isa if c.how == "native" else f"{c.isa}*"), justify="right")
+        for v, row in entries(report):
+            matrix.add_row(_safe(v.variant), *(_cell(e) for e in row))
+        console.print(matrix)
+    for isa_name, reason in report.isa_not_measured.items():
+        console.print(f"{_safe(isa_name)}: not measured ({_safe(reason)})")
+    for v in report.variants:
+        if v.classes_called_out:
+            console.print(f"{_safe(v.file)}: classes losing more than average: "
+                          + _safe(", ".join(v.classes_called_out)))
+        if v.layer_drift:
+            worst = ", ".join(f"{d.tensor} ({d.sqnr_db:.1f} dB)" for d in v.layer_drift[:5])
+            console.print(f"{_safe(v.file)}: layers drifting most from fp32 (lowest SQNR): {_safe(worst)}")
