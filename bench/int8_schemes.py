@@ -36,7 +36,7 @@ def main() -> None:
         files = {"fp32": Path(tmp) / "model.onnx"}
         shutil.copy(args.folder / "model.onnx", files["fp32"])
         for name in SCHEMES:
-            [result] = quantize(files["fp32"], modes=["static"], isa="host", schemes=[name],
+            [result] = quantize(files["fp32"], variants=["int8"], isa="host", schemes=[name],
                                 force=True)
             files[name] = Path(tmp) / f"{name}.onnx"
             shutil.move(result.path, files[name])

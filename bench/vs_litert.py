@@ -3,7 +3,7 @@ dynamic-range int8 and fp32 against LiteRT's fp32.
 
     python bench/vs_litert.py [EXPORT_FOLDER] [--out bench/results] [--rounds 5]
 
-``make bench`` times every engine one after the other; here each pair of issue 9's contenders
+``make bench`` times every engine one after the other; here each pair of contenders
 runs in alternation (a bare ``InferenceSession.run`` on the folder's file and the LiteRT
 interpreter on the same Keras model converted with ``from_keras_model``, with
 ``Optimize.DEFAULT`` for dynamic-range int8), round after round on the same real test images,

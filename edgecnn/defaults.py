@@ -6,8 +6,8 @@ DEFAULT_CALIBRATION = 500
 # Variants that must pass on every class for validation to pass; another variant's failed cell
 # only marks it "not for" that class (edgecnn.validate.verdict).
 REQUIRED_VARIANTS = ("fp32", "int8")
-# Test images per emulated validation row: qemu runs float kernels 10-50x slower than the CPU,
-# and 1,000 images keep `make export` within 8 minutes on 2 cores (bench/README.md, "Emulation").
+# Test images per emulated validation row: qemu runs float kernels far slower than the CPU, and
+# this many keep `make export` within the README's time on 2 cores (bench/README.md, "Emulation").
 EMULATED_IMAGES = 1000
 # The documented endurance run: 8 threads x 25,000 calls on one Predictor.
 SOAK_CALLS = 200_000

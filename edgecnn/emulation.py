@@ -35,8 +35,8 @@ SETUP_HINT = ("make isa (or: apt-get install --no-install-recommends qemu-user m
               "edgecnn isa --setup)")
 _WORKER = "edgecnn.runtime.isa_worker"
 _TIMEOUT_S = 3600
-# An emulated run keeps about two cores busy (measured 187 % CPU with onnxruntime's two
-# threads under qemu-user on a 2-core host): how many cores each side-by-side run is given.
+# An emulated run keeps about two cores busy (onnxruntime's two threads under qemu-user;
+# bench/README.md, "Emulation"): how many cores each side-by-side run is given.
 _CORES_PER_RUN = 2
 
 

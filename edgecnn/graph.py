@@ -98,9 +98,25 @@ _MONOTONE_ACTIVATIONS = ("Relu", "Clip")
 _IMAGE_CHANNELS = 3
 
 
+# Ops between the graph input and the first conv that only lay out or scale the image.
+_IMAGE_PREPARATION = frozenset({"Transpose", "Cast", "Mul", "Add", "Sub", "Div", "Reshape",
+                                "Identity", "Squeeze", "Unsqueeze"})
+
+
+def _image_tensors(model: Any) -> set[str]:
+    """The graph's image inputs and what only layout and scaling ops made of them."""
+    initializers = {t.name for t in model.graph.initializer}
+    found = {i.name for i in model.graph.input if i.name not in initializers}
+    for node in model.graph.node:  # topological order
+        if node.op_type in _IMAGE_PREPARATION and node.input and node.input[0] in found:
+            found.update(node.output)
+    return found
+
+
 def float_image_convs(model: Any) -> list[str]:
-    """Names of the nodes static int8 keeps in float: each Conv that reads an image (at most 3
-    channels), with its activation and max-pool, the pool moved before the activation.
+    """Names of the nodes static int8 keeps in float: each Conv that reads the image (at most 3
+    channels, straight from the input or through layout and scaling ops), with its activation
+    and max-pool, the pool moved before the activation.
 
     Such a conv is an im2col GEMM whose inner dimension is only C*kh*kw (9 for a grayscale 3x3),
     which onnxruntime's int8 kernels handle poorly while its float NCHWc kernel runs it directly;
@@ -108,9 +124,9 @@ def float_image_convs(model: Any) -> list[str]:
     on AVX2. Quantizing after the pool instead of before it moves 4x less data through the
     quantize and the NHWC transpose. The activation goes after the pool so that onnxruntime does
     not push the QuantizeLinear above it onto a uint8 NCHW MaxPool (its slow generic kernel):
-    max and a non-decreasing activation commute, so the outputs are the same floats.
-    fashion-cnn int8, one thread, against its conv in int8 (run depthwise, the faster int8 form):
-    0.087 -> 0.068 ms at batch 1, 2.90 -> 2.38 ms at batch 64 (bench/README.md).
+    max and a non-decreasing activation commute, so the outputs are the same floats. (A later
+    conv with few channels reads features, not the image: it stays int8.) Measured in
+    bench/README.md.
     """
     from onnx import helper
 
@@ -125,7 +141,8 @@ def float_image_convs(model: Any) -> list[str]:
         return None
 
     kept: list[str] = []
-    for conv in [n for n in model.graph.node if n.op_type == "Conv"]:
+    image = _image_tensors(model)
+    for conv in [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] in image]:
         attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
         weight = initializers.get(conv.input[1])
         if weight is None or len(weight.dims) != 4 or attrs.get("group", 1) != 1:

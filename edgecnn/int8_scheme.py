@@ -34,12 +34,12 @@ class Scheme:
     why: str
 
 
-# Tried in this order. u8s8-reduce-range comes first although u8s8 is 2 % faster on a VNNI CPU
-# (bench/results/int8-schemes-fashion-cnn.json: 0.0666 vs 0.0651 ms at batch 1, 3.15 vs 3.10 ms
-# at 64): no kernel can saturate it, so it gives the same answers on every class, where u8s8
-# lost 14.67 pp (shapes-toy) and 0.43 pp (fashion-cnn) on x86 without VNNI. u8s8 is next, for
-# models whose 7-bit weights lose too much, kept only where it holds on every class; u8u8 last
-# (no faster than fp32 on VNNI). `--scheme u8s8 --isa x86-vnni` buys the 2 % for VNNI-only use.
+# Tried in this order. u8s8-reduce-range comes first although u8s8 is slightly faster on a VNNI
+# CPU (bench/results/int8-schemes-fashion-cnn.json): no kernel can saturate it, so it gives the
+# same answers on every class, where u8s8 loses accuracy on x86 without VNNI (bench/README.md).
+# u8s8 is next, for models whose 7-bit weights lose too much, kept only where it holds on every
+# class; u8u8 last (no faster than fp32 on VNNI). `--scheme u8s8 --isa x86-vnni` buys u8s8's
+# speed for VNNI-only use.
 SCHEMES: dict[str, Scheme] = {s.name: s for s in (
     Scheme("u8s8-reduce-range", "int8", True, frozenset(),
            "7-bit weights: pair sums stay inside int16, so no x86 kernel saturates and every "

@@ -4,8 +4,8 @@
   Predictor's preprocessing; the weight scheme is chosen by measurement on each instruction-set
   class the file is for (:mod:`edgecnn.int8_scheme`). The conv that reads the image and the
   output softmax stay float (faster and more exact: :func:`edgecnn.graph.float_image_convs`).
-- dynamic: int8 weights of MatMul/Gemm only; dynamic Conv (ConvInteger) measured 4-11x slower
-  than fp32 on x86 CPUs, so it is opt-in.
+- dynamic: int8 weights of MatMul/Gemm only; dynamic Conv (ConvInteger) is several times slower
+  than fp32 on x86 CPUs (bench/README.md), so it is opt-in.
 - fp16: float16 weights with float32 inputs/outputs; a GPU format (slower on the CPU provider).
 """
 
@@ -37,10 +37,9 @@ from edgecnn.quant_prep import (
 )
 from edgecnn.runtime.isa import parse_isa_list
 from edgecnn.runtime.metadata import ModelInfo
-from edgecnn.variants import VARIANT_FILE
+from edgecnn.variants import VARIANT_FILE, variant_names
 
-MODES = ("static", "dynamic", "fp16")
-VARIANT_NAME = {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}
+QUANTIZED = tuple(VARIANT_FILE)
 METHODS = ("minmax", "entropy", "percentile")
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
 log = logging.getLogger(__name__)
@@ -48,17 +47,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QuantizeResult:
-    mode: str
+    variant: str
     path: Path
     size_bytes: int
     written: bool
     failure: str | None = None  # static int8 only: why no file was written
 
 
-def _check_args(modes: Sequence[str], method: str, dynamic_ops: Sequence[str]) -> None:
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise EdgeCNNError(f"Unknown quantization mode {unknown or modes}; use {', '.join(MODES)} or all.")
+def _check_args(method: str, dynamic_ops: Sequence[str]) -> None:
     if method not in METHODS:
         raise EdgeCNNError(f"Unknown calibration method '{method}'; use {', '.join(METHODS)}.")
     if not dynamic_ops:
@@ -69,7 +65,7 @@ def _check_args(modes: Sequence[str], method: str, dynamic_ops: Sequence[str]) -
 def quantize(
     model_path: str | Path,
     *,
-    modes: Iterable[str] = MODES,
+    variants: Iterable[str] = QUANTIZED,
     calibration: int = DEFAULT_CALIBRATION,
     method: str = "minmax",
     per_channel: bool = True,
@@ -95,7 +91,8 @@ def quantize(
 
     Args:
         model_path: the fp32 ``model.onnx``.
-        modes: any of ``static``, ``dynamic``, ``fp16``.
+        variants: any of ``int8``, ``dynint8``, ``fp16`` (``static`` and ``dynamic``, onnxruntime's
+            names for the two int8 methods, mean int8 and dynint8).
         calibration: number of training images for static calibration.
         method: static calibration method: minmax, entropy or percentile.
         per_channel: per-channel weight scales for static int8.
@@ -113,8 +110,8 @@ def quantize(
         strict: raise GateFailedError when no int8 scheme holds; otherwise that is a result
             with ``failure`` set (the pipeline does so when int8 is not a required variant).
     """
-    modes = list(dict.fromkeys(modes))
-    _check_args(modes, method, dynamic_ops)
+    variants = variant_names(variants)
+    _check_args(method, dynamic_ops)
     unknown = [name for name in schemes if name not in SCHEMES]
     if unknown or not schemes:
         raise EdgeCNNError(f"Unknown int8 scheme {unknown or list(schemes)}; use {', '.join(SCHEMES)}.")
@@ -135,7 +132,7 @@ def quantize(
     if info.variant != "fp32":
         raise EdgeCNNError(f"{model_path} is already a {info.variant} variant; quantize the fp32 model.")
     data = None
-    if "static" in modes:
+    if "int8" in variants:
         if not (dataset or info.dataset):
             raise EdgeCNNError(
                 f"{model_path} does not name the data it was trained on, and static int8 needs "
@@ -149,35 +146,35 @@ def quantize(
     results, failure = [], None
     with temporary_folder(model_path.parent, "quant") as tmp:
         pre = Path(tmp) / "preprocessed.onnx"
-        if {"static", "dynamic"} & set(modes):
+        if {"int8", "dynint8"} & set(variants):
             preprocess_for_quantization(model_path, pre)
-        for mode in modes:
-            log.info(f"Quantizing {model_path.name}: {mode}")
-            out = Path(tmp) / VARIANT_FILE[mode]
-            if mode == "static":
+        for variant in variants:
+            log.info(f"Quantizing {model_path.name}: {variant}")
+            out = Path(tmp) / VARIANT_FILE[variant]
+            if variant == "int8":
                 settings, failure = _static(model_path, pre, out, data, info, isas, schemes,
                                             StaticOptions(calibration, seed, method, per_channel,
                                                           gates, tuple(exclude), auto_exclude))
                 if failure:
-                    stale = model_path.parent / VARIANT_FILE[mode]
+                    stale = model_path.parent / VARIANT_FILE[variant]
                     if stale.exists():  # made from an earlier model.onnx: must not pass for this one's
                         stale.unlink()
                     log.warning(f"No int8 file written: {failure}")
-                    results.append(QuantizeResult(mode, stale, 0, False, failure))
+                    results.append(QuantizeResult(variant, stale, 0, False, failure))
                     continue
-            elif mode == "dynamic":
+            elif variant == "dynint8":
                 settings = _dynamic(pre, out, dynamic_ops)
             else:
                 settings = _fp16(model_path, out)
             proto = onnx.load(str(out))
-            set_metadata(proto, info.replace(variant=VARIANT_NAME[mode], quantization=settings))
+            set_metadata(proto, info.replace(variant=variant, quantization=settings))
             onnx.checker.check_model(proto)
             data_bytes = proto.SerializeToString()
-            dest = model_path.parent / VARIANT_FILE[mode]
+            dest = model_path.parent / VARIANT_FILE[variant]
             written = check_overwrite(dest, data_bytes, force)
             if written:
                 write_bytes(dest, data_bytes)
-            results.append(QuantizeResult(mode, dest, len(data_bytes), written))
+            results.append(QuantizeResult(variant, dest, len(data_bytes), written))
     if failure and strict:
         raise GateFailedError(f"no static int8 scheme holds the gate: {failure}")
     return results

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError
 
 ONNX_FILE = "model.onnx"
-# Quantization mode -> file name; the order is the order reports and benchmarks list them in.
-VARIANT_FILE = {"static": "model.int8.onnx", "dynamic": "model.dynint8.onnx", "fp16": "model.fp16.onnx"}
+# Each variant has one name -- in reports, gates, --require, quantize and its metadata's
+# ``variant`` -- and its file is named after it; the order is the order reports list them in.
+VARIANT_FILE = {"int8": "model.int8.onnx", "dynint8": "model.dynint8.onnx", "fp16": "model.fp16.onnx"}
+VARIANT_KINDS = ("fp32", *VARIANT_FILE)
 _ORDER = (ONNX_FILE, *VARIANT_FILE.values())
-# What each file is called in reports, gates and --require (its metadata's ``variant``).
-VARIANT_KINDS = ("fp32", "int8", "dynint8", "fp16")
+# onnxruntime's names for how the two int8 variants are made (static QDQ calibration, dynamic
+# activation scales); accepted wherever a variant to make is named.
+METHOD_ALIASES = {"static": "int8", "dynamic": "dynint8"}
+
+
+def variant_names(names: Iterable[str]) -> list[str]:
+    """The quantized variants ``names`` asks for (aliases resolved, each once), or one line."""
+    resolved = list(dict.fromkeys(METHOD_ALIASES.get(n, n) for n in names))
+    unknown = [n for n in resolved if n not in VARIANT_FILE]
+    if unknown or not resolved:
+        raise EdgeCNNError(f"Unknown variant {unknown or resolved} to make; use {', '.join(VARIANT_FILE)} "
+                           f"(or onnxruntime's names: static for int8, dynamic for dynint8).")
+    return resolved
 
 
 def variant_files(folder: str | Path) -> list[Path]:

@@ -85,8 +85,16 @@ def test_predict_with_unavailable_cuda_says_so(tiny_onnx, tmp_path):
 
 
 def test_quantize_rejects_bad_mode(tiny_onnx):
-    result = runner.invoke(app, ["quantize", str(tiny_onnx), "--mode", "int4"])
+    result = runner.invoke(app, ["quantize", str(tiny_onnx), "--variant", "int4"])
     assert result.exit_code == 2 and "int4" in result.output
+
+
+def test_a_variant_has_one_name_and_onnxruntimes_names_still_work():
+    """int8 is the variant, its file and its gate; static is how onnxruntime makes it."""
+    from edgecnn.variants import VARIANT_FILE, VARIANT_KINDS, variant_names
+
+    assert variant_names(["static", "int8", "dynamic", "fp16"]) == ["int8", "dynint8", "fp16"]
+    assert all(VARIANT_FILE[v] == f"model.{v}.onnx" for v in VARIANT_KINDS[1:])
 
 
 @pytest.mark.slow

@@ -56,3 +56,20 @@ def test_an_activation_read_elsewhere_is_kept_where_it_is():
     model = _model("Relu", second_reader=True)
     assert float_image_convs(model) == ["conv1", "act1"]
     assert [n.op_type for n in model.graph.node] == ["Conv", "Relu", "MaxPool", "Conv"]
+
+
+def test_only_the_conv_that_reads_the_image_stays_float():
+    """A later conv with three or fewer input channels reads features, not the image: int8's."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(3, 1, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w2"),
+             numpy_helper.from_array(np.array(1 / 255, np.float32), "scale")]
+    nodes = [helper.make_node("Transpose", ["x"], ["nchw"], name="layout", perm=[0, 3, 1, 2]),
+             helper.make_node("Mul", ["nchw", "scale"], ["scaled"], name="rescale"),
+             helper.make_node("Conv", ["scaled", "w1"], ["c1"], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["a1"], name="act1"),
+             helper.make_node("Conv", ["a1", "w2"], ["y"], name="conv2")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 12, 12, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert float_image_convs(model) == ["conv1", "act1"]

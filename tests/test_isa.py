@@ -84,7 +84,7 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
     # a conv in float (next test), so this one has it quantized to prove the scheme search.
     monkeypatch.setattr("edgecnn.quantize.float_image_convs", lambda model: [])
     folder = _shapes_copy(tmp_path)
-    [chosen] = quantize(folder / "model.onnx", modes=["static"], isa=["x86-avx2"],
+    [chosen] = quantize(folder / "model.onnx", variants=["int8"], isa=["x86-avx2"],
                         schemes=["u8s8", "u8s8-reduce-range"])
     settings = read_metadata(chosen.path).quantization
     assert settings["scheme"] == "u8s8-reduce-range" and settings["reduce_range"]
@@ -92,7 +92,7 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
     assert rejected["scheme"] == "u8s8" and "on x86-avx2" in rejected["reason"]
     assert settings["isa_checked"]["x86-avx2"]["accuracy_drop"] <= 0.005
 
-    quantize(folder / "model.onnx", modes=["static"], isa="host", schemes=["u8s8"], force=True)
+    quantize(folder / "model.onnx", variants=["int8"], isa="host", schemes=["u8s8"], force=True)
     report = validate(folder, isa=["x86-avx2"])
     int8 = report.variant("int8")
     assert not int8.passed and not int8.by_isa["x86-avx2"].passed
@@ -109,7 +109,7 @@ def test_a_float_image_conv_does_not_saturate(tmp_path):
     from edgecnn.quantize import quantize
 
     folder = _shapes_copy(tmp_path)
-    [chosen] = quantize(folder / "model.onnx", modes=["static"], isa=["x86-avx2"], schemes=["u8s8"])
+    [chosen] = quantize(folder / "model.onnx", variants=["int8"], isa=["x86-avx2"], schemes=["u8s8"])
     settings = read_metadata(chosen.path).quantization
     assert settings["scheme"] == "u8s8" and not settings["rejected_schemes"]
     assert settings["isa_checked"]["x86-avx2"]["accuracy_drop"] <= 0.005

@@ -28,7 +28,7 @@ def quantized(fashion_export, fashion_small, tmp_path_factory):
 def variants(quantized, fashion_small):
     results = quantize(quantized / "model.onnx", dataset=fashion_small, calibration=200, isa="host")
     assert not any(r.written for r in results)  # the same inputs give the same bytes
-    return {r.mode: r for r in results}
+    return {r.variant: r for r in results}
 
 
 def _load(path):
@@ -40,14 +40,14 @@ def _load(path):
 def test_static_int8_is_qdq_with_int8_weights(variants):
     from tests.conftest import op_counts
 
-    model = _load(variants["static"].path)
+    model = _load(variants["int8"].path)
     ops = op_counts(model)
     # The second Conv and both Gemm weights plus their activations must be quantized (the first
     # conv reads the image and stays float: next test).
     assert ops["QuantizeLinear"] >= 4 and ops["DequantizeLinear"] >= 7, ops
     int8_weights = [t for t in model.graph.initializer if t.data_type == 3 and len(t.dims) > 1]
     assert len(int8_weights) == 3  # INT8 matrices and kernels (zero points are vectors)
-    info = read_metadata(variants["static"].path)
+    info = read_metadata(variants["int8"].path)
     assert info.variant == "int8"
     assert info.quantization["activations"] == "uint8" and info.quantization["per_channel"]
     assert info.quantization["calibration_split"] == "train"
@@ -59,7 +59,7 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
 
     from edgecnn.graph import float_image_convs
 
-    model = _load(variants["static"].path)
+    model = _load(variants["int8"].path)
     producers = {o: n for n in model.graph.node for o in n.output}
     initializers = {t.name: t for t in model.graph.initializer}
     first, second = [n for n in model.graph.node if n.op_type == "Conv"]
@@ -70,10 +70,10 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
     assert next(n for n in model.graph.node if n.input[0] == pool.output[0]).op_type == "Relu"
     softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
     assert producers[softmax.input[0]].op_type == "Gemm"  # float logits, no Q -> DQ pair between
-    settings = read_metadata(variants["static"].path).quantization
+    settings = read_metadata(variants["int8"].path).quantization
     assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, "fashion_cnn_1/conv2d_1/Relu"}
 
-    probs = Predictor(variants["static"].path, providers="cpu").predict(fashion_small.x_test).probabilities
+    probs = Predictor(variants["int8"].path, providers="cpu").predict(fashion_small.x_test).probabilities
     assert np.abs(probs * 256 - np.round(probs * 256)).max() > 0.01  # not uint8 levels
     # Pooling before the activation is exact: the rewritten fp32 graph gives the same floats.
     fp32 = _load(fashion_export / "model.onnx")
@@ -87,7 +87,7 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
 def test_dynamic_int8_leaves_conv_in_float(variants):
     from tests.conftest import op_counts
 
-    ops = op_counts(_load(variants["dynamic"].path))
+    ops = op_counts(_load(variants["dynint8"].path))
     assert ops["Conv"] == 2 and "ConvInteger" not in ops
     assert ops["MatMulInteger"] + ops["DynamicQuantizeMatMul"] >= 1, ops
 
@@ -112,7 +112,7 @@ def test_dynamic_conv_is_opt_in_and_flagged(fashion_export, tmp_path, fashion_sm
 
     copy = tmp_path / "model.onnx"
     shutil.copy(fashion_export / "model.onnx", copy)
-    [result] = quantize(copy, modes=["dynamic"], dynamic_ops=["Conv", "MatMul", "Gemm"])
+    [result] = quantize(copy, variants=["dynint8"], dynamic_ops=["Conv", "MatMul", "Gemm"])
     assert op_counts(_load(result.path))["ConvInteger"] == 2
     assert "slower" in read_metadata(result.path).quantization["warning"]
 
@@ -140,8 +140,8 @@ def test_calibration_reader_feeds_predictor_preprocessing(fashion_small):
 
 def test_bad_arguments(quantized, tmp_path):
     model = quantized / "model.onnx"
-    with pytest.raises(EdgeCNNError, match="Unknown quantization mode"):
-        quantize(model, modes=["int4"])
+    with pytest.raises(EdgeCNNError, match="Unknown variant"):
+        quantize(model, variants=["int4"])
     with pytest.raises(EdgeCNNError, match="Unknown calibration method"):
         quantize(model, method="magic")
     not_onnx = tmp_path / "model.onnx"
@@ -191,10 +191,10 @@ def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
     folder = shutil.copytree(quantized, tmp_path / "copy")
     impossible = Gates(int8_max_accuracy_drop=-1.0)
     with pytest.raises(GateFailedError, match="no static int8 scheme holds"):
-        quantize(folder / "model.onnx", modes=["static"], gates=impossible, isa="host",
+        quantize(folder / "model.onnx", variants=["int8"], gates=impossible, isa="host",
                  calibration=100, auto_exclude=False, force=True)
     assert not (folder / "model.int8.onnx").exists()  # the old one was not left to pass for it
-    [result] = quantize(folder / "model.onnx", modes=["static"], gates=impossible, isa="host",
+    [result] = quantize(folder / "model.onnx", variants=["int8"], gates=impossible, isa="host",
                         calibration=100, auto_exclude=False, force=True, strict=False)
     assert result.failure and "loses" in result.failure and not result.written
     assert not (folder / "model.int8.onnx").exists()
@@ -242,5 +242,5 @@ def test_quantization_never_changes_the_working_folder(quantized, tmp_path, monk
 
     folder = shutil.copytree(quantized, tmp_path / "copy")
     monkeypatch.setattr(os, "chdir", refuse)
-    [result] = quantize(folder / "model.onnx", modes=["dynamic"], force=True)
+    [result] = quantize(folder / "model.onnx", variants=["dynint8"], force=True)
     assert result.path.is_file()

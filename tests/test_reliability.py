@@ -250,7 +250,7 @@ def test_every_writer_of_an_export_folder_takes_its_lock(tmp_path):
             pytest.fail("validate never took the folder's lock")
     finally:
         os.close(fd)
-    for args in (["quantize", str(folder / "model.onnx"), "--mode", "dynamic", "--force"],
+    for args in (["quantize", str(folder / "model.onnx"), "--variant", "dynint8", "--force"],
                  ["report", str(folder)]):
         refused = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=300)
         lines = [line for line in refused.stderr.splitlines() if line.strip()]
@@ -260,7 +260,7 @@ def test_every_writer_of_an_export_folder_takes_its_lock(tmp_path):
     report = json.loads((folder / "report.json").read_text())
     assert {"x86-avx2", "x86-sse4"} <= set(report["isa_rows"]) and report["passed"]
     assert {p.name: p.read_bytes() for p in folder.glob("model*.onnx")} == before
-    done = subprocess.run([*cli, "quantize", str(folder / "model.onnx"), "--mode", "dynamic",
+    done = subprocess.run([*cli, "quantize", str(folder / "model.onnx"), "--variant", "dynint8",
                            "--force"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 

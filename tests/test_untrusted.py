@@ -338,7 +338,7 @@ def test_quantizing_a_graph_onnxruntime_cannot_analyse_is_one_error_and_leaves_n
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     with pytest.raises(EdgeCNNError):
-        quantize(path, modes=["dynamic"])
+        quantize(path, variants=["dynint8"])
     assert list(cwd.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "model.onnx"]
 
@@ -348,7 +348,7 @@ def test_quantize_takes_a_relative_path(tmp_path, monkeypatch):
 
     make_tiny_onnx(tmp_path / "model.onnx")
     monkeypatch.chdir(tmp_path)
-    [result] = quantize(Path("model.onnx"), modes=["dynamic"])
+    [result] = quantize(Path("model.onnx"), variants=["dynint8"])
     assert result.path == Path("model.dynint8.onnx") and result.path.is_file()
     assert Path.cwd() == tmp_path
 
@@ -391,7 +391,7 @@ def test_every_calibration_method_works_with_a_short_last_batch(tmp_path, method
     from edgecnn.quantize import quantize
 
     make_tiny_onnx(tmp_path / "model.onnx")
-    [result] = quantize(tmp_path / "model.onnx", modes=["static"], method=method, calibration=500,
+    [result] = quantize(tmp_path / "model.onnx", variants=["int8"], method=method, calibration=500,
                         isa="host", gates=_loose_gates())
     assert read_metadata(result.path).quantization["method"] == method
 

@@ -13,11 +13,13 @@ from edgecnn.cli.report_view import print_quantized
 from edgecnn.defaults import DEFAULT_CALIBRATION
 
 
-class Mode(str, Enum):
-    static = "static"
-    dynamic = "dynamic"
+class Variant(str, Enum):
+    int8 = "int8"
+    dynint8 = "dynint8"
     fp16 = "fp16"
     all = "all"
+    static = "static"  # onnxruntime's names for how int8 and dynint8 are made
+    dynamic = "dynamic"
 
 
 class Method(str, Enum):
@@ -29,7 +31,9 @@ class Method(str, Enum):
 def quantize(
     model: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                           help="The fp32 model.onnx written by export.")],
-    mode: Annotated[Mode, typer.Option(help="Which variant(s) to write.")] = Mode.all,
+    variant: Annotated[Variant, typer.Option(
+        "--variant", "--mode", help="Which variant(s) to write: int8 (static QDQ; 'static' also "
+        "works), dynint8 ('dynamic'), fp16 or all.")] = Variant.all,
     calibration: Annotated[int, typer.Option(
         help="Training images used to calibrate static int8.")] = DEFAULT_CALIBRATION,
     method: Annotated[Method, typer.Option(help="Static calibration method.")] = Method.minmax,
@@ -53,14 +57,14 @@ def quantize(
     force: Force = False,
 ) -> None:
     """Write int8 (static QDQ, dynamic) and fp16 variants next to MODEL."""
-    from edgecnn.quantize import DEFAULT_DYNAMIC_OPS, MODES
+    from edgecnn.quantize import DEFAULT_DYNAMIC_OPS, QUANTIZED
     from edgecnn.quantize import quantize as run_quantize
 
-    modes = MODES if mode is Mode.all else (mode.value,)
+    variants = QUANTIZED if variant is Variant.all else (variant.value,)
     ops = (*DEFAULT_DYNAMIC_OPS, "Conv") if dynamic_conv else DEFAULT_DYNAMIC_OPS
     from edgecnn.int8_scheme import SCHEMES
 
-    print_quantized(run_quantize(model, modes=modes, calibration=calibration, method=method.value,
+    print_quantized(run_quantize(model, variants=variants, calibration=calibration, method=method.value,
                                  per_channel=per_channel, dataset=dataset, dynamic_ops=ops,
                                  seed=seed, isa=isa or "all", schemes=scheme or tuple(SCHEMES),
                                  exclude=exclude or (), auto_exclude=auto_exclude, force=force))

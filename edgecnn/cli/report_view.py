@@ -13,9 +13,9 @@ def print_quantized(results: list[Any]) -> None:
     """One line per variant written by ``edgecnn.quantize.quantize``."""
     for q in results:
         if q.failure:
-            typer.secho(f"{q.mode:>8}: no file written (int8 is not required): {q.failure}", fg="yellow")
+            typer.secho(f"{q.variant:>8}: no file written (int8 is not required): {q.failure}", fg="yellow")
             continue
-        typer.echo(f"{q.mode:>8}: {q.path} ({q.size_bytes / 1024:.0f} KiB"
+        typer.echo(f"{q.variant:>8}: {q.path} ({q.size_bytes / 1024:.0f} KiB"
                    f"{'' if q.written else ', up to date'})")
 
 

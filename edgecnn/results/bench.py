@@ -151,7 +151,7 @@ class BenchResult:
 def read_bench(path: str | Path) -> BenchResult:
     """The bench result at ``path``, or one line saying why it is not one this edgecnn reads."""
     data = read_json(path, "the bench result")
-    schema = data.get("schema") if isinstance(data, dict) else None
+    schema = data.get("schema") if isinstance(data, dict) else BENCH_SCHEMA
     if schema != BENCH_SCHEMA:
         raise RecordError(f"{path} is not an edgecnn bench result ({BENCH_SCHEMA}); its schema is "
                           f"{str(schema)[:40]!r}.")

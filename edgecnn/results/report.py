@@ -150,7 +150,8 @@ def read_report(path: str | Path) -> Report:
     if path.is_dir():
         path = path / REPORT_JSON
     data = read_json(path, "the validation report")
-    schema = data.get("schema", "edgecnn.report/0") if isinstance(data, dict) else None
+    # (not an object at all: the record's reading says so)
+    schema = data.get("schema", "edgecnn.report/0") if isinstance(data, dict) else REPORT_SCHEMA
     if schema not in ("edgecnn.report/0", REPORT_SCHEMA):
         raise RecordError(
             f"{path} is not a validation report this edgecnn reads (schema {str(schema)[:40]!r}; "

@@ -27,12 +27,15 @@ class RecordError(EdgeCNNError):
     """A JSON file that is not the record it should be: names the file and the field."""
 
 
-def from_json(cls: type[R], data: Any, where: str = "") -> R:
-    """``data`` (parsed JSON) as a ``cls`` record; :class:`RecordError` naming the field if not."""
+def from_json(cls: type[R], data: Any, source: str = "") -> R:
+    """``data`` (parsed JSON) as a ``cls`` record; :class:`RecordError` naming ``source`` (the
+    file) and the field if not."""
     try:
-        return _convert(cls, data, where or cls.__name__)
+        return _convert(cls, data, "")
     except _FieldError as exc:
-        raise RecordError(str(exc)) from None
+        field, message = exc.args
+        where = field.lstrip(".") or "the top level"
+        raise RecordError(f"{source or cls.__name__}: {where} {message}.") from None
 
 
 def to_json(record: Any) -> dict[str, Any]:
@@ -53,11 +56,11 @@ def read_json(path: str | Path, what: str) -> Any:
 def finite(value: float, name: str, *, positive: bool = False) -> None:
     """Refuse a NaN, an infinity or (with ``positive``) a value <= 0 where a measurement goes."""
     if not math.isfinite(value) or (positive and value <= 0):
-        raise _FieldError(f"{name} must be a finite{' positive' if positive else ''} number, not {value!r}")
+        raise _FieldError(f".{name}", f"must be a finite{' positive' if positive else ''} number, not {value!r}")
 
 
 class _FieldError(ValueError):
-    pass
+    """(field path, what is wrong with it)."""
 
 
 def _describe(value: Any) -> str:
@@ -84,38 +87,38 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return _record(tp, value, where)
     if origin is list:
         if not isinstance(value, list):
-            raise _FieldError(f"{where} should be a list, got {_describe(value)}")
+            raise _FieldError(where, f"should be a list, got {_describe(value)}")
         return [_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise _FieldError(f"{where} should be an object, got {_describe(value)}")
+            raise _FieldError(where, f"should be an object, got {_describe(value)}")
         return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _FieldError(f"{where} should be a number, got {_describe(value)}")
+            raise _FieldError(where, f"should be a number, got {_describe(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _FieldError(f"{where} should be an integer, got {_describe(value)}")
+            raise _FieldError(where, f"should be an integer, got {_describe(value)}")
         return value
     if tp in (str, bool):
         if not isinstance(value, tp):
-            raise _FieldError(f"{where} should be a {tp.__name__}, got {_describe(value)}")
+            raise _FieldError(where, f"should be a {tp.__name__}, got {_describe(value)}")
         return value
     raise TypeError(f"no JSON conversion for {tp!r}")  # a record declared with another type
 
 
 def _record(cls: type, value: Any, where: str) -> Any:
     if not isinstance(value, dict):
-        raise _FieldError(f"{where} should be an object, got {_describe(value)}")
+        raise _FieldError(where, f"should be an object, got {_describe(value)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for field in dataclasses.fields(cls):
         if field.name in value:
             kwargs[field.name] = _convert(hints[field.name], value[field.name], f"{where}.{field.name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise _FieldError(f"{where} has no '{field.name}'")
+            raise _FieldError(where, f"has no '{field.name}'")
     try:
         return cls(**kwargs)
     except _FieldError as exc:  # a record's own check (__post_init__) of a value's range
-        raise _FieldError(f"{where}: {exc}") from None
+        raise _FieldError(where + exc.args[0], exc.args[1]) from None

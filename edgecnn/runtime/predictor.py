@@ -105,7 +105,7 @@ class Predictor:
         self.info = self._read_info(preprocessing, class_names)
         self._input, output = inputs[0], outputs[0]
         self.info.check_graph(str(self.path), list(self._input.shape), list(output.shape))
-        # Cached for the hot path: a batch-1 call is ~0.1 ms, so microseconds matter.
+        # Cached for the hot path: a batch-1 call takes a fraction of a millisecond.
         self._run_session = self.session.run
         self._input_name = self._input.name
         self._output_names = [output.name]
@@ -151,7 +151,8 @@ class Predictor:
 
     def _checked(self, images: np.ndarray) -> np.ndarray:
         """``images`` as an (N,H,W,C) uint8 or float array, or a clear error."""
-        # numpy.ma costs ~18 ms to import; unless something imported it, nothing is masked.
+        # numpy.ma is slow to import (cold start, bench/README.md); unless something imported it,
+        # nothing is masked.
         ma = sys.modules.get("numpy.ma")
         if ma is not None and isinstance(images, ma.MaskedArray):
             raise EdgeCNNError(

@@ -1,0 +1,126 @@
+"""The report and the bench result are read through their schema: any field missing or of the
+wrong type, an unknown schema, or a latency that is not a finite positive number is one line
+naming it -- for every field, not only the examples someone thought of."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgecnn.cli.main import app
+from edgecnn.errors import EdgeCNNError
+from edgecnn.results.bench import read_bench
+from edgecnn.results.report import REPORT_SCHEMA, read_report, write_report
+from edgecnn.results.schema import to_json
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = ROOT / "exported" / "shapes-toy"
+BENCH = ROOT / "exported" / "fashion-cnn" / "bench.json"
+runner = CliRunner()
+
+
+def _leaves(value, path=()):
+    """(path, value) of every scalar, list and object in parsed JSON, depth first."""
+    yield path, value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:2]):  # the first two items stand for the rest
+            yield from _leaves(v, (*path, i))
+
+
+def _set(data, path, value):
+    for key in path[:-1]:
+        data = data[key]
+    data[path[-1]] = value
+
+
+def _wrong(value):
+    """A value of another JSON type than ``value``'s, valid for no typed field that holds it."""
+    return "text" if isinstance(value, (dict, list)) else {"not": "a scalar"}
+
+
+def _one_line_error(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def _report_fields():
+    """Every field the committed report holds that the schema reads (it ignores unknown keys)."""
+    data = json.loads((SHAPES / "report.json").read_text())
+    known = {p for p, _ in _leaves(to_json(read_report(SHAPES)))}
+    # a quantization record's own settings are free-form (each method records its own)
+    return [p for p, _ in _leaves(data) if p and p in known and "quantization" not in p[:3]]
+
+
+@pytest.mark.parametrize("path", _report_fields(), ids=lambda p: ".".join(map(str, p)))
+def test_every_report_field_of_the_wrong_type_is_one_line_naming_it(path, tmp_path):
+    folder = shutil.copytree(SHAPES, tmp_path / "shapes-toy")
+    data = json.loads((folder / "report.json").read_text())
+    old = data
+    for key in path:
+        old = old[key]
+    _set(data, path, _wrong(old))
+    (folder / "report.json").write_text(json.dumps(data))
+    line = _one_line_error(runner.invoke(app, ["report", str(folder)]))
+    assert str(path[-1]) in line and "report.json" in line
+
+
+@pytest.mark.parametrize("content, says", [
+    ("[1, 2]", "should be an object"),
+    ('{"variants": []}', "has no 'model'"),
+    ('{"model": "x"', "Cannot read"),
+    (json.dumps({"schema": "edgecnn.report/999"}), "edgecnn.report/999"),
+    (json.dumps({"schema": 999}), "999"),
+])
+def test_a_report_that_is_not_one_is_one_line(content, says, tmp_path):
+    folder = shutil.copytree(SHAPES, tmp_path / "shapes-toy")
+    (folder / "report.json").write_text(content)
+    assert says in _one_line_error(runner.invoke(app, ["report", str(folder)]))
+    listed = json.loads(runner.invoke(app, ["zoo", "shapes-toy", "--exported", str(tmp_path), "--json"]).output)
+    assert says in listed[0]["export"]["unreadable"]  # zoo says so too, instead of "never exported"
+
+
+def test_a_report_reads_back_as_written_and_the_unversioned_ones_still_read(tmp_path):
+    old = read_report(SHAPES)  # committed before the schema had a version
+    assert old.schema == REPORT_SCHEMA and old.passed and old.failures == []
+    assert all(v.failed_on == [r for r, c in v.by_isa.items() if not c.passed] for v in old.variants)
+    write_report(tmp_path, old)
+    again = read_report(tmp_path)
+    assert again == old and json.loads((tmp_path / "report.json").read_text())["schema"] == REPORT_SCHEMA
+
+
+@pytest.mark.parametrize("value", ["0.1", None, float("nan"), float("inf"), -8.53, 0.0, [1]])
+def test_bench_compare_refuses_a_latency_that_means_nothing(value, tmp_path):
+    data = json.loads(BENCH.read_text())
+    data["results"][3]["p50_ms"] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    line = _one_line_error(runner.invoke(app, ["bench-compare", str(BENCH), str(bad)]))
+    assert "results[3].p50_ms" in line and "bad.json" in line
+
+
+@pytest.mark.parametrize("content", ["[]", '{"schema": "edgecnn.bench/1"}', "not json", ""])
+def test_bench_compare_refuses_what_is_not_a_result(content, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    _one_line_error(runner.invoke(app, ["bench-compare", str(bad), str(BENCH)]))
+
+
+def test_a_bench_result_reads_back_as_written(tmp_path):
+    result = read_bench(BENCH)
+    assert all(math.isfinite(r.p50_ms) and r.p50_ms > 0 for r in result.results)
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(to_json(result)))
+    assert read_bench(again) == result
+    with pytest.raises(EdgeCNNError, match="schema"):
+        data = to_json(result) | {"schema": "edgecnn.bench/0"}
+        again.write_text(json.dumps(data))
+        read_bench(again)
