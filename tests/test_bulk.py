@@ -6,6 +6,7 @@ the single process writes, on real Fashion-MNIST test images stored as PNG files
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -125,6 +126,40 @@ def test_an_unreadable_image_stops_the_run_or_becomes_an_error_row(png_folder, r
     assert rows["top_classes"][7] == [] and rows["label"][6] is not None
     with pytest.raises(EdgeCNNError, match="already exists"):
         predict_bulk(INT8, [bad], out=out, engine=engine, skip_unreadable=True)
+
+
+def _ray_processes() -> set[int]:
+    """PIDs of Ray's daemons and workers on this machine."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return {int(line.split()[0]) for line in ps.splitlines()
+            if any(name in line for name in ("ray::", "raylet", "gcs_server", "ray/dashboard"))}
+
+
+def test_an_error_on_a_ray_it_started_ends_the_run_and_every_process_it_started(png_folder, tmp_path):
+    """An unreadable image among 601: one line, exit 1 within seconds, no Ray process left
+    (a Ray Data executor left running after ray.shutdown() used to start a second Ray and hang)."""
+    import time
+
+    folder, _, _ = png_folder
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in sorted(folder.rglob("*.png"))[:600]:
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "00300_empty.png").write_bytes(b"")
+    before = _ray_processes()
+    start = time.monotonic()
+    cli = [sys.executable, "-c", "from edgecnn.cli.main import main; main()"]
+    done = subprocess.run([*cli, "predict", str(INT8), str(bad), "--engine", "ray", "--out",
+                           str(tmp_path / "r.parquet"), "--batch-size", "64"],
+                          capture_output=True, text=True, timeout=180,
+                          env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "00300_empty.png" in errors[0], done.stderr
+    assert time.monotonic() - start < 90
+    deadline = time.monotonic() + 20  # Ray's daemons exit shortly after the driver
+    while (left := _ray_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left and not (tmp_path / "r.parquet").exists()
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (28, 28, 1), (1, 28, 28), (1, 28, 28, 1), (3, 28, 28)])

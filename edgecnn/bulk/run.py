@@ -8,6 +8,7 @@ the same rows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -100,7 +101,9 @@ def predict_bulk(
                 workers = concurrency or max(1, ray_engine.cluster_cpus(ray) // max(threads, 1))
                 log.info(f"predict: {total:,} images on Ray, {workers} actor(s) x {threads} thread(s)")
                 results = _run_ray(ray, model.read_bytes(), options, sources, batch_size, workers, threads)
-                with ray_engine.worker_errors():
+                # closed before Ray shuts down: a Ray Data executor left running after an error
+                # outlives ray.shutdown(), starts a Ray of its own and the run never exits
+                with contextlib.closing(results), ray_engine.worker_errors():
                     unreadable = _drain(results, write, progress, skip_unreadable)
     return BulkSummary(total, unreadable, time.perf_counter() - start, engine, workers,
                        tuple(local.predictor.providers))
