@@ -228,3 +228,22 @@ def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_loca
 
         assert measured(a.by_isa) == measured(b.by_isa)
         assert a.by_isa["x86-avx2"].emulated and a.by_isa["x86-avx2"].images == 300
+
+
+def test_a_parquet_source_holds_a_batch_not_the_file(tmp_path):
+    """pyarrow pre-buffers a whole file by default: the source reads a row group's pages as it
+    needs them (six row groups here: at most a couple are ever held)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgecnn.bulk.sources import ParquetSource
+
+    rng = np.random.default_rng(0)
+    cells = [rng.integers(0, 256, 4096, dtype=np.uint8).tobytes() for _ in range(6000)]
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"image": cells}), path, row_group_size=1000, compression="none")
+    peak = 0
+    for batch in ParquetSource(path).batches(64):
+        peak = max(peak, pa.total_allocated_bytes())
+        assert batch["kind"][0] == "bytes" and len(batch["data"][0]) == 4096
+    assert peak < path.stat().st_size / 3, (peak, path.stat().st_size)

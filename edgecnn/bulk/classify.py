@@ -20,6 +20,8 @@ from edgecnn.runtime import Predictor
 from edgecnn.runtime.images import decode_image, read_image
 from edgecnn.runtime.metadata import Preprocessing
 
+# What a string column holds for "no label" / "no error" on its way through Ray.
+NO_VALUE = ""
 
 
 class BatchClassifier:
@@ -54,18 +56,18 @@ class BatchClassifier:
 
         An image that cannot be read is a row with its ``error``: raising would lose it inside
         Ray's wrapping of exceptions. Strings are never None (Ray's Arrow round trip would make
-        them NaN): a readable image's ``error`` is "", an unreadable one's ``label`` is "".
+        them NaN): a readable image's ``error`` and an unreadable one's ``label`` are NO_VALUE,
+        which :func:`restore_missing` turns back into None once the batch is back.
         """
         ids = batch.get("id")
         pixels, errors = self._images(batch)
         n = len(errors)
-        labels = [""] * n
+        labels = [NO_VALUE] * n
         classes: list[list[str]] = [[] for _ in range(n)]
         probabilities: list[np.ndarray] = [np.zeros(0, np.float32) for _ in range(n)]
         good = [i for i, e in enumerate(errors) if not e]
         if good:
-            # An array (a .npz batch) is read whole; decoded files are stacked.
-            readable = pixels if isinstance(pixels, np.ndarray) else np.stack([pixels[i] for i in good])
+            readable = np.stack([pixels[i] for i in good])
             for i, top in zip(good, self.predictor.predict(readable).top_k(self.top_k)):
                 classes[i] = [name for name, _ in top]
                 probabilities[i] = np.array([p for _, p in top], dtype=np.float32)
@@ -78,35 +80,33 @@ class BatchClassifier:
             out["id"] = np.asarray(ids, dtype=object)
         return out
 
-    def _images(self, batch: Batch) -> tuple[np.ndarray | list[np.ndarray | None], list[str]]:
+    def _images(self, batch: Batch) -> tuple[list[np.ndarray | None], list[str]]:
         """Each row's uint8 image, or why it could not be read."""
-        if "pixels" in batch:
-            images = np.asarray(batch["pixels"])
-            return images, [""] * len(images)
         shape = self.predictor.input_shape
-        from_files = "path" in batch
-        if from_files:
-            names, cells = [str(p) for p in batch["path"]], batch["path"]
-        else:
-            ids = batch.get("id")
-            cells = batch["bytes"]
-            names = [str(ids[i]) if ids is not None else f"row {i}" for i in range(len(cells))]
         images: list[np.ndarray | None] = []
         errors: list[str] = []
-        for name, cell in zip(names, cells):
+        for ident, kind, data in zip(batch["id"], batch["kind"], batch["data"]):
             try:
-                images.append(read_image(name, shape, fit=self.fit) if from_files
-                              else decode_image(_encoded(cell), shape, fit=self.fit, name=name))
-                errors.append("")
+                if kind == "pixels":  # a .npz row, already of the model's input shape
+                    images.append(np.frombuffer(data, np.uint8).reshape(shape))
+                elif kind == "path":
+                    images.append(read_image(os.fsdecode(data), shape, fit=self.fit))
+                else:
+                    images.append(decode_image(data, shape, fit=self.fit, name=str(ident)))
+                errors.append(NO_VALUE)
             except EdgeCNNError as exc:  # the caller decides whether it stops the run
                 images.append(None)
                 errors.append(str(exc))
         return images, errors
 
 
-def _encoded(value: Any) -> Any:
-    """The bytes of a Parquet image cell: raw bytes, or a {"bytes": ..., "path": ...} struct."""
-    return value.get("bytes") if isinstance(value, dict) else value
+def restore_missing(batch: Batch) -> Batch:
+    """The batch with each NO_VALUE label and error None again: what a result row holds."""
+    return dict(batch, label=_none_for_empty(batch["label"]), error=_none_for_empty(batch["error"]))
+
+
+def _none_for_empty(values: Any) -> np.ndarray:
+    return np.array([v if v != NO_VALUE else None for v in values], dtype=object)
 
 
 def _object_array(rows: list) -> np.ndarray:

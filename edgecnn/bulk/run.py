@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn import ray_engine
-from edgecnn.bulk.classify import BatchClassifier
+from edgecnn.bulk.classify import BatchClassifier, restore_missing
 from edgecnn.bulk.sinks import check_destination, result_sink
-from edgecnn.bulk.sources import open_sources
+from edgecnn.bulk.sources import arrow_blocks, open_sources
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import sha256_file
 from edgecnn.runtime.metadata import Preprocessing
@@ -117,21 +117,21 @@ def _run_local(classifier: BatchClassifier, sources: list, batch_size: int) -> I
 
 def _run_ray(ray: Any, model: bytes, options: dict, sources: list, batch_size: int,
              workers: int, threads: int) -> Iterator[dict]:
-    for source in sources:
-        # One batch per block: blocks are what Ray hands to actors, so small ones balance best.
-        dataset = source.ray_dataset(ray.data, block_rows=batch_size)
-        actors = min(workers, -(-len(source) // batch_size))  # more would idle (and Ray warns)
-        with warnings.catch_warnings():
-            # max_restarts=0 is how Ray's own code says to stop restarting failed actors (ours
-            # fail on bad input, which a restart repeats), though it warns about the keyword.
-            warnings.simplefilter("ignore")
-            classified = dataset.map_batches(
-                BatchClassifier, fn_constructor_args=(model,), fn_constructor_kwargs=options,
-                batch_size=batch_size, batch_format="numpy", num_cpus=threads,
-                compute=ray.data.ActorPoolStrategy(size=actors), max_restarts=0,
-            )
-        for batch in classified.iter_batches(batch_size=None, batch_format="numpy"):
-            yield batch
+    # One batch per block (blocks are what Ray hands to actors, so small ones balance best),
+    # each in the object store as soon as it is read: the driver holds one at a time.
+    refs = [ray.put(block) for block in arrow_blocks(sources, batch_size)]
+    dataset = ray.data.from_arrow_refs(refs)
+    actors = min(workers, len(refs))  # more would idle (and Ray warns)
+    with warnings.catch_warnings():
+        # max_restarts=0 is how Ray's own code says to stop restarting failed actors (ours
+        # fail on bad input, which a restart repeats), though it warns about the keyword.
+        warnings.simplefilter("ignore")
+        classified = dataset.map_batches(
+            BatchClassifier, fn_constructor_args=(model,), fn_constructor_kwargs=options,
+            batch_size=batch_size, batch_format="numpy", num_cpus=threads,
+            compute=ray.data.ActorPoolStrategy(size=actors), max_restarts=0,
+        )
+    yield from classified.iter_batches(batch_size=None, batch_format="numpy")
 
 
 def _drain(results: Iterator[dict], write: Any,
@@ -142,7 +142,7 @@ def _drain(results: Iterator[dict], write: Any,
     for batch in results:
         rows = len(batch["label"])
         index = np.arange(progress.done, progress.done + rows, dtype=np.int64)
-        batch = dict(batch, index=index)
+        batch = dict(restore_missing(batch), index=index)
         batch["input"] = batch.pop("id")
         failed = [i for i, e in enumerate(batch["error"]) if e]
         if failed and not skip_unreadable:  # the rows before it are still shown

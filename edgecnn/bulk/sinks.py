@@ -61,9 +61,9 @@ def check_destination(out: Path, force: bool) -> None:
 def _rows(batch: Batch) -> Iterator[dict[str, Any]]:
     for i in range(len(batch["index"])):
         yield {"index": int(batch["index"][i]), "input": batch["input"][i],
-               "label": batch["label"][i] or None, "top_classes": list(batch["top_classes"][i]),
+               "label": batch["label"][i], "top_classes": list(batch["top_classes"][i]),
                "top_probabilities": [float(p) for p in batch["top_probabilities"][i]],
-               "error": batch["error"][i] or None}
+               "error": batch["error"][i]}
 
 
 @contextlib.contextmanager
@@ -86,10 +86,10 @@ def _parquet_writer(path: Path, constants: dict[str, str]) -> Iterator[Write]:
         n = len(batch["index"])
         columns = {
             "index": batch["index"], "input": batch["input"].tolist(),
-            "label": [v or None for v in batch["label"]],
+            "label": batch["label"].tolist(),
             "top_classes": [list(c) for c in batch["top_classes"]],
             "top_probabilities": [list(p) for p in batch["top_probabilities"]],
-            "error": [v or None for v in batch["error"]],
+            "error": batch["error"].tolist(),
             **{k: [v] * n for k, v in constants.items()},
         }
         pending.append(pa.table(columns, schema=schema))

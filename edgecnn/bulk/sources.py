@@ -1,16 +1,18 @@
 """Where images come from in bulk: files (folders, globs), a .npz array, or a Parquet table.
 
-A source yields batches as column dicts, read lazily so that memory stays bounded by the batch
-(a .npz is the exception: numpy reads its array whole). The same batches feed the in-process
-engine and, as Ray Data blocks, the Ray engine, so both see the same images in the same order
-(on Ray, a Parquet file's images wait in Ray's object store, which spills to disk).
-Column names: ``id`` (what a result row calls the image), and one of ``path`` (an image file),
-``bytes`` (an encoded image) or ``pixels`` (uint8 arrays).
+A source yields batches read lazily, so that memory stays bounded by the batch (a .npz is the
+exception: numpy reads its array whole). Every batch has the same three columns, whatever the
+source: ``id`` (what a result row calls the image), ``kind`` and ``data`` -- ``path`` (the file's
+name, as bytes), ``bytes`` (an encoded image) or ``pixels`` (one uint8 image of the model's input
+shape, raw). The same batches feed the in-process engine and, as Arrow blocks of one schema,
+the Ray engine: all sources make one Ray dataset, so both engines see the same images in the
+same order and Ray loads the model once per actor, not once per source.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,37 +29,33 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 PARQUET_IMAGE_COLUMNS = ("image", "bytes", "png", "jpeg", "img")
 PARQUET_ID_COLUMNS = ("path", "id", "name", "filename")
 
-# One batch of a bulk run: ids/paths/pixels as made here, then labels and errors added by the
+# One batch of a bulk run: id/kind/data as made here, then labels and errors added by the
 # classifier; sources, classifier and sinks all pass this one shape along.
 Batch = dict[str, Any]
 
 
-class _Source:
-    """What every source offers besides ``__len__`` and ``batches``."""
-
-    def batches(self, size: int) -> Iterator[Batch]:
-        raise NotImplementedError
-
-    def ray_dataset(self, ray_data: Any, block_rows: int) -> Any:
-        """A Ray dataset of this source's batches, one block per batch (blocks are what Ray
-        spreads over its actors).
-
-        Read here, also for Parquet, not with ray.data.read_parquet: with every CPU held by an
-        actor, Ray Data 2.60 never schedules the read tasks (measured: a hang on 2 CPUs and 2
-        actors). The blocks go to Ray's object store, which spills to disk beyond its size.
-        """
-        pa = require("pyarrow", "Reading images with Ray")
-        from ray.data.extensions import ArrowTensorArray
-
-        tables = []
-        for batch in self.batches(block_rows):
-            columns = {k: (ArrowTensorArray.from_numpy(v) if k == "pixels" else pa.array(v.tolist()))
-                       for k, v in batch.items()}
-            tables.append(pa.table(columns))
-        return ray_data.from_arrow(tables)
+def _batch(ids: Sequence[str], kind: str, data: Sequence[bytes]) -> Batch:
+    return {"id": np.array(ids, dtype=object), "kind": np.array([kind] * len(ids), dtype=object),
+            "data": np.array(list(data), dtype=object)}
 
 
-class FileSource(_Source):
+def arrow_blocks(sources: Sequence[Any], rows: int) -> Iterator[Any]:
+    """The batches of every source in order, each as an Arrow table of one schema: the blocks
+    Ray spreads over its actors. A generator, so the caller can put each block in Ray's object
+    store as it is read and hold one at a time (the object store spills to disk beyond its size).
+
+    Read here, also for Parquet, not with ray.data.read_parquet: with every CPU held by an
+    actor, Ray Data 2.60 never schedules the read tasks (a hang on 2 CPUs and 2 actors).
+    """
+    pa = require("pyarrow", "Reading images with Ray")
+    for source in sources:
+        for batch in source.batches(rows):
+            yield pa.table({"id": pa.array(batch["id"].tolist(), pa.string()),
+                            "kind": pa.array(batch["kind"].tolist(), pa.string()),
+                            "data": pa.array(batch["data"].tolist(), pa.binary())})
+
+
+class FileSource:
     """Image files, read one by one where they are classified."""
 
     def __init__(self, paths: Sequence[str]) -> None:
@@ -68,11 +66,11 @@ class FileSource(_Source):
 
     def batches(self, size: int) -> Iterator[Batch]:
         for i in range(0, len(self.paths), size):
-            chunk = np.array(self.paths[i : i + size], dtype=object)
-            yield {"id": chunk, "path": chunk}
+            chunk = self.paths[i : i + size]
+            yield _batch(chunk, "path", [os.fsencode(p) for p in chunk])
 
 
-class ArraySource(_Source):
+class ArraySource:
     """The uint8 images of a .npz (``x_test``, ``images``, ``x`` or its only array), counted as
     the Predictor counts them for a model of ``input_shape`` (one 28x28 array is one image)."""
 
@@ -89,18 +87,20 @@ class ArraySource(_Source):
     def batches(self, size: int) -> Iterator[Batch]:
         for i in range(0, len(self.images), size):
             chunk = self.images[i : i + size]
-            ids = np.array([f"{self.name}[{j}]" for j in range(i, i + len(chunk))], dtype=object)
-            yield {"id": ids, "pixels": chunk}
+            yield _batch([f"{self.name}[{j}]" for j in range(i, i + len(chunk))], "pixels",
+                         [np.ascontiguousarray(image, np.uint8).tobytes() for image in chunk])
 
 
-class ParquetSource(_Source):
+class ParquetSource:
     """Encoded images in a Parquet column, read a batch at a time."""
 
     def __init__(self, path: Path) -> None:
         pq = require("pyarrow.parquet", "Reading Parquet files")
         self.name = str(path)
         try:
-            self._file = pq.ParquetFile(path)
+            # pyarrow's default pre-buffering reads the whole file ahead (memory in proportion
+            # to the file, bench/README.md, "Bulk"): read a column chunk's pages as they are needed
+            self._file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         except Exception as exc:  # pyarrow's ArrowInvalid / OSError on a non-Parquet file
             raise EdgeCNNError(f"{path} is not a readable Parquet file: {exc}") from exc
         schema = self._file.schema_arrow
@@ -126,8 +126,15 @@ class ParquetSource(_Source):
             images = rows[self.image_column]
             ids = (rows[self.id_column] if self.id_column
                    else [f"{self.name}[{j}]" for j in range(start, start + len(images))])
-            yield {"id": np.array(ids, dtype=object), "bytes": np.array(images, dtype=object)}
+            yield _batch(ids, "bytes", [_encoded(cell) for cell in images])
             start += len(images)
+
+
+def _encoded(cell: Any) -> bytes:
+    """The bytes of a Parquet image cell: raw bytes, or a {"bytes": ..., "path": ...} struct
+    (empty when null: then it is not a readable image, like any other empty file)."""
+    value = cell.get("bytes") if isinstance(cell, dict) else cell
+    return bytes(value) if value is not None else b""
 
 
 def open_sources(inputs: Sequence[str | Path], input_shape: tuple[int, int, int],
