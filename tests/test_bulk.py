@@ -107,14 +107,18 @@ def test_parquet_and_npz_inputs_give_the_same_answers_on_both_engines(png_folder
     assert [r["label"] for r in rows[:600]] == [r["label"] for r in rows[600:]]
 
 
+def _with_a_bad_image(folder: Path, dest: Path, count: int, name: str, content: bytes) -> Path:
+    """``dest`` holding the first ``count`` PNGs of ``folder`` and the file ``name`` with ``content``."""
+    dest.mkdir()
+    for f in sorted(folder.rglob("*.png"))[:count]:
+        (dest / f.name).write_bytes(f.read_bytes())
+    (dest / name).write_bytes(content)
+    return dest
+
+
 @pytest.mark.parametrize("engine", ["local", "ray"])
 def test_an_unreadable_image_stops_the_run_or_becomes_an_error_row(png_folder, ray_local, tmp_path, engine):
-    folder, _, _ = png_folder
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in sorted(folder.rglob("*.png"))[:20]:
-        (bad / f.name).write_bytes(f.read_bytes())
-    (bad / "00007.png").write_bytes(b"not a png")
+    bad = _with_a_bad_image(png_folder[0], tmp_path / "bad", 20, "00007.png", b"not a png")
     out = tmp_path / "r.parquet"
     with pytest.raises(EdgeCNNError, match=r"00007\.png is not a readable image"):
         predict_bulk(INT8, [bad], out=out, engine=engine, batch_size=8)
@@ -140,12 +144,7 @@ def test_an_error_on_a_ray_it_started_ends_the_run_and_every_process_it_started(
     (a Ray Data executor left running after ray.shutdown() used to start a second Ray and hang)."""
     import time
 
-    folder, _, _ = png_folder
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in sorted(folder.rglob("*.png"))[:600]:
-        (bad / f.name).write_bytes(f.read_bytes())
-    (bad / "00300_empty.png").write_bytes(b"")
+    bad = _with_a_bad_image(png_folder[0], tmp_path / "bad", 600, "00300_empty.png", b"")
     before = _ray_processes()
     start = time.monotonic()
     cli = [sys.executable, "-c", "from edgecnn.cli.main import main; main()"]

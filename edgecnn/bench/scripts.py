@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn.bench.timing import Budget, RunFn, measure_interleaved
+from edgecnn.defaults import DEFAULT_MODEL
+from edgecnn.locations import default_folder
 
 
 def export_folder_arguments(doc: str) -> tuple[argparse.Namespace, Any, Any]:
@@ -18,7 +20,7 @@ def export_folder_arguments(doc: str) -> tuple[argparse.Namespace, Any, Any]:
     from edgecnn.onnx_metadata import read_metadata
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=Path("exported/fashion-cnn"))
+    parser.add_argument("folder", nargs="?", type=Path, default=default_folder(DEFAULT_MODEL))
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()

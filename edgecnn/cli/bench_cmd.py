@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgecnn.cli.options import int_list, provider_name
-from edgecnn.defaults import SOAK_CALLS, SOAK_THREADS
+from edgecnn.defaults import DEFAULT_MODEL, SOAK_CALLS, SOAK_THREADS
+from edgecnn.locations import default_folder
 
 
 class Baseline(str, Enum):
@@ -23,7 +24,7 @@ class Baseline(str, Enum):
 
 def bench(
     model: Annotated[str, typer.Argument(
-        help="Zoo name (exported/NAME), export folder or one .onnx file.")] = "fashion-cnn",
+        help="Zoo name (exported/NAME), export folder or one .onnx file.")] = DEFAULT_MODEL,
     provider: Annotated[Optional[str], typer.Option(
         callback=provider_name, help="Run on this provider (cpu, cuda, tensorrt, openvino, ...): shorthand for the "
         "built-in target of that name. Unavailable providers are an error.")] = None,
@@ -155,7 +156,7 @@ def bench_compare(
 
 def soak(
     model: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The .onnx model.")] =
-        Path("exported/fashion-cnn/model.int8.onnx"),
+        default_folder(DEFAULT_MODEL) / "model.int8.onnx",
     calls: Annotated[int, typer.Option(min=1, help="Calls in all, spread over the threads.")] =
         SOAK_CALLS,
     threads: Annotated[int, typer.Option(min=1, help="Threads sharing one Predictor.")] = SOAK_THREADS,

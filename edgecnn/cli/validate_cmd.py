@@ -9,15 +9,16 @@ import typer
 
 from edgecnn.cli.options import Engine, IsaList, Provider, Require
 from edgecnn.cli.report_view import raise_if_failed
-from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
+from edgecnn.defaults import DEFAULT_MODEL, EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.gates import Gates
+from edgecnn.locations import default_folder
 
 _DEFAULT = Gates()
 
 
 def validate(
     model_dir: Annotated[Path, typer.Argument(
-        file_okay=False, help="Folder with model*.onnx and model.keras.")] = Path("exported/fashion-cnn"),
+        file_okay=False, help="Folder with model*.onnx and model.keras.")] = default_folder(DEFAULT_MODEL),
     dataset: Annotated[Optional[str], typer.Option(
         help="Test data (default: the dataset the model was trained on).")] = None,
     keras_model: Annotated[Optional[Path], typer.Option(

@@ -9,10 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgecnn.locations import EXPORTS
+
 
 def zoo(
     pattern: str = typer.Argument("*", help="Shell-style filter, e.g. 'mnist-*'."),
-    exported: Path = typer.Option(Path("exported"), help="Where exports are looked for."),
+    exported: Path = typer.Option(EXPORTS, help="Where exports are looked for."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the zoo models: dataset, size, the tutorial's result and, where an export exists,
