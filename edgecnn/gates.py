@@ -40,9 +40,14 @@ class Gates:
     confident_margin: float = 0.5
 
     def __post_init__(self) -> None:
+        # Every gate is a fraction or a probability: outside 0..1 it is a gate no file can pass
+        # (or that passes any), which is a mistake in the option, not a verdict on the file.
         for name, value in asdict(self).items():
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise EdgeCNNError(f"Gate {name} must be a finite number, not {value!r}.")
+            if not 0 <= value <= 1 or (name == "confident_margin" and value == 0):
+                raise EdgeCNNError(f"Gate {name} must be a fraction between 0 and 1, not {value!r} "
+                                   "(percentage-point options are divided by 100 first).")
 
     def judge(self, kind: str, metrics: dict[str, Any]) -> Verdict:
         """The verdict of the gates of ``kind`` (fp32, fp16 or int8, dynint8 counting as int8)

@@ -48,6 +48,19 @@ def committed_tolerance(report: dict) -> float:
     return 1e-9 if same else OTHER_VERSION_TOLERANCE
 
 
+def impossible_gates(**values: float):
+    """Gates outside the range the API accepts (Gates refuses them): a test double for a file
+    that fails, to see what a failure does."""
+    import dataclasses
+
+    from edgecnn.gates import Gates
+
+    gates = object.__new__(Gates)
+    for name, value in dataclasses.asdict(Gates()).items():
+        object.__setattr__(gates, name, values.get(name, value))
+    return gates
+
+
 def op_counts(model) -> Counter:
     """How often each op type occurs in a model's main graph."""
     return Counter(node.op_type for node in model.graph.node)

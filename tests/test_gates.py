@@ -111,8 +111,8 @@ def test_int8_still_judges_accuracy_and_the_worst_class():
 
 
 @pytest.mark.parametrize("field", ["fp16_min_agreement", "int8_max_accuracy_drop", "confident_margin"])
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_a_gate_that_is_not_a_finite_number_is_refused(field, value):
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.05, 7.0])
+def test_a_gate_that_is_not_a_finite_fraction_is_refused(field, value):
     with pytest.raises(EdgeCNNError, match=field):
         Gates(**{field: value})
 
@@ -166,11 +166,16 @@ def test_required_variants_are_checked_names():
 
 @pytest.mark.parametrize("option", ["--int8-max-drop", "--int8-min-agreement", "--int8-max-class-drop",
                                     "--min-agreement", "--max-abs-diff", "--fp16-min-agreement"])
-def test_a_nan_gate_on_the_command_line_is_a_usage_error(option, tiny_onnx):
-    """A NaN gate compares false with everything, so it would pass any file: refused up front."""
+@pytest.mark.parametrize("value, says", [("nan", "finite"), ("-5", "between 0 and 1"), ("700", "between 0 and 1")])
+def test_a_gate_out_of_range_on_the_command_line_is_a_usage_error(option, value, says, tiny_onnx):
+    """A NaN gate compares false with everything, so it would pass any file; -5 pp or 700 %
+    judge nothing either: refused up front, before any work."""
     from typer.testing import CliRunner
 
     from edgecnn.cli.main import app
 
-    result = CliRunner().invoke(app, ["validate", str(tiny_onnx.parent), option, "nan"])
-    assert result.exit_code == 2 and "finite" in result.output, result.output
+    import re
+
+    result = CliRunner().invoke(app, ["validate", str(tiny_onnx.parent), option, value])
+    text = re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)  # rich's usage box wraps the message
+    assert result.exit_code == 2 and says in text, result.output

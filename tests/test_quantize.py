@@ -12,6 +12,7 @@ from edgecnn.onnx_metadata import read_metadata
 from edgecnn.quant_prep import calibration_images, make_reader
 from edgecnn.quantize import quantize
 from edgecnn.runtime import Predictor, Preprocessing
+from tests.conftest import impossible_gates
 
 pytestmark = pytest.mark.slow
 
@@ -186,10 +187,9 @@ def test_an_optional_variant_that_fails_is_not_for_that_class_and_a_required_one
 
 def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
     from edgecnn.errors import GateFailedError
-    from edgecnn.gates import Gates
 
     folder = shutil.copytree(quantized, tmp_path / "copy")
-    impossible = Gates(int8_max_accuracy_drop=-1.0)
+    impossible = impossible_gates(int8_max_accuracy_drop=-1.0)
     with pytest.raises(GateFailedError, match="no static int8 scheme holds"):
         quantize(folder / "model.onnx", variants=["int8"], gates=impossible, isa="host",
                  calibration=100, auto_exclude=False, force=True)
@@ -201,10 +201,9 @@ def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
 
 
 def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
-    from edgecnn.gates import Gates
     from edgecnn.validate import validate
 
-    strict = Gates(int8_max_accuracy_drop=-1.0)  # impossible: int8 must gain 100 pp
+    strict = impossible_gates(int8_max_accuracy_drop=-1.0)  # int8 must gain 100 pp
     folder = shutil.copytree(quantized, tmp_path / "copy")
     report = validate(folder, limit=300, gates=strict)
     int8 = report.variant("int8")

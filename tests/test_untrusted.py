@@ -20,6 +20,8 @@ from edgecnn.runtime import Predictor, Preprocessing
 from edgecnn.runtime.metadata import METADATA_KEY
 from tests.conftest import make_tiny_onnx
 
+ROOT = Path(__file__).resolve().parents[1]
+
 GOOD = {"name": "tiny", "class_names": ["triangle", "square", "circle"], "input_shape": [8, 8, 1],
         "preprocessing": {"scale": 1 / 255, "offset": 0.0}, "output": "softmax", "layout": "NHWC",
         "dataset": "shapes", "variant": "fp32"}
@@ -61,6 +63,8 @@ def _with_metadata(path: Path, text: str | None, *, softmax: bool = True) -> Pat
     ({"input_shape": [8, 8]}, "input_shape must be"),
     ({"input_shape": "8x8"}, "input_shape must be a list of int"),
     ({"surprise": 1}, "unknown keys"),
+    ({"schema": 999}, "schema 999"),
+    ({"schema": "2"}, "upgrade edgecnn"),
 ])
 def test_metadata_that_disagrees_with_itself_or_the_graph_is_refused(tmp_path, change, message):
     meta = {**GOOD, **change}
@@ -232,6 +236,26 @@ def test_a_keras_archive_that_inflates_too_far_is_refused_before_reading(tmp_pat
     with pytest.raises(EdgeCNNError, match=f"{entry}' inflates to {size:,} bytes"):
         keras_io.load_keras(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB
+
+
+@pytest.mark.parametrize("args", [
+    ["quantize", "{onnx}", "--scheme", "bogus"],
+    ["quantize", "{onnx}", "--calibration", "0"],
+    ["quantize", "{onnx}", "--calibration", "-5"],
+    ["export", "shapes-toy", "--isa", "z80", "--no-quantize", "--no-validate", "--out", "{tmp}"],
+    ["validate", "{folder}", "--isa", "z80"],
+    ["quantize", "{onnx}", "--isa", "arm64-neon,z80"],
+])
+def test_a_bad_option_value_is_a_usage_error_before_any_work(tmp_path, args):
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+
+    shapes = ROOT / "exported" / "shapes-toy"
+    values = {"onnx": str(shapes / "model.onnx"), "folder": str(shapes), "tmp": str(tmp_path / "out")}
+    result = CliRunner().invoke(app, [a.format(**values) for a in args])
+    assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):

@@ -11,10 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecnn.cli.main import app
-from edgecnn.gates import Gates
 from edgecnn.onnx_metadata import read_metadata, set_metadata
 from edgecnn.validate import validate
-from tests.conftest import need_isa
+from tests.conftest import impossible_gates, need_isa
 
 SHAPES = Path(__file__).resolve().parents[1] / "exported" / "shapes-toy"
 
@@ -60,7 +59,7 @@ def test_any_field_that_turns_outputs_into_answers_is_checked(shapes, field, val
 
 def test_a_narrower_validation_keeps_the_classes_it_did_not_measure(shapes):
     need_isa("x86-avx2")
-    impossible = Gates(fp16_min_agreement=1.01)
+    impossible = impossible_gates(fp16_min_agreement=1.01)
     broad = validate(shapes, isa=["x86-avx2"], gates=impossible)
     host = broad.machine.native_row
     assert broad.variant("fp16").failed_on == [host, "x86-avx2"]

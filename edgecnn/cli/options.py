@@ -51,8 +51,35 @@ Provider = Annotated[str, typer.Option(
     "--provider", callback=provider_name,
     help="Execution provider: auto, cpu, cuda, tensorrt, openvino, ... "
     "(a missing one is an error, never a silent CPU fallback).")]
+def isa_names(value: str | None) -> str | None:
+    """Refuse an unknown instruction-set class in --isa (usage, exit 2), whatever else the run
+    would skip."""
+    if value is None:
+        return None
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime.isa import parse_isa_list
+
+    try:
+        parse_isa_list(value)
+    except EdgeCNNError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def scheme_names(values: list[str] | None) -> list[str] | None:
+    """Refuse an unknown static int8 scheme in --scheme (usage, exit 2)."""
+    if not values:
+        return values
+    from edgecnn.int8_scheme import SCHEMES
+
+    unknown = [v for v in values if v not in SCHEMES]
+    if unknown:
+        raise typer.BadParameter(f"unknown int8 scheme {', '.join(unknown)}; use any of {', '.join(SCHEMES)}.")
+    return values
+
+
 IsaList = Annotated[Optional[str], typer.Option(
-    "--isa", help="Instruction-set classes: all, host, or a comma-separated list of x86-vnni, "
+    "--isa", callback=isa_names, help="Instruction-set classes: all, host, or a comma-separated list of x86-vnni, "
     "x86-avx2, x86-sse4, arm64-neon, arm64-dot, arm64-i8mm (emulated with qemu-user when not "
     "the host's; see `edgecnn isa`).")]
 def required_variants(value: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Force, IsaList, Seed
+from edgecnn.cli.options import Force, IsaList, Seed, scheme_names
 from edgecnn.cli.report_view import print_quantized
 from edgecnn.defaults import DEFAULT_CALIBRATION
 
@@ -35,7 +35,7 @@ def quantize(
         "--variant", "--mode", help="Which variant(s) to write: int8 (static QDQ; 'static' also "
         "works), dynint8 ('dynamic'), fp16 or all.")] = Variant.all,
     calibration: Annotated[int, typer.Option(
-        help="Training images used to calibrate static int8.")] = DEFAULT_CALIBRATION,
+        min=1, help="Training images used to calibrate static int8.")] = DEFAULT_CALIBRATION,
     method: Annotated[Method, typer.Option(help="Static calibration method.")] = Method.minmax,
     per_channel: Annotated[bool, typer.Option(
         "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor.")] = True,
@@ -47,7 +47,7 @@ def quantize(
     seed: Seed = 0,
     isa: IsaList = "all",
     scheme: Annotated[Optional[list[str]], typer.Option(
-        help="Static int8 scheme(s) to try, in order: u8s8-reduce-range, u8s8, u8u8 "
+        callback=scheme_names, help="Static int8 scheme(s) to try, in order: u8s8-reduce-range, u8s8, u8u8 "
         "(default: all, in that order; the first that holds on every --isa class is kept).")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(
         help="Node name or op type (e.g. Conv) to keep in float in static int8; repeatable.")] = None,

@@ -65,7 +65,7 @@ def validate(
     try:
         gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100,
                       int8_min_agreement, int8_max_class_drop / 100)
-    except EdgeCNNError as exc:  # NaN or infinite: a gate that could never judge (usage, exit 2)
+    except EdgeCNNError as exc:  # NaN, infinite or out of 0..1: a gate that cannot judge (usage, exit 2)
         raise typer.BadParameter(str(exc)) from None
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
                           gates=gates, providers=provider, isa=isa,

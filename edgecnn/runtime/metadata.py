@@ -144,7 +144,12 @@ class ModelInfo:
             raise EdgeCNNError(
                 f"Malformed edgecnn metadata in the model: expected an object, got {type(data).__name__}."
             )
-        data.pop("schema", None)
+        schema = data.pop("schema", SCHEMA_VERSION)
+        if schema != SCHEMA_VERSION:  # a newer edgecnn's file: its fields may mean other things
+            raise EdgeCNNError(
+                f"The model's edgecnn metadata is schema {str(schema)[:20]}; this edgecnn reads "
+                f"schema {SCHEMA_VERSION}: upgrade edgecnn (pip install -U edgecnn) to run it."
+            )
         unknown = set(data) - set(cls.__dataclass_fields__)
         missing = {"name", "class_names", "input_shape"} - set(data)
         if unknown or missing:
