@@ -7,6 +7,8 @@ interrupted run leaves either the old file or the new one, never a truncated one
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import functools
 import hashlib
@@ -115,6 +117,71 @@ def temporary_folder(beside: str | os.PathLike, purpose: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged(folder: str | os.PathLike) -> Iterator[Path]:
+    """A copy of ``folder`` to write a whole new set of files into; when the block succeeds it
+    takes the folder's place in one atomic exchange, so a reader sees the old set or the new
+    one, never a mix (an interrupted run leaves the old set untouched).
+
+    The copy is made of hard links (no data is copied; an atomic write replaces a link, never
+    the original file) beside the folder, named like a temporary so that the next write there
+    sweeps it when a SIGKILL leaves it behind. A file put into the folder by someone else while
+    the block ran is moved into the new set. Where the system cannot exchange two folders
+    (renameat2 is Linux's), the new files are moved in one by one, the report last: a run
+    interrupted then leaves a report that readers find stale (edgecnn.evidence).
+    """
+    path = Path(folder)
+    parent = ensure_folder(path.parent)
+    sweep_stale_temporaries(parent)
+    stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-stage-{path.name}-", dir=parent))
+    try:
+        before = _link_files(path, stage)
+        yield stage
+        if _exchange(stage, path):
+            for entry in stage.iterdir():  # the old set, now at the stage's name
+                if entry.name not in before and not entry.name.startswith(TMP_PREFIX):
+                    os.replace(entry, path / entry.name)  # made by someone else meanwhile
+        else:
+            kept = {e.name for e in stage.iterdir()}
+            for name in before - kept:  # removed by the run (a stale int8 file, say)
+                (path / name).unlink(missing_ok=True)
+            for entry in sorted(stage.iterdir(), key=lambda p: p.name.startswith("report")):
+                if entry.is_file():
+                    os.replace(entry, path / entry.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link_files(source: Path, dest: Path) -> set[str]:
+    """Hard-link (or, across file systems, copy) the files of ``source`` into ``dest``; their names."""
+    names = set()
+    for entry in source.iterdir() if source.is_dir() else ():
+        if entry.is_file() and not entry.is_symlink() and not entry.name.startswith(TMP_PREFIX):
+            try:
+                os.link(entry, dest / entry.name)
+            except OSError:
+                shutil.copy2(entry, dest / entry.name)
+            names.add(entry.name)
+    return names
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders' names in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or file system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise EdgeCNNError(f"Cannot put the new files in {b}: {os.strerror(error)}.")
 
 
 # The folders this process holds the lock of: [descriptor, holders]. Export takes the lock and

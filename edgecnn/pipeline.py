@@ -7,7 +7,7 @@ Progress goes to the ``edgecnn`` logger.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from edgecnn.defaults import (
     DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
 )
 from edgecnn.export import ExportResult, export, output_folder
-from edgecnn.files import folder_lock, removed_if_left_empty
+from edgecnn.files import folder_lock, removed_if_left_empty, staged
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
 from edgecnn.results.report import Report
@@ -71,7 +71,9 @@ def run_pipeline(
     """
     require = check_required(require)  # before any training
     target = output_folder(model, out_dir)
-    with removed_if_left_empty(target), folder_lock(target) as folder:
+    # Written as a whole new set beside the folder, which it replaces in one step at the end:
+    # an interrupted export leaves the old set (variants, model.keras, report, page) untouched.
+    with removed_if_left_empty(target), folder_lock(target) as final, staged(final) as folder:
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
             class_names=class_names, preprocessing=preprocessing,
@@ -88,4 +90,12 @@ def run_pipeline(
                      require=require, emulated_images=emulated_images)
             if validate_variants else None
         )
-    return PipelineResult(exported, variants, report)
+    return PipelineResult(_moved(exported, folder, final), [_moved(q, folder, final) for q in variants],
+                          report)
+
+
+def _moved(result: Any, stage: Path, final: Path) -> Any:
+    """A stage's result with its paths in the final folder, where the files now are."""
+    changes = {k: final / v.relative_to(stage) for k, v in vars(result).items()
+               if isinstance(v, Path) and v.is_relative_to(stage)}
+    return replace(result, **changes)

@@ -74,3 +74,33 @@ def test_two_predict_runs_into_one_output_lose_no_rows(tmp_path, tiny_onnx):
     refused = next(err for code, err in done if code == 1)
     assert "error:" in refused and "Traceback" not in refused
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 100_000
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_staged_folder_replaces_the_old_set_at_once_and_loses_nothing(tmp_path, monkeypatch, exchange):
+    """Inside the block the folder still holds the old set; after it, the new one. A file
+    someone else put in the folder meanwhile is kept, a file the run removed is gone, and an
+    error leaves the old set as it was."""
+    from edgecnn import files
+
+    if not exchange:  # a system without renameat2: files moved in one by one, the report last
+        monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("model.onnx", "model.int8.onnx", "report.json"):
+        (folder / name).write_text(f"old {name}")
+    with files.staged(folder) as stage:
+        assert stage.parent == tmp_path and (stage / "model.onnx").read_text() == "old model.onnx"
+        files.write_text(stage / "model.onnx", "new")
+        files.write_text(stage / "report.json", "new report")
+        (stage / "model.int8.onnx").unlink()  # e.g. no int8 scheme held
+        assert (folder / "model.onnx").read_text() == "old model.onnx"  # readers see the old set
+        (folder / "notes.txt").write_text("mine")  # a user's file, mid-run
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "notes.txt", "report.json"]
+    assert (folder / "model.onnx").read_text() == "new" and (folder / "notes.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".edgecnn-tmp-*"))
+    with pytest.raises(RuntimeError):
+        with files.staged(folder) as stage:
+            files.write_text(stage / "model.onnx", "half")
+            raise RuntimeError("interrupted")
+    assert (folder / "model.onnx").read_text() == "new" and not list(tmp_path.glob(".edgecnn-tmp-*"))

@@ -175,8 +175,8 @@ _RENAMES = 9
 
 @pytest.mark.slow
 def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
-    """SIGTERM an export at several of its writes, SIGKILL it at one: every artifact stays
-    old-or-new and loadable, and no temporary file outlives the next run."""
+    """SIGTERM an export at several of its writes, SIGKILL it at one: the folder keeps the old
+    set whole (never new files beside an old report), and nothing staged outlives the next run."""
     import shutil
 
     from edgecnn.pipeline import run_pipeline
@@ -200,13 +200,19 @@ def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
         _, err = proc.communicate(timeout=300)
         expected = 128 + signal.SIGTERM if signame == "SIGTERM" else -signal.SIGKILL
         assert proc.returncode == expected, err[-2000:]
+        # the new set is written beside the folder and replaces it in one step at the end:
+        # interrupted anywhere, the folder still holds exactly the old set, report included
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == originals, (signame, n)
+        _artifacts_intact(out, originals)
+        leftovers = list(tmp_path.glob(f"{TMP_PREFIX}*stage-{out.name}-*"))
         if signame == "SIGTERM":
-            _artifacts_intact(out, originals)
-        else:  # a SIGKILL cannot clean up: its temporary file is swept by the next write
-            assert list(out.glob(TMP_PREFIX + "*"))
+            assert not leftovers
+        else:  # a SIGKILL cannot clean up: its staged set is swept by the next write
+            assert leftovers
             run_pipeline("shapes-toy", out_dir=out, calibration=100, isa="host", force=True,
                          seed=TEST_SEED)
             _artifacts_intact(out, originals)
+            assert not any(p.exists() for p in leftovers)
 
 
 def test_soak_shared_predictor_identical_results_and_bounded_memory(tiny_onnx):
