@@ -18,7 +18,8 @@ from edgecnn.export import ExportResult, export, output_folder
 from edgecnn.files import folder_lock, removed_if_left_empty, staged
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
-from edgecnn.results.report import Report
+from edgecnn.errors import GateFailedError
+from edgecnn.results.report import REPORT_HTML, REPORT_JSON, REPORT_MD, Report
 from edgecnn.runtime.metadata import Preprocessing
 from edgecnn.validate import validate
 from edgecnn.verdict import check_required
@@ -73,6 +74,7 @@ def run_pipeline(
     target = output_folder(model, out_dir)
     # Written as a whole new set beside the folder, which it replaces in one step at the end:
     # an interrupted export leaves the old set (variants, model.keras, report, page) untouched.
+    no_int8 = None
     with removed_if_left_empty(target), folder_lock(target) as final, staged(final) as folder:
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
@@ -80,16 +82,25 @@ def run_pipeline(
             dataset=dataset, output=output, train_options={**(train_options or {}), "seed": seed},
             needs_data=quantize_variants or validate_variants,
         )
-        variants = (
-            quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed,
-                     isa=isa, gates=gates, force=force, strict="int8" in require)
-            if quantize_variants else []
-        )
+        try:
+            variants = (
+                quantize(exported.onnx_path, calibration=calibration, dataset=dataset, seed=seed,
+                         isa=isa, gates=gates, force=force, strict="int8" in require)
+                if quantize_variants else []
+            )
+        except GateFailedError as exc:
+            # A finished run that failed loudly: its files are kept, so that the user can look
+            # at them or validate without int8, but not the old report, which describes others.
+            for name in (REPORT_JSON, REPORT_MD, REPORT_HTML):
+                (folder / name).unlink(missing_ok=True)
+            no_int8, variants = exc, []
         report = (
             validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa,
                      require=require, emulated_images=emulated_images)
-            if validate_variants else None
+            if validate_variants and no_int8 is None else None
         )
+    if no_int8 is not None:
+        raise no_int8
     return PipelineResult(_moved(exported, folder, final), [_moved(q, folder, final) for q in variants],
                           report)
 

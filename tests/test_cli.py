@@ -100,7 +100,7 @@ def test_a_variant_has_one_name_and_onnxruntimes_names_still_work():
 @pytest.mark.slow
 def test_validate_gate_fails_on_purpose_with_exit_code_3(fashion_copy):
     result = runner.invoke(app, ["validate", str(fashion_copy), "--limit", "300",
-                                 "--max-abs-diff", "0", "--min-agreement", "1.01"])
+                                 "--max-abs-diff", "0"])  # no fp32 file is that exact
     assert result.exit_code == 3, result.output
     assert "accuracy gate broken: model.onnx (required) fails on" in result.output
     report = json.loads((fashion_copy / "report.json").read_text())

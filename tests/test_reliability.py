@@ -300,3 +300,23 @@ def test_every_command_refuses_a_bad_output_path_in_one_line(tmp_path, command):
         assert done.returncode == 1 and "Traceback" not in done.stderr, (case, done.stderr[-1500:])
         assert len(lines) == 1, (case, done.stderr[-1500:])
     assert (tmp_path / "a-file").read_text() == "mine\n"  # nothing a user made was touched
+
+
+def test_an_export_whose_int8_holds_nowhere_keeps_its_files_but_no_report_of_others(tmp_path):
+    """Exit 3 with its files in place (to inspect, or validate without int8), and never the old
+    report beside the new files."""
+    import shutil
+
+    from edgecnn.errors import GateFailedError
+    from edgecnn.pipeline import run_pipeline
+    from tests.conftest import impossible_gates
+
+    folder = shutil.copytree(Path(__file__).resolve().parents[1] / "exported" / "shapes-toy",
+                             tmp_path / "shapes-toy")
+    (folder / "model.onnx").unlink()  # a new export of the same Keras model
+    with pytest.raises(GateFailedError, match="no static int8 scheme holds"):
+        run_pipeline("shapes-toy", out_dir=folder, isa="host", calibration=100, force=True,
+                     gates=impossible_gates(int8_max_accuracy_drop=-1.0))
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.onnx", "model.dynint8.onnx", "model.fp16.onnx", "model.keras"} <= names
+    assert not names & {"report.json", "report.md", "report.html", "model.int8.onnx"}, names

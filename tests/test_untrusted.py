@@ -452,3 +452,66 @@ def test_untrusted_text_is_printed_with_control_characters_visible(tmp_path, hos
     missing = CliRunner().invoke(app, ["predict", str(path), str(tmp_path / f"{hostile}.png")])
     assert missing.exit_code == 1 and visible(hostile) in missing.output
     assert not any(raw in missing.output for raw in ("\x1b", "\r", "\x9b", "two\nlines"))
+
+
+def test_a_transparent_background_is_black_like_the_datasets(tmp_path):
+    """An RGBA PNG of a light shape on a transparent background whose hidden colour is white:
+    composited on black, it reads as the MNIST-family images do (dropping alpha gave white)."""
+    from PIL import Image
+
+    from edgecnn.runtime.images import read_image
+
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., :3] = 255  # the colour under the transparent pixels
+    rgba[8:20, 8:20] = (200, 200, 200, 255)  # an opaque light square
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "shape.png")
+    pixels = read_image(tmp_path / "shape.png", (28, 28, 1))[..., 0]
+    assert pixels[0, 0] == 0 and pixels[14, 14] == 200
+    Image.fromarray(rgba[..., [0, 3]], "LA").save(tmp_path / "gray.png")
+    assert read_image(tmp_path / "gray.png", (28, 28, 1))[0, 0, 0] == 0
+
+
+def test_an_image_past_pillows_bomb_warning_is_one_line_and_no_warning(tmp_path, capfd):
+    import warnings
+
+    from PIL import Image
+
+    from edgecnn.runtime.images import read_image
+
+    side = int((Image.MAX_IMAGE_PIXELS or 0) ** 0.5) + 10
+    Image.new("1", (side, side)).save(tmp_path / "huge.png")  # 1-bit: small to write
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning would fail here
+        with pytest.raises(EdgeCNNError, match="more than the"):
+            read_image(tmp_path / "huge.png", (28, 28, 1))
+    assert "DecompressionBomb" not in capfd.readouterr().err
+
+
+def test_every_kind_of_input_with_no_images_is_refused_alike(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgecnn.bulk.sources import open_sources
+
+    pq.write_table(pa.table({"image": pa.array([], pa.binary())}), tmp_path / "none.parquet")
+    np.savez(tmp_path / "none.npz", x_test=np.zeros((0, 8, 8), np.uint8))
+    (tmp_path / "empty").mkdir()
+    for name in ("none.parquet", "none.npz", "empty", "nothing-*.png"):
+        with pytest.raises(EdgeCNNError, match="no images|holds no image|No files match|0 images"):
+            open_sources([str(tmp_path / name)], (8, 8, 1))
+
+
+def test_a_parquet_row_without_a_name_is_named_by_its_place(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from edgecnn.bulk import predict_bulk
+
+    Image.new("L", (8, 8)).save(tmp_path / "x.png")
+    png = (tmp_path / "x.png").read_bytes()
+    pq.write_table(pa.table({"path": ["a.png", None, ""], "image": [png, png, png]}), tmp_path / "t.parquet")
+    make_tiny_onnx(tmp_path / "m.onnx")
+    predict_bulk(tmp_path / "m.onnx", [tmp_path / "t.parquet"], out=tmp_path / "r.jsonl", engine="local")
+    inputs = [json.loads(line)["input"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert inputs == ["a.png", f"{tmp_path / 't.parquet'}[1]", f"{tmp_path / 't.parquet'}[2]"]

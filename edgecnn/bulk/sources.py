@@ -124,8 +124,9 @@ class ParquetSource:
         for record in self._file.iter_batches(batch_size=size, columns=columns):
             rows = record.to_pydict()
             images = rows[self.image_column]
-            ids = (rows[self.id_column] if self.id_column
-                   else [f"{self.name}[{j}]" for j in range(start, start + len(images))])
+            names = rows[self.id_column] if self.id_column else [None] * len(images)
+            # a row without a name (a null cell) is called by its place, like an unnamed table's
+            ids = [n if n else f"{self.name}[{j}]" for j, n in zip(range(start, start + len(images)), names)]
             yield _batch(ids, "bytes", [_encoded(cell) for cell in images])
             start += len(images)
 
@@ -175,4 +176,7 @@ def open_sources(inputs: Sequence[str | Path], input_shape: tuple[int, int, int]
     flush()
     if not sources:
         raise EdgeCNNError("No input images given.")
+    for source in sources:  # one rule for every kind of input, as for an empty folder or glob
+        if len(source) == 0:
+            raise EdgeCNNError(f"{getattr(source, 'name', 'the input')} holds no images.")
     return sources

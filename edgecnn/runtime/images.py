@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,12 @@ def _decode(file: Path | io.BytesIO, name: str, shape: tuple[int, int, int], fit
     image_module = require("PIL.Image", "Reading image files")
     h, w, c = shape
     try:
-        with image_module.open(file) as img:
+        with warnings.catch_warnings():
+            # Pillow warns of a "decompression bomb" above its own limit while opening; edgecnn
+            # refuses such an image below in one line, so its two-line warning says nothing
+            warnings.simplefilter("ignore", image_module.DecompressionBombWarning)
+            img = image_module.open(file)
+        with img:
             if img.width * img.height > MAX_PIXELS:
                 raise EdgeCNNError(
                     f"{name} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} "
@@ -62,7 +68,7 @@ def _decode(file: Path | io.BytesIO, name: str, shape: tuple[int, int, int], fit
             # a phone's JPEG is stored sideways with an EXIF orientation tag: upright, as every
             # viewer shows it and as the model was trained to see it
             img = require("PIL.ImageOps", "Reading image files").exif_transpose(img)
-            img = _as_8bit(img, image_module, name)
+            img = _flattened(_as_8bit(img, image_module, name), image_module)
             img = _fitted(img.convert("L" if c == 1 else "RGB"), (w, h), fit, image_module)
             pixels = np.asarray(img, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, image_module.DecompressionBombError) as exc:
@@ -70,6 +76,16 @@ def _decode(file: Path | io.BytesIO, name: str, shape: tuple[int, int, int], fit
             f"{name} is not a readable image (expected PNG, JPEG, ...): {exc}"
         ) from exc
     return pixels.reshape(h, w, c)
+
+
+def _flattened(img: Any, image_module: Any) -> Any:
+    """A transparent image composited on black: the background of the MNIST-family images the
+    zoo trains on (light strokes on black). Dropping the alpha channel instead would show
+    whatever colour the transparent pixels happen to store -- often white, the wrong way round."""
+    if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
+        return img
+    black = image_module.new("RGBA", img.size, (0, 0, 0, 255))
+    return image_module.alpha_composite(black, img.convert("RGBA")).convert("RGB")
 
 
 def _fitted(img: Any, size: tuple[int, int], fit: str, image_module: Any) -> Any:
