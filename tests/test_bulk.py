@@ -229,18 +229,19 @@ def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_loca
         assert a.by_isa["x86-avx2"].emulated and a.by_isa["x86-avx2"].images == 300
 
 
-def test_a_parquet_source_holds_a_batch_not_the_file(tmp_path):
-    """pyarrow pre-buffers a whole file by default: the source reads a row group's pages as it
-    needs them (six row groups here: at most a couple are ever held)."""
+@pytest.mark.parametrize("row_group", [1000, 12000])
+def test_a_parquet_source_holds_a_batch_not_the_file(tmp_path, row_group):
+    """pyarrow pre-buffers a whole file by default: the source streams the pages it needs, so
+    memory follows the batch, not the file -- nor one large row group (12,000 rows here)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from edgecnn.bulk.sources import ParquetSource
 
     rng = np.random.default_rng(0)
-    cells = [rng.integers(0, 256, 4096, dtype=np.uint8).tobytes() for _ in range(6000)]
+    cells = [rng.integers(0, 256, 4096, dtype=np.uint8).tobytes() for _ in range(12000)]
     path = tmp_path / "big.parquet"
-    pq.write_table(pa.table({"image": cells}), path, row_group_size=1000, compression="none")
+    pq.write_table(pa.table({"image": cells}), path, row_group_size=row_group, compression="none")
     peak = 0
     for batch in ParquetSource(path).batches(64):
         peak = max(peak, pa.total_allocated_bytes())
