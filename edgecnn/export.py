@@ -64,6 +64,7 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
         return {OUTPUT_NAME: head(y) if info.keras_logits else y}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
+    _inline_captured_constants(proto, serve.get_concrete_function(), tf)
     for value in (*proto.graph.input, *proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     fold_batch_reshapes(proto)
@@ -73,6 +74,29 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     onnx.checker.check_model(proto)
     check_inference_graph(proto)
     return proto
+
+
+def _inline_captured_constants(proto: Any, concrete: Any, tf: Any) -> None:
+    """Write into the graph the constants tf2onnx left as graph inputs.
+
+    Keras 3 keeps some layer constants -- a ``Normalization``'s mean and variance -- as tensors
+    that the traced function captures, not as variables, and tf2onnx turns each into an input
+    of the graph; quantization and the Predictor then meet a model with three inputs. Their
+    values are known: they become initializers. Any other extra input is an error, so that no
+    unusable file is written.
+    """
+    from onnx import numpy_helper
+
+    captured = {inner.name: outer for outer, inner in concrete.graph.captures
+                if outer.dtype != tf.resource}
+    for value in list(proto.graph.input):
+        if value.name != INPUT_NAME and value.name in captured:
+            proto.graph.initializer.append(numpy_helper.from_array(captured[value.name].numpy(), value.name))
+            proto.graph.input.remove(value)
+    extra = [v.name for v in proto.graph.input if v.name != INPUT_NAME]
+    if extra:
+        raise EdgeCNNError(f"The exported graph needs inputs besides the image ({', '.join(extra)}); "
+                           "edgecnn exports models of one image input.")
 
 
 def _user_model_info(

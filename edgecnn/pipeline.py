@@ -6,7 +6,8 @@ Progress goes to the ``edgecnn`` logger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,11 @@ from typing import Any
 from edgecnn.defaults import (
     DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
 )
+from edgecnn.errors import EdgeCNNError, GateFailedError
 from edgecnn.export import ExportResult, export, output_folder
 from edgecnn.files import folder_lock, removed_if_left_empty, staged
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
-from edgecnn.errors import GateFailedError
 from edgecnn.results.report import REPORT_HTML, REPORT_JSON, REPORT_MD, Report
 from edgecnn.runtime.metadata import Preprocessing
 from edgecnn.validate import validate
@@ -75,7 +76,8 @@ def run_pipeline(
     # Written as a whole new set beside the folder, which it replaces in one step at the end:
     # an interrupted export leaves the old set (variants, model.keras, report, page) untouched.
     no_int8 = None
-    with removed_if_left_empty(target), folder_lock(target) as final, staged(final) as folder:
+    with removed_if_left_empty(target), folder_lock(target) as final, staged(final) as folder, \
+            _named_as(folder, final):
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
             class_names=class_names, preprocessing=preprocessing,
@@ -103,6 +105,18 @@ def run_pipeline(
         raise no_int8
     return PipelineResult(_moved(exported, folder, final), [_moved(q, folder, final) for q in variants],
                           report)
+
+
+@contextlib.contextmanager
+def _named_as(stage: Path, final: Path) -> Iterator[None]:
+    """Errors that name a file of the staged set name it where the user will look for it."""
+    try:
+        yield
+    except EdgeCNNError as exc:
+        message = str(exc).replace(str(stage), str(final))
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from exc
 
 
 def _moved(result: Any, stage: Path, final: Path) -> Any:

@@ -320,3 +320,13 @@ def test_an_export_whose_int8_holds_nowhere_keeps_its_files_but_no_report_of_oth
     names = {p.name for p in folder.iterdir()}
     assert {"model.onnx", "model.dynint8.onnx", "model.fp16.onnx", "model.keras"} <= names
     assert not names & {"report.json", "report.md", "report.html", "model.int8.onnx"}, names
+
+
+def test_an_error_in_a_staged_export_names_the_export_folder():
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.pipeline import _named_as
+
+    stage = Path("exported") / ".edgecnn-tmp-1-stage-mine-abc"
+    with pytest.raises(EdgeCNNError, match=r"^exported/mine/model\.onnx: expected one input\.$"):
+        with _named_as(stage, Path("exported/mine")):
+            raise EdgeCNNError(f"{stage}/model.onnx: expected one input.")

@@ -205,3 +205,41 @@ def test_a_model_trained_on_other_pixels_is_caught_before_anything_is_written(tm
     assert accepted.returncode == 0, accepted.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["keras_accuracy"] > 0.6 and report["passed"]
+
+
+def _normalized(keras, form: str, x: np.ndarray):
+    """A small convnet whose first layer is a Normalization, in each way a user builds one."""
+    layers = keras.layers
+    if form == "explicit":
+        norm = layers.Normalization(mean=float(x.mean()), variance=float(x.var()))
+    else:
+        norm = layers.Normalization(axis=None if form == "adapted-axis-none" else -1)
+        norm.adapt(x[:2000])
+    return keras.Sequential([keras.Input((28, 28, 1)), norm, layers.Conv2D(16, 3, activation="relu"),
+                             layers.MaxPooling2D(), layers.Flatten(), layers.Dense(10, activation="softmax")])
+
+
+@pytest.mark.parametrize("form", ["adapted-axis-none", "adapted-default-axis", "explicit"])
+def test_a_normalization_first_layer_exports_with_its_constants_inside(form, fashion_small, tmp_path):
+    """Keras 3 keeps the mean and variance as captured tensors, which tf2onnx made graph inputs
+    (quantization then refused a model of three inputs): they are constants of the graph now,
+    and the whole export passes with the model's own preprocessing."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(TEST_SEED)
+    x = fashion_small.x_train.astype(np.float32) / 255.0
+    model = _normalized(keras, form, x)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, fashion_small.y_train, epochs=2, batch_size=64, verbose=0)
+    model.save(tmp_path / "norm.keras")
+    exported = _cli(tmp_path, "export", "norm.keras", "--isa", "host", "--class-names", CLASSES,
+                    "--require", "fp32")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    out = tmp_path / "exported" / "norm"
+    graph = onnx.load(str(out / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"]
+    report = json.loads((out / "report.json").read_text())
+    fp32 = report["variants"][0]
+    assert report["passed"] and fp32["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.5
+    assert {v["variant"] for v in report["variants"]} >= {"fp32", "dynint8", "fp16"}
