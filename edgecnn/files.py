@@ -137,6 +137,8 @@ def staged(folder: str | os.PathLike) -> Iterator[Path]:
     sweep_stale_temporaries(parent)
     stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-stage-{path.name}-", dir=parent))
     try:
+        # mkdtemp's folder is private (0700); the exchanged folder keeps the old one's mode
+        os.chmod(stage, path.stat().st_mode & 0o7777 if path.is_dir() else 0o777 & ~_umask())
         before = _link_files(path, stage)
         yield stage
         if _exchange(stage, path):
@@ -152,6 +154,12 @@ def staged(folder: str | os.PathLike) -> Iterator[Path]:
                     os.replace(entry, path / entry.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _link_files(source: Path, dest: Path) -> set[str]:

@@ -141,7 +141,7 @@ def keras_reference(model_dir: Path, dataset: str | None, keras_path: str | Path
             f"Dataset '{dataset}' has images of shape {data.image_shape}, the model expects "
             f"{info.input_shape}."
         )
-    log.info(f"Keras reference: {keras_path} on {len(data.x_test)} test images of '{data.name}'")
+    log.info(f"Keras reference: {keras_path.name} on {len(data.x_test)} test images of '{data.name}'")
     net = load_keras(keras_path)
     if info.keras_sha256 and sha256_file(keras_path) != info.keras_sha256:
         # e.g. another export replaced model.keras: comparing against it would be meaningless

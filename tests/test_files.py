@@ -86,7 +86,7 @@ def test_a_staged_folder_replaces_the_old_set_at_once_and_loses_nothing(tmp_path
     if not exchange:  # a system without renameat2: files moved in one by one, the report last
         monkeypatch.setattr(files, "_exchange", lambda a, b: False)
     folder = tmp_path / "export"
-    folder.mkdir()
+    folder.mkdir(mode=0o755)
     for name in ("model.onnx", "model.int8.onnx", "report.json"):
         (folder / name).write_text(f"old {name}")
     with files.staged(folder) as stage:
@@ -97,6 +97,7 @@ def test_a_staged_folder_replaces_the_old_set_at_once_and_loses_nothing(tmp_path
         assert (folder / "model.onnx").read_text() == "old model.onnx"  # readers see the old set
         (folder / "notes.txt").write_text("mine")  # a user's file, mid-run
     assert sorted(p.name for p in folder.iterdir()) == ["model.onnx", "notes.txt", "report.json"]
+    assert folder.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0700
     assert (folder / "model.onnx").read_text() == "new" and (folder / "notes.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".edgecnn-tmp-*"))
     with pytest.raises(RuntimeError):

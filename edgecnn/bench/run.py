@@ -166,7 +166,7 @@ def run_benchmark(
             inputs=f"{INPUT_BATCHES} distinct batches of real test images of "
                    f"{dataset or info.dataset}, cycled", keras=keras_info),
         targets=[BenchTarget(**(t.to_dict() | {"threads": t.threads})) for t in targets],
-        results=rows, predictor_overhead=overhead, notes=notes)
+        results=rows, predictor_overhead=overhead, notes=list(dict.fromkeys(notes)))  # once each
     if profile:
         result.profiles = {}
         for target in (t for t in targets if t.provider == "cpu"):
