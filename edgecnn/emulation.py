@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ SETUP_HINT = ("make isa (or: apt-get install --no-install-recommends qemu-user m
               "edgecnn isa --setup)")
 _WORKER = "edgecnn.runtime.isa_worker"
 _TIMEOUT_S = 3600
+_PROGRESS_EVERY_S = 10.0
 # An emulated run keeps about two cores busy (onnxruntime's two threads under qemu-user;
 # bench/README.md, "Emulation"): how many cores each side-by-side run is given.
 _CORES_PER_RUN = 2
@@ -138,17 +141,46 @@ def run_models(isa: str, models: list[Path], images: np.ndarray, threads: int = 
                 *(str(Path(m).resolve()) for m in models)]
         log.info(f"  {isa}: emulated ({EMULATIONS[isa].qemu} -cpu {EMULATIONS[isa].cpu}), "
                  f"{len(models)} model(s) x {len(images)} images...")
-        done = subprocess.run(argv, capture_output=True, text=True, env=_environment(isa),
-                              timeout=_TIMEOUT_S)
-        if done.returncode != 0:
-            last = [line for line in done.stderr.splitlines() if line.strip()]
+        returncode, stderr = _run_with_progress(argv, isa, models)
+        if returncode != 0:
+            last = [line for line in stderr.splitlines() if line.strip()]
             raise EdgeCNNError(
-                f"The emulated {isa} run failed (exit {done.returncode}): "
+                f"The emulated {isa} run failed (exit {returncode}): "
                 f"{last[-1] if last else 'no output'}"
             )
         with np.load(outputs, allow_pickle=False) as result:
             _check_cpu(isa, set(result["cpu_features"].tolist()))
             return [result[f"p{i}"] for i in range(len(models))]
+
+
+def _run_with_progress(argv: list[str], isa: str, models: list[Path]) -> tuple[int, str]:
+    """Run the worker; log which variant it is on every few seconds (an emulated class takes
+    minutes, and silence that long reads as a hang). Returns its exit code and stderr."""
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True, env=_environment(isa))
+        done = [0]
+
+        def read() -> None:
+            for line in proc.stdout:
+                if line.startswith("done "):
+                    done[0] = int(line.split()[1])
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        start = last = time.monotonic()
+        while proc.poll() is None:
+            time.sleep(0.2)
+            now = time.monotonic()
+            if now - start > _TIMEOUT_S:
+                proc.kill()
+                raise EdgeCNNError(f"The emulated {isa} run took more than {_TIMEOUT_S} s; stopped.")
+            if now - last >= _PROGRESS_EVERY_S and done[0] < len(models):
+                last = now
+                log.info(f"  {isa}: {Path(models[done[0]]).name} ({done[0] + 1} of {len(models)}), "
+                         f"{now - start:.0f} s")
+        reader.join(timeout=5)
+        errors.seek(0)
+        return proc.returncode, errors.read()
 
 
 def _check_cpu(isa: str, features: set[str]) -> None:

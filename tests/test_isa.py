@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,21 @@ def test_the_setup_hint_names_a_command_that_exists(monkeypatch, tmp_path):
     assert command[0] == "edgecnn"
     result = CliRunner().invoke(app, command[1:])
     assert result.exit_code == 0 and built == [False], result.output
+
+
+def test_an_emulated_class_says_which_variant_it_is_on_every_few_seconds(monkeypatch, caplog, tmp_path):
+    """Minutes of qemu must not read as a hang: a line per interval names the class and variant."""
+    import logging
+
+    from edgecnn import emulation
+
+    monkeypatch.setattr(emulation, "_PROGRESS_EVERY_S", 0.3)
+    worker = ("import sys, time\nfor k in (1, 2):\n    time.sleep(0.8)\n"
+              "    print(f'done {k} 2', flush=True)\nprint('oops', file=sys.stderr)\n")
+    models = [tmp_path / "model.onnx", tmp_path / "model.int8.onnx"]
+    with caplog.at_level(logging.INFO, logger="edgecnn"):
+        code, stderr = emulation._run_with_progress([sys.executable, "-c", worker], "x86-avx2", models)
+    assert code == 0 and stderr.strip() == "oops"
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("x86-avx2: model.onnx (1 of 2)" in line for line in lines), lines
+    assert any("x86-avx2: model.int8.onnx (2 of 2)" in line for line in lines), lines

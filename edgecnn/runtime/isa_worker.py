@@ -4,7 +4,8 @@
 
 Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in argument
 order) and the CPU features the process saw (``cpu_features``), so the caller can check that the
-emulated CPU is the one it asked for. Needs numpy + onnxruntime only: it runs in the bare Arm64
+emulated CPU is the one it asked for. Prints ``done K N`` on stdout as each model finishes, for
+the caller's progress lines. Needs numpy + onnxruntime only: it runs in the bare Arm64
 tree that ``edgecnn isa --setup`` builds.
 """
 
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> int:
         for i, model in enumerate(argv[2:]):
             predictor = Predictor(model, providers="cpu", intra_op_threads=threads)
             out[f"p{i}"] = predictor.predict(images).probabilities
+            print(f"done {i + 1} {len(argv) - 2}", flush=True)
     except EdgeCNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
