@@ -165,7 +165,7 @@ def run_benchmark(
             duration_s=budget.duration, min_runs=budget.min_runs, rounds=budget.rounds,
             inputs=f"{INPUT_BATCHES} distinct batches of real test images of "
                    f"{dataset or info.dataset}, cycled", keras=keras_info),
-        targets=[BenchTarget(**(t.to_dict() | {"threads": t.threads})) for t in targets],
+        targets=[BenchTarget(**t.to_dict(), threads=t.threads) for t in targets],
         results=rows, predictor_overhead=overhead, notes=list(dict.fromkeys(notes)))  # once each
     if profile:
         result.profiles = {}

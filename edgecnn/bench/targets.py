@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.results.bench import TargetSettings
 from edgecnn.runtime.providers import ALIASES
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -21,17 +22,8 @@ _MODES = ("sequential", "parallel")
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(TargetSettings):
     """One way of running a model; ``intra_op_threads`` 0 means onnxruntime's default (all cores)."""
-
-    name: str
-    provider: str = "cpu"
-    provider_options: dict[str, Any] = field(default_factory=dict)
-    intra_op_threads: int = 0
-    inter_op_threads: int = 1
-    graph_optimization: str = "all"
-    execution_mode: str = "sequential"
-    description: str = ""
 
     def __post_init__(self) -> None:
         if self.graph_optimization not in _OPT_LEVELS:

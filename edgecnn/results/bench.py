@@ -31,19 +31,27 @@ class BenchMachine:
     python: str | None = None
 
 
-@dataclass
-class BenchTarget:
-    """A hardware target as run: the session configuration and the threads it really used."""
+@dataclass(frozen=True)
+class TargetSettings:
+    """A hardware target's session configuration: everything besides the model that changes
+    latency. Declared here, where results record it; :class:`edgecnn.bench.targets.Target`
+    adds the checks and the session it makes."""
 
     name: str
-    provider: str
-    threads: int
+    provider: str = "cpu"
     provider_options: dict[str, Any] = field(default_factory=dict)
-    intra_op_threads: int = 0
+    intra_op_threads: int = 0  # 0: onnxruntime's default, every core
     inter_op_threads: int = 1
     graph_optimization: str = "all"
     execution_mode: str = "sequential"
     description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchTarget(TargetSettings):
+    """A target as run: its settings and the intra-op threads it really used."""
+
+    threads: int
 
 
 @dataclass
