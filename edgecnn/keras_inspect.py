@@ -17,8 +17,10 @@ _TRANSPARENT = ("InputLayer", "RandomFlip", "RandomRotation", "RandomZoom", "Ran
 
 
 def head(model: Any) -> str | None:
-    """``softmax``, ``sigmoid`` or ``logits`` from the last layer's activation; None if unknown."""
-    last = model.layers[-1]
+    """``softmax``, ``sigmoid`` or ``logits`` from the last layer's activation; None if unknown.
+    A model wrapped in another (a fixed ``Input`` around a variable-size net) is looked into,
+    as for the rescaling."""
+    last = _flat_layers(model)[-1]
     kind = type(last).__name__
     if kind == "Softmax":
         return "softmax"

@@ -138,3 +138,19 @@ def test_training_with_the_same_seed_repeats(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
     assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
     assert runs[0].history == runs[1].history
+
+
+def test_the_head_of_a_model_wrapped_in_a_fixed_input_is_read_inside_it():
+    """A variable-size net wrapped in a fixed Input (what a user does for a fixed size) has the
+    inner model as its last layer: its head is read from inside, as its rescaling is."""
+    import keras
+
+    from edgecnn.keras_inspect import head
+
+    layers = keras.layers
+    inner = keras.Sequential([keras.Input((None, None, 1)), layers.Conv2D(4, 3, activation="relu"),
+                              layers.GlobalAveragePooling2D(), layers.Dense(3, activation="softmax")])
+    wrapped = keras.Sequential([keras.Input((28, 28, 1)), inner])
+    inputs = keras.Input((28, 28, 1))
+    functional = keras.Model(inputs, inner(inputs))
+    assert head(inner) == head(wrapped) == head(functional) == "softmax"
