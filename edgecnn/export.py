@@ -99,18 +99,32 @@ def _inline_captured_constants(proto: Any, concrete: Any, tf: Any) -> None:
                            "edgecnn exports models of one image input.")
 
 
+def _input_shape(model: Any, path: Path, given: tuple[int, ...] | None) -> tuple[int, int, int]:
+    """The (H, W, C) the export is for: the model's own, or ``given`` for a model of variable
+    size (``(None, None, 1)`` with global pooling), which an ONNX file for the edge fixes."""
+    own = tuple(model.input_shape[1:])
+    if len(own) != 3:
+        raise EdgeCNNError(f"{path}: expected one NHWC image input, got input shape {model.input_shape}.")
+    if given is None:
+        if not all(isinstance(d, int) for d in own):
+            raise EdgeCNNError(f"{path} reads images of variable size {model.input_shape}; name the "
+                               "size to export for with --input-shape H,W,C (e.g. 28,28,1).")
+        return own
+    if len(given) != 3 or min(given) < 1:
+        raise EdgeCNNError(f"--input-shape must be H,W,C (three positive integers), got {list(given)}.")
+    clash = [i for i, (a, b) in enumerate(zip(own, given)) if a is not None and a != b]
+    if clash:
+        raise EdgeCNNError(f"{path} reads images of shape {own}; --input-shape {','.join(map(str, given))} "
+                           "does not fit it (it is for models of variable size).")
+    return tuple(given)
+
+
 def _user_model_info(
-    model: Any, path: Path, *, class_names: list[str] | None,
+    model: Any, path: Path, *, shape: tuple[int, int, int], class_names: list[str] | None,
     preprocessing: Preprocessing | None, dataset: Dataset | None, output: str | None,
 ) -> ModelInfo:
     """Metadata for a user's .keras file: each fact read from the model or the dataset, asked
     for when neither says, and logged so that nothing is guessed silently."""
-    shape = tuple(model.input_shape[1:])
-    if len(shape) != 3 or not all(isinstance(d, int) for d in shape):
-        raise EdgeCNNError(
-            f"{path}: expected one NHWC image input with fixed size, got input shape "
-            f"{model.input_shape}."
-        )
     units = model.output_shape[-1]
     kind = keras_inspect.check_head(keras_inspect.head(model), output, units, path)
     n_classes = class_count(units)
@@ -162,6 +176,7 @@ def export(
     preprocessing: Preprocessing | None = None,
     dataset: str | Dataset | None = None,
     output: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
     train_options: dict[str, Any] | None = None,
     needs_data: bool = False,
 ) -> ExportResult:
@@ -183,6 +198,7 @@ def export(
         dataset: the data a user's model is for (a name or a path); zoo models are trained on
             it when given.
         output: a user's model's head when its last layer does not say: softmax, sigmoid, logits.
+        input_shape: (H, W, C) to export a user's model of variable input size for.
         train_options: keyword arguments for :func:`edgecnn.train.train`.
         needs_data: the steps after export (calibration, validation) need the model's data: a
             user's model for which none is named or implied is refused before anything is written.
@@ -193,7 +209,8 @@ def export(
     trained = False
     if is_file:
         net = load_keras(path, unsafe=unsafe)
-        if dataset is None and tuple(net.input_shape[1:]) == DEFAULT_DATASET_SHAPE and \
+        shape = _input_shape(net, path, input_shape)
+        if dataset is None and shape == DEFAULT_DATASET_SHAPE and \
                 net.output_shape[-1] == len(FASHION_CLASSES):
             dataset = DEFAULT_DATASET
             log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
@@ -205,8 +222,8 @@ def export(
                 "image folder)."
             )
         data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
-            dataset, image_size=tuple(net.input_shape[1:3]))
-        info = _user_model_info(net, path, class_names=class_names, preprocessing=preprocessing,
+            dataset, image_size=shape[:2])
+        info = _user_model_info(net, path, shape=shape, class_names=class_names, preprocessing=preprocessing,
                                 dataset=data, output=output)
         keras_path = out_dir / KERAS_FILE
         if path.resolve() != keras_path.resolve():

@@ -243,3 +243,36 @@ def test_a_normalization_first_layer_exports_with_its_constants_inside(form, fas
     fp32 = report["variants"][0]
     assert report["passed"] and fp32["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.5
     assert {v["variant"] for v in report["variants"]} >= {"fp32", "dynint8", "fp16"}
+
+
+def test_a_model_of_variable_input_size_exports_for_the_size_named(fashion_small, tmp_path):
+    """(None, None, 1) with global pooling: refused in one line naming --input-shape, then
+    exported for 28x28x1 (a fixed ONNX input) and validated against the same Keras model."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(TEST_SEED)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((None, None, 1)), layers.Rescaling(1 / 255),
+                              layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
+                              layers.Conv2D(32, 3, activation="relu"), layers.GlobalAveragePooling2D(),
+                              layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(fashion_small.x_train.astype(np.float32), fashion_small.y_train, epochs=3, batch_size=64,
+              verbose=0)
+    model.save(tmp_path / "anysize.keras")
+    refused = _cli(tmp_path, "export", "anysize.keras", "--isa", "host", "--class-names", CLASSES)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1 and "--input-shape H,W,C" in errors[0], refused.stderr
+    assert not (tmp_path / "exported").exists()
+    wrong = _cli(tmp_path, "export", "anysize.keras", "--input-shape", "28,28,3", "--class-names", CLASSES)
+    assert wrong.returncode == 1 and "does not fit it" in wrong.stderr, wrong.stderr
+    exported = _cli(tmp_path, "export", "anysize.keras", "--isa", "host", "--input-shape", "28,28,1",
+                    "--class-names", CLASSES, "--require", "fp32")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    out = tmp_path / "exported" / "anysize"
+    dims = [d.dim_value or d.dim_param for d in
+            onnx.load(str(out / "model.onnx")).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 28, 28, 1]
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["variants"][0]["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.3

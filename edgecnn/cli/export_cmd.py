@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import (
-    Force, IsaList, Offset, Require, Scale, Seed, keras_verbosity, preprocessing_from,
+    Force, IsaList, Offset, Require, Scale, Seed, int_list, keras_verbosity, preprocessing_from,
 )
 from edgecnn.defaults import (
     DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
@@ -52,6 +52,9 @@ def export(
     emulated_images: Annotated[int, typer.Option(
         min=1, help="Emulated classes measure the first N test images (qemu is 10-50x slower).")
     ] = EMULATED_IMAGES,
+    input_shape: Annotated[Optional[str], typer.Option(
+        callback=int_list, help="H,W,C to export a model of variable input size for (e.g. 28,28,1); "
+        "an ONNX file for the edge has a fixed size.")] = None,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Load a .keras file with Keras's safe mode OFF. Lambda layers then run "
         "code stored in the file: only for files you trust.")] = False,
@@ -72,6 +75,7 @@ def export(
         seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
         output=output.value if output else None, require=require, emulated_images=emulated_images,
+        input_shape=tuple(input_shape) if input_shape else None,
         unsafe=unsafe, force=force,
     )
     state = "written" if result.export.written else "up to date"
