@@ -132,13 +132,12 @@ def staged(folder: str | os.PathLike) -> Iterator[Path]:
     (renameat2 is Linux's), the new files are moved in one by one, the report last: a run
     interrupted then leaves a report that readers find stale (edgecnn.evidence).
     """
-    path = Path(folder)
-    parent = ensure_folder(path.parent)
-    sweep_stale_temporaries(parent)
-    stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-stage-{path.name}-", dir=parent))
+    path = ensure_folder(folder)  # (an exchange needs both folders)
+    sweep_stale_temporaries(path.parent)
+    stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-stage-{path.name}-", dir=path.parent))
     try:
         # mkdtemp's folder is private (0700); the exchanged folder keeps the old one's mode
-        os.chmod(stage, path.stat().st_mode & 0o7777 if path.is_dir() else 0o777 & ~_umask())
+        os.chmod(stage, path.stat().st_mode & 0o7777)
         before = _link_files(path, stage)
         yield stage
         if _exchange(stage, path):
@@ -156,16 +155,10 @@ def staged(folder: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _link_files(source: Path, dest: Path) -> set[str]:
     """Hard-link (or, across file systems, copy) the files of ``source`` into ``dest``; their names."""
     names = set()
-    for entry in source.iterdir() if source.is_dir() else ():
+    for entry in source.iterdir():
         if entry.is_file() and not entry.is_symlink() and not entry.name.startswith(TMP_PREFIX):
             try:
                 os.link(entry, dest / entry.name)

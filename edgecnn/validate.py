@@ -29,7 +29,7 @@ from edgecnn.metrics import agreement_metrics
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quant_prep import calibration_images
 from edgecnn.results.markdown import render_markdown
-from edgecnn.results.page import write_report_page
+from edgecnn.results.page import write_page
 from edgecnn.results.report import REPORT_MD, Cell, Drift, Flips, Machine, Report, VariantRow, write_report
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import host_isa, parse_isa_list
@@ -100,7 +100,7 @@ def validate(
     report.passed = not report.failures
     write_report(model_dir, report)
     write_text(model_dir / REPORT_MD, render_markdown(report))
-    write_report_page(model_dir)
+    write_page(model_dir, report)
     return report
 
 
@@ -168,8 +168,8 @@ class Outputs:
 def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulated_images: int,
                    engine: str | None) -> Outputs:
     """The variant x class matrix: the native row here, every other class under qemu (or on
-    a Ray node labelled with it) on its first ``emulated_images`` test images, which emulation
-    runs 10-50x slower."""
+    a Ray node labelled with it) on its first ``emulated_images`` test images: emulation runs
+    far slower."""
     x = reference.data.x_test
     n_emulated = min(len(x), emulated_images)
     if ray_engine.resolve_engine(engine) == "ray" and isa is not None:

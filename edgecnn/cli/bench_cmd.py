@@ -84,21 +84,20 @@ def bench(
     from edgecnn.bench.report import save
 
     written = save(result, out, name, png=plot)
-    written += _into_export(model, result)
+    written += _into_export(result)
     _print_result(result)
     typer.echo("Saved " + ", ".join(str(p) for p in written))
 
 
-def _into_export(model: str, result) -> list:
+def _into_export(result) -> list:
     """An export's own copy of its latest result, and its page rebuilt with this latency."""
-    from edgecnn.bench.run import resolve_models
     from edgecnn.files import folder_lock
     from edgecnn.locations import bench_result_path
     from edgecnn.results.bench import write_bench
     from edgecnn.results.page import write_report_page
     from edgecnn.results.report import REPORT_JSON
 
-    folder = resolve_models(model)[0][0].parent
+    folder = Path(result.files[0]).parent
     if not (folder / REPORT_JSON).is_file():  # ONNX files, not an export: nothing to update
         return []
     with folder_lock(folder):

@@ -39,8 +39,7 @@ def isa_matrix(report: Report) -> list[str]:
             if m is None:
                 cells.append("—")
                 continue
-            mark = {"fail": " **FAIL**", "outdated": (" **FAIL**" if not m.passed else "")
-                    + " (outdated: other files)"}.get(entry.state, "")
+            mark = ("" if m.passed else " **FAIL**") + ("" if m.counts else " (outdated: other files)")
             cells.append(f"{_pct(m.accuracy)} ({m.accuracy_delta * 100:+.2f} pp){mark}")
         lines.append(f"| {variant.variant} | " + " | ".join(cells) + " |")
     for isa_name, reason in report.isa_not_measured.items():

@@ -37,6 +37,14 @@ def write_report_page(model_dir: str | Path, bench_json: str | Path | None = Non
     model_dir = Path(model_dir)
     report = read_report(model_dir)
     check_current(model_dir, report)  # never a page of old numbers for new files
+    return write_page(model_dir, report, bench_json)
+
+
+@writes_into(lambda model_dir: model_dir)
+def write_page(model_dir: str | Path, report: Report, bench_json: str | Path | None = None) -> Path:
+    """Write ``model_dir/report.html`` for ``report``, which must describe the files there
+    (validation, which has just measured them, calls this directly)."""
+    model_dir = Path(model_dir)
     bench_path = Path(bench_json) if bench_json else bench_result_path(model_dir)
     bench = read_bench(bench_path) if bench_path.is_file() else None
     # Only a benchmark of these very files: another export of the same model is another model.
