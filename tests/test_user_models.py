@@ -228,7 +228,7 @@ def test_a_normalization_first_layer_exports_with_its_constants_inside(form, fas
     import onnx
 
     keras.utils.set_random_seed(TEST_SEED)
-    x = fashion_small.x_train.astype(np.float32) / 255.0
+    x = fashion_small.x_train.astype(np.float32)  # raw pixels: the layer is the preprocessing
     model = _normalized(keras, form, x)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, fashion_small.y_train, epochs=2, batch_size=64, verbose=0)
