@@ -68,11 +68,13 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
     assert producers[second.input[1]].op_type == "DequantizeLinear"  # int8 weights
     assert producers[first.input[0]].op_type == "Reshape"  # the image, never quantized
     pool = next(n for n in model.graph.node if n.op_type == "MaxPool" and n.input[0] == first.output[0])
-    assert next(n for n in model.graph.node if n.input[0] == pool.output[0]).op_type == "Relu"
+    relu = next(n for n in model.graph.node if n.input[0] == pool.output[0])
+    assert relu.op_type == "Relu"
     softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
     assert producers[softmax.input[0]].op_type == "Gemm"  # float logits, no Q -> DQ pair between
     settings = read_metadata(variants["int8"].path).quantization
-    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, "fashion_cnn_1/conv2d_1/Relu"}
+    # (the activation by the graph's own name: Keras numbers layers per process, conv2d_1 or conv2d_13)
+    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, relu.name}
 
     probs = Predictor(variants["int8"].path, providers="cpu").predict(fashion_small.x_test).probabilities
     assert np.abs(probs * 256 - np.round(probs * 256)).max() > 0.01  # not uint8 levels
