@@ -20,15 +20,15 @@ PIP_SELF := python -m pip install -q --no-deps --no-build-isolation -e .
 UV := uv==0.13.9
 LOCK_ARGS := --universal --python-version 3.10 --generate-hashes -q
 
-.PHONY: export test test-fast bench dataset isa browser setup lock gpu-venv clean
+.PHONY: export test test-fast bench dataset isa browser ssh setup lock gpu-venv clean
 
 export: setup dataset isa
 	$(BIN)/edgecnn export --retrain --force --isa all
 
-# EDGECNN_REQUIRE_ISA / _BROWSER: the emulated-CPU and browser tests fail instead of skipping
-# when qemu or headless Chromium is missing.
-test: setup dataset isa browser
-	EDGECNN_REQUIRE_ISA=1 EDGECNN_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
+# EDGECNN_REQUIRE_ISA / _BROWSER / _SSH: the emulated-CPU, browser and SSH-device tests fail
+# instead of skipping when qemu, headless Chromium or OpenSSH is missing.
+test: setup dataset isa browser ssh
+	EDGECNN_REQUIRE_ISA=1 EDGECNN_REQUIRE_BROWSER=1 EDGECNN_REQUIRE_SSH=1 $(BIN)/python -m pytest
 
 # The edit loop: everything but the tests that train or export Keras models (~20 s).
 test-fast: setup dataset
@@ -71,6 +71,11 @@ isa: setup
 		command -v mmdebstrap >/dev/null || \
 		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) qemu-user mmdebstrap; }
 	$(BIN)/edgecnn isa --setup
+
+# The device tests start a real sshd on 127.0.0.1 and reach it with the OpenSSH client.
+ssh:
+	@command -v ssh >/dev/null && { command -v sshd >/dev/null || test -x /usr/sbin/sshd; } || \
+		{ $(SUDO) apt-get update -qq && $(APT_INSTALL) openssh-client openssh-server; }
 
 # Headless Chromium renders report.html in the tests.
 browser:

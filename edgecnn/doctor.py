@@ -60,7 +60,7 @@ def _cpu_checks() -> list[Check]:
 
 
 def _emulation_checks() -> list[Check]:
-    from edgecnn.emulation import EMULATIONS, is_native, unavailable_reason
+    from edgecnn.runners.qemu import EMULATIONS, is_native, unavailable_reason
     from edgecnn.runtime.isa import ISA_CLASSES
 
     out = []

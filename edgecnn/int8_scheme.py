@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.emulation import is_native, run_models, unavailable_reason
 from edgecnn.gates import Gates, int8_drops
 from edgecnn.metrics import agreement_metrics
+from edgecnn.runners.plan import class_runner
+from edgecnn.runners.qemu import unavailable_reason
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,11 @@ def check(
                 return trial
             trial.unchecked[isa] = reason
             continue
-        metrics = agreement_metrics(fp32_probs, run_models(isa, [int8_path], images)[0], labels, names)
+        cell = class_runner(isa).run([int8_path], images)
+        metrics = agreement_metrics(fp32_probs, cell.probs[0], labels, names)
         drop, worst = int8_drops(metrics)
         trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics["agreement"],
-                               "worst_class_drop": worst, "emulated": not is_native(isa)}
+                               "worst_class_drop": worst, "emulated": cell.provenance.emulated}
         log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp, agreement "
                  f"{metrics['agreement']:.2%}, worst class {0.0 - worst * 100:+.1f} pp vs fp32 on "
                  f"{len(labels)} held-out training images")

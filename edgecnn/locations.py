@@ -25,6 +25,12 @@ def export_folder(model: str | Path) -> Path:
     return path if path.is_dir() else default_folder(str(model))
 
 
-def bench_result_path(folder: str | Path) -> Path:
-    """The export's own copy of its latest ``edgecnn bench`` result, which its page shows."""
-    return Path(folder) / BENCH_JSON
+def bench_result_path(folder: str | Path, device: str | None = None) -> Path:
+    """The export's own copy of its latest ``edgecnn bench`` result, which its page shows: of
+    this machine (``bench.json``), or of a device (``bench@NAME.json``)."""
+    return Path(folder) / (BENCH_JSON if device is None else f"bench@{device}.json")
+
+
+def device_bench_paths(folder: str | Path) -> dict[str, Path]:
+    """{device name: its bench result} of every device the export was timed on."""
+    return {p.stem.partition("@")[2]: p for p in sorted(Path(folder).glob("bench@*.json"))}

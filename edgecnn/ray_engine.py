@@ -1,9 +1,10 @@
-"""Ray as edgecnn's scale-out engine: connecting, and the validation matrix as Ray tasks.
+"""Ray as edgecnn's scale-out engine: connecting, and turning its workers' errors into lines.
 
 Ray is optional (``pip install 'edgecnn[scale]'``). ``--engine ray`` connects to the cluster in
 ``RAY_ADDRESS`` when it is set, otherwise starts a Ray on this machine for the run. Models and
 images travel to the workers through Ray's object store, so the workers need no shared folder
-for them (image *files* named by path must be readable on every node).
+for them (image *files* named by path must be readable on every node). The validation matrix
+on Ray is :mod:`edgecnn.runners.ray`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
-
-import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError
@@ -103,33 +100,3 @@ def worker_errors() -> Iterator[None]:
         if cause is None:
             raise
         raise EdgeCNNError(str(cause)) from None
-
-
-def run_isa_rows(rows: Sequence[str], models: Sequence[Path], images: np.ndarray,
-                 labelled: set[str]) -> dict[str, list[np.ndarray]]:
-    """Like ``{row: emulation.run_models(row, models, images)}``, with every (class, model) pair
-    one Ray task: on a node ``labelled`` with the class (``labelled_isas()``) when there is one,
-    else emulated wherever Ray puts it (such nodes need qemu and the Arm64 tree: ``make isa``)."""
-    with connected() as ray:
-        images_ref = ray.put(np.ascontiguousarray(images))
-        task = ray.remote(num_cpus=1, max_retries=0)(_run_one)
-        pending = {}
-        for row in rows:
-            options = {"resources": {ISA_RESOURCE_PREFIX + row: 0.001}} if row in labelled else {}
-            for i, model in enumerate(models):
-                pending[(row, i)] = task.options(**options).remote(
-                    row, Path(model).name, Path(model).read_bytes(), images_ref)
-        log.info(f"  {len(pending)} (class x variant) rows as Ray tasks on "
-                 f"{cluster_cpus(ray)} CPUs...")
-        with worker_errors():
-            done = dict(zip(pending, ray.get(list(pending.values()))))
-    return {row: [done[(row, i)] for i in range(len(models))] for row in rows}
-
-
-def _run_one(row: str, name: str, model: bytes, images: np.ndarray) -> np.ndarray:
-    from edgecnn.emulation import run_models
-
-    with tempfile.TemporaryDirectory(prefix="edgecnn-isa-task-") as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(model)
-        return run_models(row, [path], images)[0]

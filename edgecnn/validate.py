@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgecnn import ray_engine
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
-from edgecnn.emulation import run_rows, unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.evidence import carry_earlier_rows, read_previous
 from edgecnn.files import sha256_file, write_text, writes_into
@@ -30,9 +29,15 @@ from edgecnn.quant_debug import layer_drift
 from edgecnn.quant_prep import calibration_images
 from edgecnn.results.markdown import render_markdown
 from edgecnn.results.page import write_page
-from edgecnn.results.report import REPORT_MD, Cell, Drift, Flips, Machine, Report, VariantRow, write_report
+from edgecnn.results.report import (
+    REPORT_MD, Cell, DeviceRecord, Drift, Flips, Machine, Report, VariantRow, write_report,
+)
+from edgecnn.runners.base import CellRun
+from edgecnn.runners.devices import Device
+from edgecnn.runners.native import Native
+from edgecnn.runners.plan import class_runners, plan_classes, run_all
 from edgecnn.runtime import Predictor
-from edgecnn.runtime.isa import host_isa, parse_isa_list
+from edgecnn.runtime.isa import host_isa
 from edgecnn.runtime.metadata import ModelInfo
 from edgecnn.runtime.outputs import activate, to_probabilities
 from edgecnn.train import KERAS_FILE, read_train_info
@@ -40,6 +45,9 @@ from edgecnn.variants import variant_files
 from edgecnn.verdict import check_required, verdict
 from edgecnn.versions import package_versions
 from edgecnn.zoo import get_spec, list_models
+
+if TYPE_CHECKING:
+    from edgecnn.runners.ssh import SshDevice
 
 # What turns a variant's outputs into answers: it must be what the export recorded for the
 # Keras reference, or validated outputs become wrong answers (a class list moved round by one).
@@ -60,6 +68,7 @@ def validate(
     emulated_images: int = EMULATED_IMAGES,
     engine: str | None = None,
     require: Sequence[str] = REQUIRED_VARIANTS,
+    devices: Sequence[Device] = (),
 ) -> Report:
     """Validate every variant in ``model_dir`` against its Keras model; write the reports.
 
@@ -84,6 +93,8 @@ def validate(
             results either way.
         require: the variants (fp32, int8, dynint8, fp16) that must pass on every class; see
             :func:`verdict` for what a failed cell of another variant means.
+        devices: SSH devices to measure on as well, natively and on every test image; each
+            is a row of its own, named after the device, with the class it reads there.
 
     Returns:
         The report (also written as ``report.json``, ``report.md`` and ``report.html``);
@@ -92,8 +103,9 @@ def validate(
     """
     require = check_required(require)
     model_dir = Path(model_dir)
+    remote = ready_devices(devices)
     reference = keras_reference(model_dir, dataset, keras_path, limit, providers)
-    outputs = measure_matrix(reference, isa, emulated_images, engine)
+    outputs = measure_matrix(reference, isa, emulated_images, engine, remote)
     report = assemble(reference, outputs, gates, require)
     carry_earlier_rows(report, read_previous(model_dir))
     report.failures, report.not_for = verdict(report)
@@ -116,6 +128,7 @@ class Reference:
     keras_path: Path
     probs: np.ndarray
     native: str  # the native row's name
+    providers: str  # the native row's execution providers, as asked for
 
     @property
     def accuracy(self) -> float:
@@ -154,36 +167,55 @@ def keras_reference(model_dir: Path, dataset: str | None, keras_path: str | Path
     if info.keras_logits:  # the export appended the activation; the reference gets it too
         keras_out = activate(keras_out, info.output)
     return Reference(files, predictors, info, trained or info, data, keras_path,
-                     to_probabilities(keras_out, info.output), native_row_name(predictors[0].providers))
+                     to_probabilities(keras_out, info.output), native_row_name(predictors[0].providers), providers)
 
 
 @dataclass
 class Outputs:
-    """Every variant's probabilities on every row (class) measured, and the classes not measured."""
+    """Every row's cell (each variant's probabilities, and how they were obtained), the classes
+    not measured, and the devices measured."""
 
-    probs: dict[str, list[np.ndarray]]  # row -> one array per variant file
+    cells: dict[str, CellRun]
     not_measured: dict[str, str]
+    devices: dict[str, DeviceRecord]
+
+
+def ready_devices(devices: Sequence[Device]) -> list[SshDevice]:
+    """The devices as runners, each checked to be reachable and to have its runtime (one line
+    if not), before the minutes of work that would otherwise come first."""
+    if not devices:
+        return []
+    from edgecnn.runners.ssh import SshDevice
+
+    remote = [SshDevice(d) for d in devices]
+    for device in remote:
+        device.machine = device.check_ready()
+    return remote
 
 
 def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulated_images: int,
-                   engine: str | None) -> Outputs:
-    """The variant x class matrix: the native row here, every other class under qemu (or on
-    a Ray node labelled with it) on its first ``emulated_images`` test images: emulation runs
-    far slower."""
+                   engine: str | None, remote: Sequence[SshDevice] = ()) -> Outputs:
+    """The variant x row matrix: the native row here, every other class under qemu (or on a
+    Ray node labelled with it) on its first ``emulated_images`` test images: emulation runs far
+    slower. Each device runs natively there, on all of them."""
     x = reference.data.x_test
-    n_emulated = min(len(x), emulated_images)
+    native = Native(providers=reference.providers, row=reference.native)
     if ray_engine.resolve_engine(engine) == "ray" and isa is not None:
+        from edgecnn.runners.ray import run_on_ray
+
         with ray_engine.connected():
             labelled = ray_engine.labelled_isas()
-            rows, not_measured = _isa_rows(isa, reference.native, labelled)
-            emulated = ray_engine.run_isa_rows(rows, reference.files, x[:n_emulated], labelled)
+            rows, not_measured = plan_classes(isa, reference.native, labelled)
+            cells = run_on_ray(rows, reference.files, x, emulated_images, labelled)
+            cells.update(run_all([native, *remote], reference.files, x, emulated_images))
     else:
-        rows, not_measured = _isa_rows(isa, reference.native)
-        emulated = run_rows(rows, reference.files, x[:n_emulated])
+        rows, not_measured = plan_classes(isa, reference.native)
+        cells = run_all([native, *class_runners(rows), *remote], reference.files, x, emulated_images)
     for path, predictor in zip(reference.files, reference.predictors):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
-    native = [p.predict(x).probabilities for p in reference.predictors]
-    return Outputs({reference.native: native, **emulated}, not_measured)
+    records = {d.row: DeviceRecord(d.device.address, d.isa, d.machine or {}) for d in remote}
+    ordered = {reference.native: cells.pop(reference.native), **cells}
+    return Outputs(ordered, not_measured, records)
 
 
 def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequence[str]) -> Report:
@@ -195,13 +227,15 @@ def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequ
     for i, (path, predictor) in enumerate(zip(reference.files, reference.predictors)):
         kind = predictor.info.variant
         by_isa, native_metrics = {}, None
-        for row, probs in outputs.probs.items():
-            n = len(probs[i])
-            metrics = agreement_metrics(reference.probs[:n], probs[i], data.y_test[:n], info.class_names)
+        for row, cell in outputs.cells.items():
+            probs, how = cell.probs[i], cell.provenance
+            n = len(probs)
+            metrics = agreement_metrics(reference.probs[:n], probs, data.y_test[:n], info.class_names)
             judged = gates.judge(kind, metrics)
             by_isa[row] = Cell(metrics["accuracy"], metrics["accuracy_delta"], metrics["agreement"],
-                               metrics["max_abs_diff"], n, row != reference.native, judged.passed,
-                               judged.breaches, Flips(**judged.flips), validated_at)
+                               metrics["max_abs_diff"], n, how.emulated, judged.passed,
+                               judged.breaches, Flips(**judged.flips), validated_at,
+                               how=how.how, where=how.where, isa=how.isa)
             if row == reference.native:
                 native_metrics = metrics
         variants.append(_variant_row(reference, path, predictor, by_isa, native_metrics, gates, fp32_size))
@@ -210,7 +244,7 @@ def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequ
         keras_file=reference.keras_path.name, keras_accuracy=reference.accuracy,
         gates=asdict(gates), machine=Machine(host_isa(), _onnxruntime_version(), reference.native,
                                              package_versions()),
-        isa_rows=list(outputs.probs), variants=variants, passed=False,
+        isa_rows=list(outputs.cells), variants=variants, passed=False, devices=outputs.devices,
         dataset_provenance=data.provenance, keras_sha256=info.keras_sha256,
         warnings=_chance_warning(reference), isa_not_measured=outputs.not_measured,
         required=list(require), validated_at=validated_at, **_tutorial(info.name),
@@ -279,30 +313,6 @@ def native_row_name(active_providers: Sequence[str]) -> str:
     if primary == "CPUExecutionProvider":
         return host_isa()
     return primary.removesuffix("ExecutionProvider").lower()
-
-
-def _isa_rows(isa: str | Sequence[str] | None, native: str,
-              labelled: set[str] = frozenset()) -> tuple[list[str], dict[str, str]]:
-    """The classes to run beside the native row, and those that cannot be run here (or on a
-    Ray node ``labelled`` with the class)."""
-    if isa is None:
-        return [], {}
-    requested = parse_isa_list(isa)
-    items = [isa.strip()] if isinstance(isa, str) else list(isa)
-    explicit = items != ["all"]
-    rows, not_measured = [], {}
-    for name in requested:
-        if name == native:
-            continue
-        reason = None if name in labelled else unavailable_reason(name)
-        if reason and explicit:
-            raise EdgeCNNError(f"Cannot validate on {name}: {reason}.")
-        if reason:
-            log.info(f"  {name}: not measured ({reason})")
-            not_measured[name] = reason
-        else:
-            rows.append(name)
-    return rows, not_measured
 
 
 def _onnxruntime_version() -> str:

@@ -24,7 +24,7 @@ TEST_SEED = int(os.environ.get("EDGECNN_TEST_SEED", "0"))
 def need_isa(isa: str) -> None:
     """Skip a test that needs ``isa`` when it cannot be run here; fail instead under
     EDGECNN_REQUIRE_ISA (``make test``, CI), where qemu and the Arm64 tree are set up."""
-    from edgecnn.emulation import unavailable_reason
+    from edgecnn.runners.qemu import unavailable_reason
 
     reason = unavailable_reason(isa)
     if reason and os.environ.get("EDGECNN_REQUIRE_ISA"):

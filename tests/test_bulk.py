@@ -31,8 +31,11 @@ def ray_local():
 
     started = not ray.is_initialized()
     if started:
-        # labelled as an x86-avx2 node too, so that the matrix test exercises the placement
-        ray.init(num_cpus=2, resources={"isa:x86-avx2": 1}, include_dashboard=False,
+        # labelled as an x86-avx2 node too, so that the matrix test exercises the placement, and
+        # as its own class, which its tasks then run natively
+        from edgecnn.runtime.isa import host_isa
+
+        ray.init(num_cpus=2, resources={"isa:x86-avx2": 1, f"isa:{host_isa()}": 1}, include_dashboard=False,
                  log_to_driver=False, logging_level="ERROR")
     yield ray
     if started:
@@ -211,7 +214,7 @@ def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_loca
     from edgecnn.validate import validate
 
     need_isa("x86-avx2")
-    assert ray_engine.labelled_isas() == {"x86-avx2"}  # its cells are placed on that node
+    assert "x86-avx2" in ray_engine.labelled_isas()  # its cells are placed on that node
     reports = {}
     for engine in ("local", "ray"):
         folder = tmp_path / engine
@@ -222,11 +225,28 @@ def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_loca
     for a, b in zip(serial.variants, parallel.variants):
         assert a.file == b.file
 
-        def measured(cells):  # everything but when it was measured
-            return {row: replace(cell, measured_at=None) for row, cell in cells.items()}
+        def measured(cells):  # everything but when and where it was measured
+            return {row: replace(cell, measured_at=None, where=None) for row, cell in cells.items()}
 
         assert measured(a.by_isa) == measured(b.by_isa)
-        assert a.by_isa["x86-avx2"].emulated and a.by_isa["x86-avx2"].images == 300
+        # this node is not an x86-avx2 CPU, whatever its label says: its task emulated the class
+        cell = b.by_isa["x86-avx2"]
+        assert cell.emulated and cell.images == 300 and cell.where.startswith("Ray node ")
+        assert (cell.how, cell.isa) == ("emulated", "x86-avx2")
+
+
+def test_a_ray_node_of_the_class_runs_its_cells_natively_on_every_image(ray_local, fashion):
+    """A node labelled with the class it really is runs the cell natively, on all the images,
+    and says so (validate used to call every Ray cell emulated, on 2,000 images)."""
+    from edgecnn.runners.ray import run_on_ray
+    from edgecnn.runtime.isa import host_isa
+
+    images = fashion.x_test[:500]
+    cells = run_on_ray([host_isa()], [INT8], images, emulated_images=100, labelled={host_isa()})
+    cell = cells[host_isa()]
+    assert (cell.provenance.how, cell.provenance.isa) == ("native", host_isa())
+    assert cell.provenance.where.startswith("Ray node ") and len(cell.probs[0]) == 500
+    assert (cell.probs[0] == Predictor(INT8).predict(images).probabilities).all()
 
 
 @pytest.mark.parametrize("row_group", [1000, 12000])

@@ -27,7 +27,7 @@ def test_runtime_predictor_runs_without_heavy_imports(tiny_onnx):
 HELP_MODULES = {
     "edgecnn", "edgecnn.cli", "edgecnn.cli.main", "edgecnn.cli.options", "edgecnn.cli.report_view",
     "edgecnn.defaults", "edgecnn.display", "edgecnn.errors", "edgecnn.gates", "edgecnn.locations",
-    *(f"edgecnn.cli.{c}_cmd" for c in ("bench", "doctor", "export", "isa", "predict", "quantize", "report",
+    *(f"edgecnn.cli.{c}_cmd" for c in ("bench", "device", "doctor", "export", "isa", "predict", "quantize", "report",
                                         "train", "validate", "zoo")),
 }
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.emulation import run_models, unavailable_reason
+from edgecnn.runners.plan import class_runner
+from edgecnn.runners.qemu import unavailable_reason
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.isa import ISA_CLASSES, classify_arm64, classify_x86, host_isa, parse_isa_list
 from tests.conftest import committed_tolerance, need_isa
@@ -39,6 +40,20 @@ def test_isa_lists():
         parse_isa_list("x86-avx3")
 
 
+def test_avx_vnni_from_cpuinfo_is_not_claimed_under_emulation():
+    """An AVX-VNNI host (Alder Lake, Sapphire Rapids) running qemu -cpu Haswell: /proc/cpuinfo
+    still says avx_vnni, numpy (CPUID) sees no GFNI/VAES, so the emulated process is x86-avx2."""
+    from edgecnn.runtime.isa import classify_x86, x86_flags
+
+    host = {"sse4_1", "avx2", "fma", "f16c", "avx_vnni", "gfni", "vaes", "vpclmulqdq"}
+    haswell = {"SSE41": True, "AVX2": True, "FMA3": True, "F16C": True, "GFNI": False, "VAES": False,
+               "VPCLMULQDQ": False, "AVX512VNNI": False}
+    assert classify_x86(x86_flags(host, haswell)) == "x86-avx2"
+    native = {**haswell, "GFNI": True, "VAES": True, "VPCLMULQDQ": True}
+    assert classify_x86(x86_flags(host, native)) == "x86-vnni"  # AVX-VNNI natively
+    assert classify_x86(x86_flags(host, {**native, "AVX2": False})) == "x86-sse4"
+
+
 def test_x86_vnni_is_never_emulated():
     if host_isa() != "x86-vnni":
         assert "only natively" in unavailable_reason("x86-vnni")
@@ -54,8 +69,9 @@ def test_committed_shapes_toy_holds_on_emulated_classes(isa):
     data = load_dataset(report["dataset"])
     files = [SHAPES / v["file"] for v in report["variants"]]
     n = report["variants"][0]["by_isa"][isa]["images"]
-    measured = run_models(isa, files, data.x_test[:n])
-    for variant, probs in zip(report["variants"], measured):
+    cell = class_runner(isa).run(files, data.x_test[:n])
+    assert (cell.provenance.how, cell.provenance.isa) == ("emulated", isa)
+    for variant, probs in zip(report["variants"], cell.probs):
         row = variant["by_isa"][isa]
         accuracy = float((probs.argmax(1) == data.y_test[:n]).mean())
         assert row["emulated"], variant["file"]
@@ -119,14 +135,14 @@ def test_a_float_image_conv_does_not_saturate(tmp_path):
 def test_emulation_refuses_a_cpu_that_is_not_what_was_asked(monkeypatch):
     """A run whose emulated CPU features do not match its class is an error, not a row."""
     need_isa("x86-sse4")
-    from edgecnn import emulation
+    from edgecnn.runners import qemu
 
     # An SSE4 class that a slip had pointed at an AVX2 CPU model.
-    wrong = emulation.Emulation("qemu-x86_64", "Haswell", (frozenset({"SSE41"}), frozenset({"AVX2"})))
-    monkeypatch.setitem(emulation.EMULATIONS, "x86-sse4", wrong)
+    wrong = qemu.Emulation("qemu-x86_64", "Haswell", (frozenset({"SSE41"}), frozenset({"AVX2"})))
+    monkeypatch.setitem(qemu.EMULATIONS, "x86-sse4", wrong)
     images = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(EdgeCNNError, match="not what was asked for"):
-        run_models("x86-sse4", [SHAPES / "model.onnx"], images)
+        class_runner("x86-sse4").run([SHAPES / "model.onnx"], images)
 
 
 def test_the_setup_hint_names_a_command_that_exists(monkeypatch, tmp_path):
@@ -135,10 +151,10 @@ def test_the_setup_hint_names_a_command_that_exists(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from edgecnn.cli.main import app
-    from edgecnn.emulation import SETUP_HINT
+    from edgecnn.runners.qemu import SETUP_HINT
 
     built = []
-    monkeypatch.setattr("edgecnn.emulation.setup_arm64", lambda force=False: built.append(force) or tmp_path)
+    monkeypatch.setattr("edgecnn.runners.qemu.setup_arm64", lambda force=False: built.append(force) or tmp_path)
     command = SETUP_HINT.split("&& ", 1)[1].rstrip(")").split()
     assert command[0] == "edgecnn"
     result = CliRunner().invoke(app, command[1:])
@@ -149,14 +165,14 @@ def test_an_emulated_class_says_which_variant_it_is_on_every_few_seconds(monkeyp
     """Minutes of qemu must not read as a hang: a line per interval names the class and variant."""
     import logging
 
-    from edgecnn import emulation
+    from edgecnn.runners import qemu
 
-    monkeypatch.setattr(emulation, "_PROGRESS_EVERY_S", 0.3)
+    monkeypatch.setattr(qemu, "_PROGRESS_EVERY_S", 0.3)
     worker = ("import sys, time\nfor k in (1, 2):\n    time.sleep(0.8)\n"
               "    print(f'done {k} 2', flush=True)\nprint('oops', file=sys.stderr)\n")
     models = [tmp_path / "model.onnx", tmp_path / "model.int8.onnx"]
     with caplog.at_level(logging.INFO, logger="edgecnn"):
-        code, stderr = emulation._run_with_progress([sys.executable, "-c", worker], "x86-avx2", models)
+        code, stderr = qemu._run_with_progress([sys.executable, "-c", worker], "x86-avx2", models)
     assert code == 0 and stderr.strip() == "oops"
     lines = [r.getMessage() for r in caplog.records]
     assert any("x86-avx2: model.onnx (1 of 2)" in line for line in lines), lines

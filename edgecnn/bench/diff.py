@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.results.bench import read_bench
+from edgecnn.results.bench import BenchResult, read_bench
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,13 @@ class Ratio:
     b_p50_ms: float
     p50_ratio: float
     throughput_ratio: float
+
+
+def where(result: BenchResult) -> str:
+    """Where a result's onnxruntime rows were timed, in words: the device or the machine."""
+    m = result.machine
+    on = f"device {result.device.name} ({result.device.address}): " if result.device else ""
+    return f"{on}{m.cpu}, {m.cores} cores, {m.isa or 'class unknown'}, onnxruntime {m.versions.get('onnxruntime', '?')}"
 
 
 def diff_results(a_path: str | Path, b_path: str | Path) -> list[Ratio]:

@@ -22,6 +22,13 @@ def markdown(result: BenchResult) -> str:
         f"{'GPUs: ' + ', '.join(m.gpus) if m.gpus else 'no GPU'}, {m.os}, "
         + ", ".join(f"{k} {v}" for k, v in m.versions.items()) + ".",
         "",
+    ]
+    if result.device:
+        host = result.host_machine
+        lines += [f"onnxruntime rows timed on the device **{result.device.name}** "
+                  f"({result.device.address}, class {m.isa}); rows marked (host) ran on this machine"
+                  + (f", {host.cpu} ({host.cores} cores)" if host else "") + ".", ""]
+    lines += [
         f"Inputs: {settings.inputs}. Per configuration: {settings.warmup} warm-up runs, then up to "
         f"{settings.runs} timed runs or {settings.duration_s} s.",
         "",
@@ -45,7 +52,7 @@ def markdown(result: BenchResult) -> str:
     for r in result.results:
         speed = "—" if r.speedup_vs_keras is None else f"{r.speedup_vs_keras:.1f}"
         lines.append(
-            f"| {r.target} | {r.engine} | {r.variant} | {r.batch} | {r.p50_ms:.4f} "
+            f"| {r.target} | {r.engine}{f' ({r.ran_on})' if r.ran_on else ''} | {r.variant} | {r.batch} | {r.p50_ms:.4f} "
             f"| {r.p90_ms:.4f} | {r.p99_ms:.4f} | {r.mean_ms:.4f} | {r.max_ms:.3f} "
             f"| {r.throughput_ips:.0f} | {speed} | {r.session_s:.3f} | {r.first_run_ms:.2f} "
             f"| {r.rss_mb:.0f} |"

@@ -13,39 +13,33 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.bench.coldstart import cold_start
-from edgecnn.bench.engines import (
-    Engine,
-    keras_engines,
-    litert_engines,
-    litert_models,
-    litert_workdir,
-    onnxruntime_engines,
-    openvino_engines,
-)
+from edgecnn.bench.engines import keras_engines, litert_engines, litert_models, litert_workdir, openvino_engines
 from edgecnn.bench.machine import machine_info
 from edgecnn.bench.profile import profile_ops
+from edgecnn.bench.rounds import (
+    INPUT_BATCHES, Job, onnxruntime_jobs, predictor_overhead, run_rounds, target_info,
+)
 from edgecnn.bench.targets import Target
-from edgecnn.bench.timing import Budget, measure, measure_interleaved, pool
+from edgecnn.bench.timing import Budget
 from edgecnn.data import load_dataset
-from edgecnn.errors import EdgeCNNError, one_line
+from edgecnn.errors import EdgeCNNError
 from edgecnn.files import sha256_file
 from edgecnn.locations import export_folder
 from edgecnn.results.bench import (
-    BenchMachine, BenchResult, BenchRow, BenchSettings, BenchTarget, Check,
+    BenchDevice, BenchMachine, BenchResult, BenchRow, BenchSettings, BenchTarget, Check,
 )
 from edgecnn.runtime import Predictor
 from edgecnn.runtime import providers as _providers
 from edgecnn.variants import variant_files
 
-# Distinct batches each configuration cycles through.
-INPUT_BATCHES = 8
-
+if TYPE_CHECKING:
+    from edgecnn.runners.ssh import SshDevice
 
 def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
     """The ONNX files to time and the Keras model beside them (None when absent).
@@ -94,6 +88,7 @@ def run_benchmark(
     cold: bool = True,
     profile: bool = False,
     seed: int = 0,
+    device: SshDevice | None = None,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> BenchResult:
     """Benchmark the variants of ``model``; returns the result (:class:`BenchResult`).
@@ -109,6 +104,9 @@ def run_benchmark(
         cold: measure runtime cold start in fresh processes.
         profile: also record per-operator times of every variant on each CPU target, at the
             smallest and largest batch, in separate profiling sessions.
+        device: time the onnxruntime engines on this SSH device (:class:`SshDevice`) with its
+            own onnxruntime, on the same inputs; Keras and LiteRT stay here, marked ``ran_on``
+            "host".
         on_step: called before each configuration with a short description.
     """
     if not targets:
@@ -116,9 +114,11 @@ def run_benchmark(
     if not batches or min(batches) < 1:
         raise EdgeCNNError(f"Batch sizes must be >= 1, got {list(batches)}.")
     ort = require("onnxruntime", "Benchmarking")
-    for target in targets:  # a missing provider fails before any data is loaded
+    for target in targets if device is None else ():  # a device checks its own, before timing
         _providers.resolve(target.provider, ort.get_available_providers())
     files, keras_path = resolve_models(model)
+    if device is not None:  # unreachable, or no runtime there: one line before any timing here
+        device.check_ready()
     variants = {path: Predictor(path, providers="cpu").info for path in files}
     info = variants[files[0]]
     pixels = _inputs(info, dataset, max(batches) * INPUT_BATCHES, seed)
@@ -126,23 +126,16 @@ def run_benchmark(
     keras_threads = max(t.threads for t in targets if t.provider == "cpu") if any(
         t.provider == "cpu" for t in targets) else os.cpu_count()
     notes: list[str] = []
-    jobs: list[tuple[Engine, dict[str, Any], int | None]] = []
+    jobs: list[Job] = []
     overhead = {}
-    for target in targets:
-        tinfo = {"name": target.name, "provider": target.provider, "threads": target.threads}
-        on_step(f"Predictor vs bare session, interleaved, {target.name}")
-        overhead[target.name] = _predictor_overhead(files[0], target, info.preprocessing, pixels,
-                                                    floats, budget)
-        for path in files:
-            jobs += [(e, tinfo, path.stat().st_size)
-                     for e in onnxruntime_engines(path, variants[path].variant, target)]
-        if other_engines and target.provider == "cpu":
-            if _has("openvino"):
-                for path in files[:2]:
-                    jobs += [(e, tinfo, path.stat().st_size)
-                             for e in openvino_engines(path, variants[path].variant, target.threads)]
-            else:
-                notes.append("OpenVINO skipped: not installed (pip install 'edgecnn[engines]').")
+    if device is None:
+        for target in targets:
+            on_step(f"Predictor vs bare session, interleaved, {target.name}")
+            overhead[target.name] = predictor_overhead(files[0], target, info.preprocessing, pixels,
+                                                       floats, budget)
+        jobs += onnxruntime_jobs(files, [variants[p].variant for p in files], targets)
+        if other_engines and any(t.provider == "cpu" for t in targets):
+            jobs += _openvino_jobs(files, variants, targets, notes)
 
     with contextlib.ExitStack() as stack:
         keras_info: dict[str, Any] | None = None
@@ -154,19 +147,37 @@ def run_benchmark(
             keras_info, keras_jobs = _keras_jobs(keras_path, keras_threads, targets, other_engines, notes,
                                                  stack)
             jobs += keras_jobs
-        rows = _run_rounds(jobs, batches, pixels, floats, budget, on_step)
+        rows = run_rounds(jobs, batches, pixels, floats, budget, on_step) if jobs else []
 
+    machine, host_machine, on_device = BenchMachine(**machine_info()), None, None
+    if device is not None:
+        name, address = device.device.name, device.device.address
+        on_step(f"onnxruntime on {name} ({address})")
+        device_rows, overhead, device_machine = device.bench(files, pixels, targets, batches, budget)
+        for row in rows:  # Keras and LiteRT ran here
+            row.ran_on = "host"
+        rows = device_rows + rows
+        machine, host_machine = BenchMachine(**device_machine), machine
+        on_device = BenchDevice(name, address)
+        if keras_info:
+            notes.append(f"Keras and LiteRT ran on this machine ({host_machine.cpu}), onnxruntime on "
+                         f"{name}: their latencies are not a ratio of one machine.")
     result = BenchResult(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         model=info.name, files=[str(p) for p in files], file_sha256=[sha256_file(p) for p in files],
-        machine=BenchMachine(**machine_info()),
+        machine=machine,
         settings=BenchSettings(
             batches=list(batches), warmup=budget.warmup, runs=budget.runs,
             duration_s=budget.duration, min_runs=budget.min_runs, rounds=budget.rounds,
             inputs=f"{INPUT_BATCHES} distinct batches of real test images of "
                    f"{dataset or info.dataset}, cycled", keras=keras_info),
-        targets=[BenchTarget(**t.to_dict(), threads=t.threads) for t in targets],
-        results=rows, predictor_overhead=overhead, notes=list(dict.fromkeys(notes)))  # once each
+        targets=[BenchTarget(**t.to_dict(), threads=t.intra_op_threads or machine.cores) for t in targets],
+        results=rows, predictor_overhead=overhead, notes=list(dict.fromkeys(notes)),  # once each
+        device=on_device, host_machine=host_machine)
+    if device is not None and (profile or cold):
+        result.notes.append("Per-op profile and cold start are measured on this machine only; "
+                            "skipped for a device run.")
+        profile = cold = False
     if profile:
         result.profiles = {}
         for target in (t for t in targets if t.provider == "cpu"):
@@ -184,66 +195,14 @@ def run_benchmark(
     return result
 
 
-def _predictor_overhead(path, target, preprocessing, pixels, floats, budget: Budget) -> dict[str, Any]:
-    """Batch-1 Predictor against a bare session, timed in alternation on the same frames.
-
-    The fair baseline is what an app writes without edgecnn: uint8 frame -> float32 in numpy ->
-    ``InferenceSession.run``. The strict one feeds floats prepared long before the call, which
-    also skips the preprocessing; both ratios are reported.
-    """
-    bare, predictor = onnxruntime_engines(path, "fp32", target)[:2]
-
-    def bare_with_numpy() -> Callable[[np.ndarray], Any]:
-        run = bare.make()
-        return lambda x: run(preprocessing.apply(x))
-
-    count = min(len(pixels), 64)
-    frames = [pixels[i:i + 1] for i in range(count)]
-    inputs = {"session": frames, "session_prepared": [floats[i:i + 1] for i in range(count)],
-              "predictor": frames}
-    makers = {"session": bare_with_numpy, "session_prepared": bare.make, "predictor": predictor.make}
-    long = Budget(budget.warmup, budget.runs * 5, budget.duration * 2, budget.min_runs)
-    stats = measure_interleaved(makers, inputs, long)
-    p50 = {k: v["p50_ms"] for k, v in stats.items()}
-    return {"file": path.name, "batch": 1, "p50_ms": p50, "runs": stats["predictor"]["runs"],
-            "ratio": p50["predictor"] / p50["session"],
-            "ratio_strict": p50["predictor"] / p50["session_prepared"]}
-
-
-def _run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[BenchRow]:
-    """Every (engine, batch) configuration in ``budget.rounds`` round-robin rounds.
-
-    A slow spell of a shared machine then lands in one round of many configurations instead of
-    all runs of one, and pooled percentiles stay comparable between configurations.
-    """
-    samples: dict[int, list[dict[str, Any]]] = {}
-    keys = [(j, batch) for j in range(len(jobs)) for batch in batches]
-    share = budget.per_round()
-    for round_index in range(max(1, budget.rounds)):
-        for k, (j, batch) in enumerate(keys):
-            engine, target, _ = jobs[j]
-            on_step(f"round {round_index + 1}/{budget.rounds}: {engine.engine} {engine.variant} "
-                    f"{target['name']} batch {batch}")
-            source = pixels if engine.pixels else floats
-            inputs = [np.ascontiguousarray(source[i * batch:(i + 1) * batch])
-                      for i in range(INPUT_BATCHES)]
-            try:
-                samples.setdefault(k, []).append(measure(engine.make, inputs, share))
-            except EdgeCNNError:
-                raise
-            except Exception as exc:  # an engine that cannot run this model: one line, not a trace
-                raise EdgeCNNError(
-                    f"{engine.engine} could not run {engine.variant} at batch {batch} on "
-                    f"{target['name']}: {one_line(exc)}"
-                ) from exc
-    rows = []
-    for k, (j, batch) in enumerate(keys):
-        engine, target, size = jobs[j]
-        rows.append(BenchRow(
-            engine=engine.engine, variant=engine.variant, target=target["name"],
-            provider=target["provider"], threads=target["threads"], batch=batch,
-            size_bytes=size, copies_included=engine.copies_included, **pool(samples[k], batch)))
-    return rows
+def _openvino_jobs(files, variants, targets, notes: list[str]) -> list[Job]:
+    if not _has("openvino"):
+        notes.append("OpenVINO skipped: not installed (pip install 'edgecnn[engines]').")
+        return []
+    return [(e, target_info(target), path.stat().st_size)
+            for target in targets if target.provider == "cpu"
+            for path in files[:2]
+            for e in openvino_engines(path, variants[path].variant, target.threads)]
 
 
 def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: contextlib.ExitStack):
@@ -283,7 +242,8 @@ def add_speedups(result: BenchResult) -> None:
                 keras_best[r.batch] = r
     for r in result.results:
         best = keras_best.get(r.batch)
-        r.speedup_vs_keras = best.p50_ms / r.p50_ms if best else None
+        # a ratio of two machines' latencies is no speed-up: only rows timed where Keras ran
+        r.speedup_vs_keras = best.p50_ms / r.p50_ms if best and best.ran_on == r.ran_on else None
     result.keras_fastest = {str(b): r.engine for b, r in keras_best.items()}
 
 
@@ -319,7 +279,7 @@ def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
             out.append(Check(f"int8 throughput ({t}, batch {largest})", f">= {goals.min_int8_throughput_gain:g}x fp32",
                              f"{int8[0].throughput_ips:.0f} vs {fp32[0].throughput_ips:.0f} images/s",
                              ratio, ratio >= goals.min_int8_throughput_gain))
-    keras = result.settings.keras
+    keras = result.settings.keras if result.device is None else None  # Keras ran elsewhere
     if keras:
         k_best = result.p50(target=f"keras@{keras['threads']}t", batch=1)
         # At equal threads: Keras is timed once, on the most threads a CPU target uses
@@ -352,7 +312,8 @@ def litert_verdicts(result: BenchResult) -> list[Check]:
     for target in result.targets:
         for batch in result.settings.batches:
             ours = result.rows(target=target.name, batch=batch, engine="onnxruntime")
-            theirs = result.rows(target=target.name, batch=batch, engine="litert")
+            theirs = [r for r in result.rows(target=target.name, batch=batch, engine="litert")
+                      if ours and r.ran_on == ours[0].ran_on]  # timed on the same machine
             if not ours or not theirs:
                 continue
             a = min(ours, key=lambda r: r.p50_ms)

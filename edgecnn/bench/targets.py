@@ -8,7 +8,6 @@ and value so two result files can be compared honestly.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from edgecnn.errors import EdgeCNNError
 from edgecnn.results.bench import TargetSettings
 from edgecnn.runtime.providers import ALIASES
+from edgecnn.toml_file import read_toml
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 _MODES = ("sequential", "parallel")
@@ -85,19 +85,12 @@ BUILTIN: dict[str, Target] = {
 
 
 def load_targets(path: str | Path) -> dict[str, Target]:
-    """User targets from a TOML file: one ``[targets.NAME]`` table per target."""
-    path = Path(path)
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise EdgeCNNError(f"Could not read targets file {path}: {exc}") from exc
-    tables = data.get("targets")
-    if not isinstance(tables, dict) or not tables:
-        raise EdgeCNNError(f"{path} defines no [targets.NAME] tables.")
+    """User targets from a TOML file: one ``[targets.NAME]`` table per target (a file may
+    declare only ``[devices.NAME]``)."""
+    data = read_toml(path)
+    tables = data.get("targets", {})
+    if not isinstance(tables, dict) or not (tables or data.get("devices")):
+        raise EdgeCNNError(f"{path} defines no [targets.NAME] or [devices.NAME] tables.")
     targets = {}
     for name, values in tables.items():
         try:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli.options import int_list, provider_name
+from edgecnn.cli.options import TargetsFile, int_list, provider_name
 from edgecnn.defaults import DEFAULT_MODEL, SOAK_CALLS, SOAK_THREADS
 from edgecnn.locations import default_folder
 
@@ -31,8 +31,11 @@ def bench(
     target: Annotated[Optional[list[str]], typer.Option(
         help="Target name(s): cpu-1t, cpu, cuda, tensorrt, openvino or one from --targets-file. "
         "Default: cpu-1t and cpu.")] = None,
-    targets_file: Annotated[Optional[Path], typer.Option(
-        exists=True, dir_okay=False, help="TOML file with \\[targets.NAME] tables.")] = None,
+    targets_file: TargetsFile = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="Time onnxruntime on this SSH device instead of here: a [devices.NAME] of "
+        "--targets-file, or user@host[:port] (edgecnn device setup prepares it). Keras and "
+        "LiteRT stay here, and say so.")] = None,
     # The callbacks turn "1,8,64" into [1, 8, 64], or a usage error (exit 2).
     batch: Annotated[str, typer.Option(
         callback=int_list, help="Comma-separated batch sizes.")] = "1,8,64",
@@ -69,6 +72,12 @@ def bench(
     if provider:
         names.append(provider)
     targets = resolve_targets(names or ["cpu-1t", "cpu"], targets_file, threads)
+    remote = None
+    if device:
+        from edgecnn.runners.devices import resolve_device
+        from edgecnn.runners.ssh import SshDevice
+
+        remote = SshDevice(resolve_device(device, targets_file))
     batches = batch
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -80,10 +89,12 @@ def bench(
 
         result = run_benchmark(model, targets=targets, batches=batches,
                                budget=Budget(warmup, runs, duration, rounds=rounds), keras_baseline=baseline is Baseline.keras,
-                               other_engines=other_engines, dataset=dataset, cold=cold, profile=profile, on_step=step)
+                               other_engines=other_engines, dataset=dataset, cold=cold, profile=profile,
+                               device=remote, on_step=step)
     from edgecnn.bench.report import save
 
-    written = save(result, out, name, png=plot)
+    stem = name or (f"{result.model}@{remote.row}" if remote else None)
+    written = save(result, out, stem, png=plot)
     written += _into_export(result)
     _print_result(result)
     typer.echo("Saved " + ", ".join(str(p) for p in written))
@@ -101,7 +112,8 @@ def _into_export(result) -> list:
     if not (folder / REPORT_JSON).is_file():  # ONNX files, not an export: nothing to update
         return []
     with folder_lock(folder):
-        return [write_bench(bench_result_path(folder), result), write_report_page(folder)]
+        device = result.device.name if result.device else None
+        return [write_bench(bench_result_path(folder, device), result), write_report_page(folder)]
 
 
 def _console() -> Console:
@@ -112,11 +124,14 @@ def _console() -> Console:
 
 def _print_result(result) -> None:
     console = _console()
-    table = Table(title=escape(f"{result.model} on {result.machine.cpu} ({result.machine.cores} cores)"))
+    on = f"device {result.device.name}: " if result.device else ""
+    table = Table(title=escape(f"{result.model} on {on}{result.machine.cpu} ({result.machine.cores} cores, "
+                               f"{result.machine.isa})"))
     for col in ("target", "engine", "variant", "batch", "p50 ms", "p99 ms", "images/s", "× Keras"):
         table.add_column(col, justify="right" if col not in ("target", "engine", "variant") else "left")
     for r in result.results:
-        table.add_row(escape(r.target), r.engine, escape(r.variant), str(r.batch), f"{r.p50_ms:.4f}",
+        engine = r.engine + (f" ({r.ran_on})" if r.ran_on else "")
+        table.add_row(escape(r.target), escape(engine), escape(r.variant), str(r.batch), f"{r.p50_ms:.4f}",
                       f"{r.p99_ms:.4f}", f"{r.throughput_ips:.0f}",
                       "—" if r.speedup_vs_keras is None else f"{r.speedup_vs_keras:.1f}")
     console.print(table)
@@ -140,10 +155,13 @@ def bench_compare(
     second: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Result JSON B.")],
 ) -> None:
     """Print the B/A latency and throughput ratios of two saved benchmark results."""
-    from edgecnn.bench.diff import diff_results
+    from edgecnn.bench.diff import diff_results, where
     from edgecnn.display import visible
+    from edgecnn.results.bench import read_bench
 
     ratios = diff_results(first, second)
+    for label, path in (("A", first), ("B", second)):
+        typer.echo(visible(f"{label}: {where(read_bench(path))}"))
     table = Table(title=escape(visible(f"B = {second} vs A = {first}")))
     for col in ("target", "engine", "variant", "batch", "A p50 ms", "B p50 ms", "B/A p50", "B/A images/s"):
         table.add_column(col)

@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from edgecnn import __version__
 from edgecnn.cli import (
-    bench_cmd, doctor_cmd, export_cmd, isa_cmd, predict_cmd, quantize_cmd, report_cmd, train_cmd, validate_cmd,
+    bench_cmd, device_cmd, doctor_cmd, export_cmd, isa_cmd, predict_cmd, quantize_cmd, report_cmd, train_cmd, validate_cmd,
     zoo_cmd,
 )
 from edgecnn.display import visible
@@ -81,6 +81,7 @@ app.command("soak")(bench_cmd.soak)
 app.command("isa")(isa_cmd.isa)
 app.command("report")(report_cmd.report)
 app.command("doctor")(doctor_cmd.doctor)
+app.add_typer(device_cmd.app, name="device")
 
 
 def _terminate(signum: int, _frame) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -126,3 +127,9 @@ def preprocessing_from(scale: float | None, offset: float | None) -> Any:
 def keras_verbosity() -> int:
     """Keras progress bars on a terminal; one line per epoch in a log file or pipe."""
     return 1 if sys.stdout.isatty() else 2
+
+DeviceNames = Annotated[Optional[list[str]], typer.Option(
+    "--device", help="Also run on this SSH device: a [devices.NAME] of --targets-file, or "
+    "user@host[:port]. Repeatable.")]
+TargetsFile = Annotated[Optional[Path], typer.Option(
+    exists=True, dir_okay=False, help="TOML file with \\[targets.NAME] and \\[devices.NAME] tables.")]

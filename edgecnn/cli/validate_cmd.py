@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Engine, IsaList, Provider, Require
+from edgecnn.cli.options import DeviceNames, Engine, IsaList, Provider, Require, TargetsFile
 from edgecnn.cli.report_view import raise_if_failed
 from edgecnn.defaults import DEFAULT_MODEL, EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.gates import Gates
@@ -45,6 +45,8 @@ def validate(
     ] = EMULATED_IMAGES,
     engine: Engine = None,
     require: Require = ",".join(REQUIRED_VARIANTS),
+    device: DeviceNames = None,
+    targets_file: TargetsFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare every exported variant with Keras; writes report.json and report.md.
@@ -53,13 +55,15 @@ def validate(
     class matrix); --engine ray runs each (class x variant) row as a Ray task. A variant that
     breaks a gate on a class is "not for" that class; exits with 3 when a required variant
     (--require) breaks one, a class has no passing variant, or a variant is stale or mislabelled.
-    Rows of classes not measured again are kept from the previous report.
+    Rows of classes not measured again are kept from the previous report. --device measures
+    on an SSH device too, natively and on every test image, in a column named after it.
     """
     import json
 
     from edgecnn.errors import EdgeCNNError
     from edgecnn.results.schema import to_json
     from edgecnn.results.terminal import print_report
+    from edgecnn.runners.devices import resolve_devices
     from edgecnn.validate import validate as run_validate
 
     try:
@@ -70,7 +74,8 @@ def validate(
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
                           gates=gates, providers=provider, isa=isa,
                           emulated_images=emulated_images,
-                          engine=engine.value if engine else None, require=require)
+                          engine=engine.value if engine else None, require=require,
+                          devices=resolve_devices(device, targets_file))
     if as_json:
         typer.echo(json.dumps(to_json(report), indent=2))
     else:

@@ -98,10 +98,20 @@ class BenchRow:
     min_ms: float | None = None
     std_ms: float | None = None
     speedup_vs_keras: float | None = None
+    # "host" for a Keras/LiteRT row of a device run; None: it ran on the result's ``machine``
+    ran_on: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms", "throughput_ips"):
             finite(getattr(self, name), name, positive=True)
+
+
+@dataclass
+class BenchDevice:
+    """The SSH device the onnxruntime rows were timed on (``edgecnn bench --device``)."""
+
+    name: str
+    address: str
 
 
 @dataclass
@@ -117,7 +127,11 @@ class Check:
 
 @dataclass
 class BenchResult:
-    """Every configuration of one ``edgecnn bench`` run, with the machine and settings."""
+    """Every configuration of one ``edgecnn bench`` run, with the machine and settings.
+
+    ``machine`` is where the onnxruntime rows ran: this machine, or the ``device``. A device run
+    records this machine as ``host_machine``, where its Keras and LiteRT rows ran.
+    """
 
     created: str
     model: str
@@ -135,6 +149,8 @@ class BenchResult:
     cold_start: dict[str, Any] | None = None
     keras_fastest: dict[str, str] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    device: BenchDevice | None = None
+    host_machine: BenchMachine | None = None
 
     def rows(self, **match: Any) -> list[BenchRow]:
         """The rows whose fields equal ``match``, e.g. ``rows(engine="onnxruntime", batch=1)``."""

@@ -15,19 +15,30 @@ from edgecnn.runtime.isa import ISA_CLASSES
 
 @dataclass(frozen=True)
 class Column:
-    """One CPU class: ``how`` is native (this machine), emulated (qemu) or carried (an earlier
-    run's row, measured at ``measured_at``)."""
+    """One row of the report as a column: ``row`` is its key (a CPU class, or a device's name),
+    ``isa`` the class it stands for, ``how`` native (this machine), emulated (qemu), device (an
+    SSH device, natively) or carried (an earlier run's, measured at ``measured_at``)."""
 
-    isa: str
+    row: str
     how: str
+    isa: str
     measured_at: str | None = None
 
     @property
     def label(self) -> str:
         """The column's heading in words."""
         if self.how == "carried":
-            return f"{self.isa} (earlier run, {str(self.measured_at)[:10]})"
-        return self.isa if self.how == "native" else f"{self.isa} (emulated)"
+            return f"{self.row} (earlier run, {str(self.measured_at)[:10]})"
+        if self.how == "device":
+            return f"{self.row} ({self.isa}, device)"
+        return self.row if self.how == "native" else f"{self.row} (emulated)"
+
+    @property
+    def short(self) -> str:
+        """The heading where room is short: ``*`` marks a column not measured natively now."""
+        if self.how == "device":
+            return f"{self.row} ({self.isa})"
+        return self.row if self.how == "native" else f"{self.row}*"
 
 
 @dataclass(frozen=True)
@@ -46,25 +57,29 @@ class Entry:
 
 
 def columns(report: Report) -> list[Column]:
-    """The measured classes, in the order of :data:`ISA_CLASSES` (others after them)."""
+    """The measured rows: classes in the order of :data:`ISA_CLASSES`, then devices and others."""
     rows = [r for r in ISA_CLASSES if r in report.isa_rows]
     rows += [r for r in report.isa_rows if r not in ISA_CLASSES]
     out = []
     for row in rows:
         cell = next((v.by_isa[row] for v in report.variants if row in v.by_isa), None)
+        device = report.devices.get(row)
+        isa = device.isa if device else (cell.isa if cell and cell.isa else row)
         if row == report.machine.native_row:
-            out.append(Column(row, "native"))
+            out.append(Column(row, "native", isa))
         elif cell is not None and cell.carried:
-            out.append(Column(row, "carried", cell.measured_at))
+            out.append(Column(row, "carried", isa, cell.measured_at))
+        elif device is not None or (cell is not None and cell.how == "device"):
+            out.append(Column(row, "device", isa))
         else:
-            out.append(Column(row, "emulated"))
+            out.append(Column(row, "emulated", isa))
     return out
 
 
 def entries(report: Report) -> list[tuple[VariantRow, list[Entry]]]:
     """Each variant with its cells, one per column of :func:`columns`."""
     cols = columns(report)
-    return [(v, [Entry(v.by_isa.get(c.isa)) for c in cols]) for v in report.variants]
+    return [(v, [Entry(v.by_isa.get(c.row)) for c in cols]) for v in report.variants]
 
 
 def emulated_images(report: Report) -> int | None:
@@ -73,12 +88,12 @@ def emulated_images(report: Report) -> int | None:
     return counts[0] if counts else None
 
 
-def recommendation(report: Report, isa: str, p50_ms: dict[str, float] | None = None
+def recommendation(report: Report, row: str, p50_ms: dict[str, float] | None = None
                    ) -> tuple[VariantRow | None, float | None]:
-    """The file to ship to class ``isa``: of the variants that pass every gate there, the
-    fastest by ``p50_ms`` (variant -> batch-1 latency measured on such a CPU) when given, else
-    the int8 file (the smallest), else the first. (None, None) when none passes."""
-    passing = [v for v in report.variants if (c := v.by_isa.get(isa)) is not None and c.counts and c.passed]
+    """The file to ship to ``row`` (a class or a device): of the variants that pass every gate
+    there, the fastest by ``p50_ms`` (variant -> batch-1 latency measured on such a CPU) when
+    given, else the int8 file (the smallest), else the first. (None, None) when none passes."""
+    passing = [v for v in report.variants if (c := v.by_isa.get(row)) is not None and c.counts and c.passed]
     if not passing:
         return None, None
     timed = [(v, p50_ms[v.variant]) for v in passing if p50_ms and v.variant in p50_ms]

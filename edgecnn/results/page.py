@@ -14,9 +14,9 @@ from typing import Any
 
 from edgecnn.evidence import check_current
 from edgecnn.files import write_text, writes_into
-from edgecnn.locations import bench_result_path
+from edgecnn.locations import bench_result_path, device_bench_paths
 from edgecnn.results.bench import BenchResult, read_bench
-from edgecnn.results.matrix import columns, entries, recommendation
+from edgecnn.results.matrix import Column, columns, entries, recommendation
 from edgecnn.results.report import REPORT_HTML, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
 
@@ -50,11 +50,15 @@ def write_page(model_dir: str | Path, report: Report, bench_json: str | Path | N
     # Only a benchmark of these very files: another export of the same model is another model.
     if bench is not None and not bench.measured(model_dir):
         bench = None
-    return write_text(model_dir / REPORT_HTML, render(report, bench))
+    on_devices = {name: b for name, path in device_bench_paths(model_dir).items()
+                  if (b := read_bench(path)).measured(model_dir)}
+    return write_text(model_dir / REPORT_HTML, render(report, bench, on_devices))
 
 
-def render(report: Report, bench: BenchResult | None) -> str:
-    """The page as a string."""
+def render(report: Report, bench: BenchResult | None,
+           on_devices: dict[str, BenchResult] | None = None) -> str:
+    """The page as a string; ``on_devices`` holds the bench results of devices, by name."""
+    on_devices = on_devices or {}
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
              f"<title>{_esc(report.model)}: which file for which CPU</title><style>{_CSS}</style></head><body>",
              f"<h1>{_esc(report.model)}: which file for which CPU</h1>",
@@ -62,13 +66,15 @@ def render(report: Report, bench: BenchResult | None) -> str:
              f"{report.test_images:,} test images of <code>{_esc(report.dataset)}</code>."]
     parts += [f"<p class=fail>Warning: {_esc(w)}</p>" for w in report.warnings]
     parts += [f"<p class=fail>Validation failed: {_esc(f)}</p>" for f in report.failures]
-    parts += _recommendations(report, bench)
+    parts += _recommendations(report, bench, on_devices)
     parts += _matrix(report)
     parts += _class_bars(report)
     parts += _confusion(report)
     if bench is not None:
-        parts += _latency_charts(report, bench)
-    parts += _provenance(report, bench)
+        parts += _latency_charts(report, bench, report.machine.native_row, "this machine")
+    for name, timed in on_devices.items():
+        parts += _latency_charts(report, timed, name, f"the device {name}")
+    parts += _provenance(report, bench, on_devices)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -83,16 +89,33 @@ def _batch1_target(bench: BenchResult | None) -> str | None:
                 None)
 
 
-def _recommendations(report: Report, bench: BenchResult | None) -> list[str]:
-    """Per class: the fastest variant that passes every gate there, and why."""
-    host, target = report.machine.native_row, _batch1_target(bench)
+def _latency_source(report: Report, col: Column, bench: BenchResult | None,
+                    on_devices: dict[str, BenchResult]) -> tuple[BenchResult | None, str]:
+    """The bench result measured on a CPU of this column, and where: this machine for its own
+    class, the device for a device's column, else a device of that class (named)."""
+    if col.how == "device":
+        return on_devices.get(col.row), col.row
+    if col.row == report.machine.native_row and bench is not None:
+        return bench, "this machine"
+    for name, timed in on_devices.items():
+        device = report.devices.get(name)
+        if (device.isa if device else timed.machine.isa) == col.row:
+            return timed, f"the device {name}"
+    return None, ""
+
+
+def _recommendations(report: Report, bench: BenchResult | None,
+                     on_devices: dict[str, BenchResult]) -> list[str]:
+    """Per class and device: the fastest variant that passes every gate there, and why."""
     out = ["<h2>Which file to ship</h2>"]
     for col in columns(report):
-        row = col.isa
+        row = col.row
+        timed, where = _latency_source(report, col, bench, on_devices)
+        target = _batch1_target(timed)
         p50 = None
-        if bench is not None and target and row == host:
+        if timed is not None and target:
             p50 = {v.variant: ms for v in report.variants
-                   if (ms := bench.p50(engine="onnxruntime", variant=v.variant, target=target, batch=1))}
+                   if (ms := timed.p50(engine="onnxruntime", variant=v.variant, target=target, batch=1))}
         best, ms = recommendation(report, row, p50)
         if best is None:
             out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b>: no variant passes '
@@ -100,15 +123,16 @@ def _recommendations(report: Report, bench: BenchResult | None) -> list[str]:
             continue
         if ms is not None:
             why = (f"fastest that passes every gate on this CPU: {ms:.3f} ms per image at batch 1 on "
-                   f"one thread ({target}), {best.size_bytes / 1024:.0f} KiB")
+                   f"one thread ({target}, measured on {where}), {best.size_bytes / 1024:.0f} KiB")
         elif best.variant == "int8":
             why = (f"passes every gate here ({best.by_isa[row].accuracy_delta * 100:+.2f} pp vs "
                    f"Keras); smallest int8 file ({best.size_bytes / 1024:.0f} KiB). Its speed on "
-                   "this class was not measured (accuracy was measured under emulation, which gives "
-                   "no latency)")
+                   "this class was not measured (no device of this class was reached; emulation "
+                   "gives no latency)")
         else:
             why = "passes every gate here"
-        description = ISA_CLASSES.get(row, row)
+        description = (f"device {report.devices[row].address}, {col.isa}" if row in report.devices
+                       else ISA_CLASSES.get(row, row))
         out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b> <span class=note>'
                    f'({_esc(description)})</span>: <code class="file">{_esc(best.file)}</code> — {_esc(why)}.</div>')
     return out
@@ -118,10 +142,10 @@ def _matrix(report: Report) -> list[str]:
     cols = columns(report)
     out = ["<h2>Accuracy per variant and CPU class</h2>",
            "<p class=note>Δ against Keras on the same images; green passes every gate of its kind, "
-           "red breaks one. <span class=emu>emulated</span> columns ran under qemu-user.</p>",
+           "red breaks one. <span class=emu>emulated</span> columns ran under qemu-user; a "
+           "<span class=emu>device</span> column ran on that machine, natively.</p>",
            "<table id=matrix><tr><th>variant</th><th>file</th><th>size</th>"
-           + "".join(f"<th>{_esc(c.isa)}{'' if c.how == 'native' else ' <span class=emu>emulated</span>'}</th>"
-                     for c in cols) + "</tr>"]
+           + "".join(f"<th>{_esc(c.row)}{_column_note(c)}</th>" for c in cols) + "</tr>"]
     for v, row in entries(report):
         cells = []
         for c, entry in zip(cols, row):
@@ -131,7 +155,7 @@ def _matrix(report: Report) -> list[str]:
                 continue
             when = (f"<br><span class=note>{_esc(str(m.measured_at)[:10])}"
                     f"{'' if m.counts else ', other files'}</span>" if m.carried else "")
-            cells.append(f'<td class="{entry.state}" data-variant="{_esc(v.variant)}" data-isa="{_esc(c.isa)}" '
+            cells.append(f'<td class="{entry.state}" data-variant="{_esc(v.variant)}" data-isa="{_esc(c.row)}" '
                          f'data-accuracy="{m.accuracy!r}">'
                          f"{m.accuracy:.4f}<br><span class=note>{m.accuracy_delta * 100:+.2f} pp"
                          f"</span>{when}</td>")
@@ -144,6 +168,14 @@ def _matrix(report: Report) -> list[str]:
         out.append(f"<p class=note><b>{_esc(variant)}</b> is not for {_esc(', '.join(rows))}: it "
                    "breaks a gate there, so no recommendation names it for those classes.</p>")
     return out
+
+
+def _column_note(col: Column) -> str:
+    if col.how == "native":
+        return ""
+    if col.how == "device":
+        return f" <span class=emu>device, {_esc(col.isa)}</span>"
+    return " <span class=emu>emulated</span>" if col.how == "emulated" else " <span class=emu>earlier</span>"
 
 
 def _class_bars(report: Report) -> list[str]:
@@ -190,14 +222,16 @@ def _confusion(report: Report) -> list[str]:
     return out
 
 
-def _latency_charts(report: Report, bench: BenchResult) -> list[str]:
-    """Per CPU target: accuracy against batch-1 latency, each variant a point, the Pareto front
-    drawn, Keras's fastest path and LiteRT as reference points."""
-    host = report.machine.native_row
-    out = [f"<h2>Accuracy against latency on this machine ({_esc(host)})</h2>",
+def _latency_charts(report: Report, bench: BenchResult, row: str, where: str) -> list[str]:
+    """Per CPU target: accuracy (of ``row``) against batch-1 latency, each variant a point, the
+    Pareto front drawn, Keras's fastest path and LiteRT as reference points when they ran on
+    the same machine."""
+    host = row
+    cls = bench.machine.isa or "?"
+    out = [f"<h2 id=\"latency-{_esc(row)}\">Accuracy against latency on {_esc(where)} ({_esc(cls)})</h2>",
            "<p class=note>Batch 1, p50. Up and left is better; the line joins the variants no other "
            "beats on both.</p>"]
-    keras = [r for r in bench.results if r.target.startswith("keras@") and r.batch == 1]
+    keras = [r for r in bench.results if r.target.startswith("keras@") and r.batch == 1 and r.ran_on is None]
     for target in (t for t in bench.targets if t.provider == "cpu"):
         points = []
         for v in report.variants:
@@ -210,7 +244,7 @@ def _latency_charts(report: Report, bench: BenchResult) -> list[str]:
             refs.append(f"Keras's fastest path ({fastest.engine}, {fastest.target}) "
                         f"{fastest.p50_ms:.3f} ms at accuracy {report.keras_accuracy:.4f}")
         refs += [f"{r.variant} {r.p50_ms:.3f} ms (accuracy not measured)"
-                 for r in bench.rows(engine="litert", target=target.name, batch=1)]
+                 for r in bench.rows(engine="litert", target=target.name, batch=1, ran_on=None)]
         if points:
             out.append(f"<p><b>{_esc(target.name)}</b> ({target.threads} thread(s))</p>")
             out.append(_scatter(points))
@@ -253,16 +287,24 @@ def _scatter(points: list[tuple[str, float, float]]) -> str:
     return "".join(svg)
 
 
-def _provenance(report: Report, bench: BenchResult | None) -> list[str]:
+def _provenance(report: Report, bench: BenchResult | None, on_devices: dict[str, BenchResult]) -> list[str]:
     machine = report.machine
     out = ["<h2>Where these numbers come from</h2><ul>",
            f"<li>Accuracy: onnxruntime {_esc(machine.onnxruntime)} on a {_esc(machine.host_isa)} host; "
            f"gates {_esc(json.dumps(report.gates))}.</li>"]
-    if bench is not None:
-        m = bench.machine
-        out.append(f"<li>Latency: {_esc(bench.created)}, {_esc(m.cpu)} ({m.cores} cores, class "
-                   f"{_esc(m.isa or '?')}), {_esc(', '.join(f'{k} {v}' for k, v in m.versions.items()))}.</li>")
-    else:
+    for name, device in report.devices.items():
+        m = device.machine
+        out.append(f"<li>Device {_esc(name)} ({_esc(device.address)}): {_esc(m.get('cpu', '?'))}, "
+                   f"{_esc(m.get('cores', '?'))} cores, class {_esc(device.isa)}, "
+                   f"{_esc(m.get('os', '?'))}, Python {_esc(m.get('python', '?'))}, onnxruntime "
+                   f"{_esc(m.get('versions', {}).get('onnxruntime', '?'))}.</li>")
+    timed = ([("this machine", bench)] if bench is not None else []) + [
+        (f"device {name}", b) for name, b in on_devices.items()]
+    for where, result in timed:
+        m = result.machine
+        out.append(f"<li>Latency on {_esc(where)}: {_esc(result.created)}, {_esc(m.cpu)} ({m.cores} cores, "
+                   f"class {_esc(m.isa or '?')}), {_esc(', '.join(f'{k} {v}' for k, v in m.versions.items()))}.</li>")
+    if not timed:
         out.append("<li>Latency: no benchmark of this model yet (<code>edgecnn bench</code>).</li>")
     out.append("</ul>")
     return out

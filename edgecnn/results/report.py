@@ -35,11 +35,14 @@ class Flips:
 
 @dataclass
 class Cell:
-    """One variant on one CPU class: how it compares with Keras there, and whether it passed.
+    """One variant on one row (a CPU class, or a device): how it compares with Keras there, and
+    whether it passed.
 
-    ``carried`` cells come from an earlier report (a narrower run did not measure the class
-    again); ``still_valid`` says whether they describe these files (None: the earlier report
-    predates file hashes, so its failures still count).
+    ``how`` is native, emulated or device, ``where`` where in words, ``isa`` the CPU class the
+    process that ran it saw (None in reports written before they were recorded). ``carried``
+    cells come from an earlier report (a narrower run did not measure the row again);
+    ``still_valid`` says whether they describe these files (None: the earlier report predates
+    file hashes, so its failures still count).
     """
 
     accuracy: float
@@ -54,6 +57,9 @@ class Cell:
     measured_at: str | None = None
     carried: bool = False
     still_valid: bool | None = True
+    how: str | None = None
+    where: str | None = None
+    isa: str | None = None
 
     @property
     def counts(self) -> bool:
@@ -112,6 +118,15 @@ class Machine:
 
 
 @dataclass
+class DeviceRecord:
+    """A device a row was measured on (``validate --device``): where, and what it is."""
+
+    address: str
+    isa: str
+    machine: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Report:
     """Every variant of one export against its Keras model, on every class measured."""
 
@@ -136,6 +151,7 @@ class Report:
     validated_at: str | None = None
     failures: list[str] = field(default_factory=list)
     not_for: dict[str, list[str]] = field(default_factory=dict)
+    devices: dict[str, DeviceRecord] = field(default_factory=dict)
 
     def variant(self, kind: str) -> VariantRow | None:
         """The row of variant ``kind`` (fp32, int8, dynint8, fp16), if the export has one."""

@@ -31,7 +31,8 @@ def _cell(entry: Entry) -> str:
         return "—"
     text = f"{m.accuracy:.4f} ({m.accuracy_delta * 100:+.2f})" + ("" if m.passed else " [red]FAIL[/]")
     if m.carried:
-        text += f" [dim]{_safe(str(m.measured_at)[:10])}{'' if m.counts else ' outdated'}[/]"
+        when = str(m.measured_at)[:10] if m.measured_at else "earlier"
+        text += f" [dim]{_safe(when)}{'' if m.counts else ' outdated'}[/]"
     return text
 
 
@@ -55,10 +56,11 @@ def print_report(report: Report, console: Console | None = None) -> None:
                       f"gate there (not a required variant: {', '.join(report.required)}; --require adds it)")
     cols = columns(report)
     if len(cols) > 1:
-        matrix = Table(title="accuracy (Δ pp vs Keras) per instruction-set class; * = emulated")
+        matrix = Table(title="accuracy (Δ pp vs Keras) per instruction-set class and device; "
+                             "* = emulated or earlier")
         matrix.add_column("variant")
         for c in cols:
-            matrix.add_column(_safe(c.isa if c.how == "native" else f"{c.isa}*"), justify="right")
+            matrix.add_column(_safe(c.short), justify="right")
         for v, row in entries(report):
             matrix.add_row(_safe(v.variant), *(_cell(e) for e in row))
         console.print(matrix)

@@ -59,26 +59,45 @@ def host_isa() -> str:
     return UNKNOWN
 
 
-def _x86_flags() -> set[str]:
-    """The CPU's flags as ``/proc/cpuinfo`` names them, corrected by what CPUID says.
+# numpy's CPUID names -> /proc/cpuinfo's, for the flags both report.
+_CPUID_FLAGS = {
+    "AVX512VNNI": "avx512_vnni", "AVX512F": "avx512f", "AVX2": "avx2", "SSE41": "sse4_1",
+    "FMA3": "fma", "F16C": "f16c", "BMI2": "bmi2", "MOVBE": "movbe", "GFNI": "gfni",
+    "VAES": "vaes", "VPCLMULQDQ": "vpclmulqdq",
+}
 
-    numpy reads CPUID itself, so under qemu-user it sees the emulated CPU while
-    ``/proc/cpuinfo`` still describes the real one.
-    """
+
+def _x86_flags() -> set[str]:
+    """The CPU's flags as ``/proc/cpuinfo`` names them, corrected by what CPUID says."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         text = ""
     flags = next((set(line.partition(":")[2].split()) for line in text.splitlines()
                   if line.startswith("flags")), set())
-    cpuid = cpu_features()
-    for numpy_name, flag in (("AVX512VNNI", "avx512_vnni"), ("AVX2", "avx2"), ("SSE41", "sse4_1")):
-        if cpuid.get(numpy_name):
+    return x86_flags(flags, cpu_features())
+
+
+def x86_flags(cpuinfo: set[str], cpuid: dict[str, bool]) -> set[str]:
+    """``/proc/cpuinfo``'s flags corrected by numpy's CPUID view ``cpuid``.
+
+    numpy reads CPUID itself, so under qemu-user it sees the emulated CPU while
+    ``/proc/cpuinfo`` still describes the real one. numpy has no name for AVX-VNNI, so when
+    the two disagree on any flag they share (the file describes another CPU than this one) or
+    there is no AVX2, AVX-VNNI is not claimed: every CPU that has it also has GFNI and VAES,
+    which an emulated CPU without them then shows missing.
+    """
+    flags, foreign = set(cpuinfo), False
+    for numpy_name, flag in _CPUID_FLAGS.items():
+        if numpy_name not in cpuid:
+            continue
+        if cpuid[numpy_name]:
             flags.add(flag)
-        elif numpy_name in cpuid:
+        elif flag in flags:
             flags.discard(flag)
-    if cpuid and not cpuid.get("AVX2"):
-        flags.discard("avx_vnni")  # a CPU without AVX2 has no AVX-VNNI either
+            foreign = True
+    if foreign or (cpuid and not cpuid.get("AVX2")):
+        flags.discard("avx_vnni")
     return flags
 
 

@@ -1,25 +1,29 @@
-"""Runs models on images inside another interpreter, usually one emulated by qemu-user.
+"""Runs models on images in another interpreter: under qemu-user, or on an SSH device.
 
-    python -m edgecnn.runtime.isa_worker [--threads N] IMAGES.npy OUT.npz MODEL.onnx [MODEL.onnx ...]
+    python -m edgecnn.runners.worker [--threads N] IMAGES.npy OUT.npz MODEL.onnx [MODEL.onnx ...]
 
 Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in argument
-order) and the CPU features the process saw (``cpu_features``), so the caller can check that the
-emulated CPU is the one it asked for. Prints ``done K N`` on stdout as each model finishes, for
-the caller's progress lines. Needs numpy + onnxruntime only: it runs in the bare Arm64
-tree that ``edgecnn isa --setup`` builds.
+order), the CPU features the process saw (``cpu_features``), the class it reads them as
+(``isa``) and the machine it ran on (``machine``, JSON), so that the caller labels the cell with
+what really ran. OUT.npz appears only when every model has run (written beside, then renamed).
+Prints ``done K N`` on stdout as each model finishes, for the caller's progress lines. Needs
+numpy + onnxruntime only: it runs in the bare Arm64 tree and in a device's runtime-only venv.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import numpy as np
 
 
 def main(argv: list[str]) -> int:
+    from edgecnn.bench.machine import machine_info
     from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime import Predictor
-    from edgecnn.runtime.isa import cpu_features
+    from edgecnn.runtime.isa import cpu_features, host_isa
 
     threads = 0
     if argv[:1] == ["--threads"] and len(argv) > 1 and argv[1].isdigit():
@@ -30,7 +34,8 @@ def main(argv: list[str]) -> int:
     images = np.load(argv[0], allow_pickle=False)
     # numpy reads CPUID / HWCAP itself, so under qemu it sees the emulated CPU
     present = sorted(name for name, on in cpu_features().items() if on)
-    out: dict[str, np.ndarray] = {"cpu_features": np.array(present)}
+    out: dict[str, np.ndarray] = {"cpu_features": np.array(present), "isa": np.array(host_isa()),
+                                  "machine": np.array(json.dumps(machine_info()))}
     try:
         for i, model in enumerate(argv[2:]):
             predictor = Predictor(model, providers="cpu", intra_op_threads=threads)
@@ -39,7 +44,9 @@ def main(argv: list[str]) -> int:
     except EdgeCNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    np.savez(argv[1], **out)
+    part = f"{argv[1]}.part{os.getpid()}.npz"
+    np.savez(part, **out)
+    os.replace(part, argv[1])
     return 0
 
 

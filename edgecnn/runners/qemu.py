@@ -1,4 +1,4 @@
-"""Running exported models on another instruction-set class: natively, or under qemu-user.
+"""Another instruction-set class under qemu-user: the emulated runner, and the Arm64 tree it needs.
 
 x86 classes below the host's run the same interpreter under ``qemu-x86_64 -cpu MODEL``. Arm64
 classes run a bare Debian arm64 tree (python3 + the aarch64 wheels of numpy and onnxruntime)
@@ -22,25 +22,22 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runners import wheels, worker
+from edgecnn.runners.base import EMULATED, CellRun, Provenance
 from edgecnn.runtime.isa import ISA_CLASSES, host_isa
-from edgecnn.versions import package_versions
 
 log = logging.getLogger(__name__)
 SETUP_HINT = ("make isa (or: apt-get install --no-install-recommends qemu-user mmdebstrap && "
               "edgecnn isa --setup)")
-_WORKER = "edgecnn.runtime.isa_worker"
 _TIMEOUT_S = 3600
 _PROGRESS_EVERY_S = 10.0
-# An emulated run keeps about two cores busy (onnxruntime's two threads under qemu-user;
-# bench/README.md, "Emulation"): how many cores each side-by-side run is given.
-_CORES_PER_RUN = 2
 
 
 @dataclass(frozen=True)
@@ -108,49 +105,39 @@ def unavailable_reason(isa: str) -> str | None:
     return None
 
 
-def run_rows(rows: list[str], models: list[Path], images: np.ndarray) -> dict[str, list[np.ndarray]]:
-    """``{row: run_models(row, models, images)}`` for classes ``rows``, side by side where the
-    machine has the cores for it (one emulated process per class, each with its share of the
-    cores); on 2 cores they run one after another, each on both."""
-    cores = os.cpu_count() or 1
-    side_by_side = max(1, min(len(rows), cores // _CORES_PER_RUN))
-    threads = cores // side_by_side if side_by_side > 1 else 0
-    with ThreadPoolExecutor(side_by_side) as pool:
-        results = list(pool.map(lambda row: run_models(row, models, images, threads=threads), rows))
-    return dict(zip(rows, results))
+class Emulated:
+    """Class ``isa`` under qemu-user, in a worker process with ``threads`` onnxruntime threads
+    (0: onnxruntime's default, every core)."""
 
+    emulated = True
 
-def run_models(isa: str, models: list[Path], images: np.ndarray, threads: int = 0) -> list[np.ndarray]:
-    """Each model's (N, C) probabilities for uint8 ``images`` on class ``isa``.
+    def __init__(self, isa: str, threads: int = 0) -> None:
+        self.isa = self.row = isa
+        self.threads = threads
 
-    Runs in this process when ``isa`` is the host's class, otherwise in an emulated one, with
-    ``threads`` onnxruntime threads (0: onnxruntime's default, every core).
-    """
-    reason = unavailable_reason(isa)
-    if reason:
-        raise EdgeCNNError(f"Cannot run on {isa}: {reason}.")
-    if is_native(isa):
-        from edgecnn.runtime import Predictor
-
-        return [Predictor(m, providers="cpu", intra_op_threads=threads).predict(images).probabilities
-                for m in models]
-    with tempfile.TemporaryDirectory(prefix="edgecnn-isa-") as tmp:
-        inputs, outputs = Path(tmp) / "images.npy", Path(tmp) / "out.npz"
-        np.save(inputs, np.ascontiguousarray(images))
-        argv = [*_interpreter(isa), "-m", _WORKER, "--threads", str(threads), str(inputs), str(outputs),
-                *(str(Path(m).resolve()) for m in models)]
-        log.info(f"  {isa}: emulated ({EMULATIONS[isa].qemu} -cpu {EMULATIONS[isa].cpu}), "
-                 f"{len(models)} model(s) x {len(images)} images...")
-        returncode, stderr = _run_with_progress(argv, isa, models)
-        if returncode != 0:
-            last = [line for line in stderr.splitlines() if line.strip()]
-            raise EdgeCNNError(
-                f"The emulated {isa} run failed (exit {returncode}): "
-                f"{last[-1] if last else 'no output'}"
-            )
-        with np.load(outputs, allow_pickle=False) as result:
-            _check_cpu(isa, set(result["cpu_features"].tolist()))
-            return [result[f"p{i}"] for i in range(len(models))]
+    def run(self, models: Sequence[Path], images: np.ndarray) -> CellRun:
+        reason = unavailable_reason(self.isa)
+        if reason:
+            raise EdgeCNNError(f"Cannot run on {self.isa}: {reason}.")
+        emulation = EMULATIONS[self.isa]
+        with tempfile.TemporaryDirectory(prefix="edgecnn-isa-") as tmp:
+            inputs, outputs = Path(tmp) / "images.npy", Path(tmp) / "out.npz"
+            np.save(inputs, np.ascontiguousarray(images))
+            argv = [*_interpreter(self.isa), "-m", worker.__name__, "--threads", str(self.threads),
+                    str(inputs), str(outputs), *(str(Path(m).resolve()) for m in models)]
+            log.info(f"  {self.isa}: emulated ({emulation.qemu} -cpu {emulation.cpu}), "
+                     f"{len(models)} model(s) x {len(images)} images...")
+            returncode, stderr = _run_with_progress(argv, self.isa, models)
+            if returncode != 0:
+                last = [line for line in stderr.splitlines() if line.strip()]
+                raise EdgeCNNError(
+                    f"The emulated {self.isa} run failed (exit {returncode}): "
+                    f"{last[-1] if last else 'no output'}"
+                )
+            with np.load(outputs, allow_pickle=False) as result:
+                _check_cpu(self.isa, set(result["cpu_features"].tolist()), str(result["isa"]))
+                probs = [result[f"p{i}"] for i in range(len(models))]
+        return CellRun(probs, Provenance(EMULATED, f"{emulation.qemu} -cpu {emulation.cpu}", self.isa))
 
 
 def _run_with_progress(argv: list[str], isa: str, models: list[Path]) -> tuple[int, str]:
@@ -183,12 +170,12 @@ def _run_with_progress(argv: list[str], isa: str, models: list[Path]) -> tuple[i
         return proc.returncode, errors.read()
 
 
-def _check_cpu(isa: str, features: set[str]) -> None:
+def _check_cpu(isa: str, features: set[str], seen: str) -> None:
     present, absent = EMULATIONS[isa].expect
-    if not present <= features or absent & features:
+    if not present <= features or absent & features or seen != isa:
         raise EdgeCNNError(
-            f"The emulated {isa} CPU is not what was asked for (numpy sees {sorted(features)}); "
-            "its results would be labelled with the wrong class."
+            f"The emulated {isa} CPU is not what was asked for (it reads as {seen}; numpy sees "
+            f"{sorted(features)}); its results would be labelled with the wrong class."
         )
 
 
@@ -220,14 +207,21 @@ def _arm64_python() -> Path:
 
 
 def _view(isa: str) -> Path:
-    """The Arm64 tree as class ``isa`` sees it: links to the tree, plus its own /proc/cpuinfo."""
+    """The Arm64 tree as class ``isa`` sees it: links to the tree, plus its own /proc/cpuinfo.
+
+    Built beside its place and renamed into it, so that runs starting at once on a fresh
+    machine (side by side, or Ray tasks) never see a view without its cpuinfo.
+    """
     view = cache_dir() / "views" / isa
-    if not (view / "proc" / "cpuinfo").exists():
-        view.mkdir(parents=True, exist_ok=True)
+    if (view / "proc" / "cpuinfo").exists():
+        return view
+    view.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{isa}-", dir=view.parent))
+    try:
         for entry in _arm64_root().iterdir():
-            if entry.name != "proc" and not (view / entry.name).exists():
-                (view / entry.name).symlink_to(entry)
-        (view / "proc").mkdir(exist_ok=True)
+            if entry.name != "proc":
+                (staging / entry.name).symlink_to(entry)
+        (staging / "proc").mkdir()
         features = _probe_features(isa)
         variant, part = EMULATIONS[isa].midr
         text = "".join(
@@ -236,7 +230,16 @@ def _view(isa: str) -> Path:
             f"CPU part\t: {part}\nCPU revision\t: 1\n\n"
             for i in range(os.cpu_count() or 1)
         )
-        (view / "proc" / "cpuinfo").write_text(text)
+        (staging / "proc" / "cpuinfo").write_text(text)
+        if view.exists() and not (view / "proc" / "cpuinfo").exists():
+            shutil.rmtree(view)  # an incomplete view an older edgecnn left
+        try:
+            staging.rename(view)
+        except OSError:  # another run put its view there first: the same view
+            if not (view / "proc" / "cpuinfo").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return view
 
 
@@ -266,8 +269,6 @@ def setup_arm64(force: bool = False) -> Path:
     for tool in ("qemu-aarch64", "mmdebstrap"):
         if shutil.which(tool) is None:
             raise EdgeCNNError(f"{tool} is not installed; run: {SETUP_HINT}")
-    import onnxruntime
-
     cache = cache_dir()
     root, site = _arm64_root(), cache / "arm64-site"
     if force:
@@ -281,23 +282,11 @@ def setup_arm64(force: bool = False) -> Path:
         _run(["mmdebstrap", "--quiet", "--arch=arm64", "--variant=extract",
               "--include=python3,libstdc++6,libgcc-s1", "bookworm", str(root), *sources])
     if not (site / "onnxruntime").is_dir():
-        version = _arm64_python_version()
-        wheels = cache / "wheels"
-        log.info(f"Fetching aarch64 wheels for Python {version}: numpy {np.__version__}, "
-                 f"onnxruntime {onnxruntime.__version__}...")
-        platforms = [a for p in ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64",
-                                 "manylinux2014_aarch64") for a in ("--platform", p)]
-        target = ["--only-binary=:all:", *platforms, "--python-version", version,
-                  "--implementation", "cp"]
-        # the host's versions (the lock file's), so both sides run the same onnxruntime
-        pinned = package_versions(("flatbuffers", "packaging", "protobuf"))
-        packages = [f"numpy=={np.__version__}", f"onnxruntime=={onnxruntime.__version__}",
-                    *(f"{name}=={version}" for name, version in pinned.items())]
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *target, "-d",
-              str(wheels), *packages])
+        version = _arm64_python_version()  # Debian bookworm's glibc is 2.36
+        found = wheels.download("aarch64", version, cache / "wheels")
         _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-              "--upgrade", "--target", str(site), *target,
-              *(str(w) for w in sorted(wheels.glob("*.whl")))])
+              "--upgrade", "--target", str(site), *wheels.platform_args("aarch64", version),
+              *(str(w) for w in found)])
     for isa in ISA_CLASSES:
         if isa.startswith("arm64"):
             _view(isa)

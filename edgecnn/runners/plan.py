@@ -1,0 +1,85 @@
+"""Which runner fills which row, and running them all: here, side by side, or on Ray.
+
+validate, the int8 scheme search and ``bench --device`` ask here for a place; nothing else
+decides where a cell runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runners.base import CellRun, Runner
+from edgecnn.runners.native import Native
+from edgecnn.runners.qemu import Emulated, unavailable_reason
+from edgecnn.runtime.isa import host_isa, parse_isa_list
+
+log = logging.getLogger(__name__)
+# An emulated run keeps about two cores busy (onnxruntime's two threads under qemu-user;
+# bench/README.md, "Emulation"): how many cores each side-by-side run is given.
+_CORES_PER_RUN = 2
+
+
+def class_runner(isa: str, threads: int = 0) -> Runner:
+    """Class ``isa`` here: natively when it is this CPU's class, else under qemu-user."""
+    return Native(threads) if isa == host_isa() else Emulated(isa, threads)
+
+
+def class_runners(rows: Sequence[str]) -> list[Runner]:
+    """Runners for classes ``rows`` that share this machine: emulated ones side by side where
+    there are the cores for it (each with its share), on 2 cores one after another on both."""
+    emulated = [r for r in rows if r != host_isa()]
+    side_by_side = max(1, min(len(emulated), (os.cpu_count() or 1) // _CORES_PER_RUN))
+    threads = (os.cpu_count() or 1) // side_by_side if side_by_side > 1 else 0
+    return [class_runner(r, threads) for r in rows]
+
+
+def plan_classes(isa: str | Sequence[str] | None, native: str,
+                 labelled: set[str] = frozenset()) -> tuple[list[str], dict[str, str]]:
+    """The classes to run beside the native row, and those that cannot be run here (or on a
+    Ray node ``labelled`` with the class) with the reason. A class named explicitly that cannot
+    be run is an error; with "all" it is only reported."""
+    if isa is None:
+        return [], {}
+    requested = parse_isa_list(isa)
+    items = [isa.strip()] if isinstance(isa, str) else list(isa)
+    explicit = items != ["all"]
+    rows, not_measured = [], {}
+    for name in requested:
+        if name == native:
+            continue
+        reason = None if name in labelled else unavailable_reason(name)
+        if reason and explicit:
+            raise EdgeCNNError(f"Cannot validate on {name}: {reason}.")
+        if reason:
+            log.info(f"  {name}: not measured ({reason})")
+            not_measured[name] = reason
+        else:
+            rows.append(name)
+    return rows, not_measured
+
+
+def run_all(runners: Sequence[Runner], models: Sequence[Path], images: np.ndarray,
+            emulated_images: int) -> dict[str, CellRun]:
+    """``{runner.row: runner.run(models, images)}``: emulated runners on the first
+    ``emulated_images`` images (emulation is 10-50x slower), the others on all of them.
+
+    Emulated runners share this machine's cores, so they run as many at a time as
+    :func:`class_runners` planned for; devices and the native row run beside them.
+    """
+    local = [r for r in runners if r.emulated]
+    others = [r for r in runners if not r.emulated]
+    side_by_side = max(1, min(len(local), (os.cpu_count() or 1) // _CORES_PER_RUN))
+
+    def cell(runner: Runner) -> CellRun:
+        return runner.run(models, images[:emulated_images] if runner.emulated else images)
+
+    with ThreadPoolExecutor(side_by_side) as emulation, ThreadPoolExecutor(max(1, len(others))) as rest:
+        pending = {r.row: (emulation if r.emulated else rest).submit(cell, r) for r in runners}
+        return {row: future.result() for row, future in pending.items()}

@@ -1,0 +1,299 @@
+"""A device reached with the system's OpenSSH client: cells and timing run there, natively.
+
+The device keeps a cache in its ``workdir``: every file edgecnn sends (variant files, image
+batches, edgecnn's own runtime code as one zip that Python imports from) is stored under its
+sha256 in ``blobs/``, and every finished run under the sha256 of what it ran in ``out/``. A second
+run copies nothing; a run cut off by a dropped connection is re-run from the cache. Uploads and
+results are written beside their place and renamed into it, so nothing half-written is ever
+used, here or there.
+
+``ssh`` is called with ``BatchMode=yes`` (a missing key is an error, not a password prompt) and
+a connect timeout, and otherwise exactly as the user's ``~/.ssh/config``, agent and known_hosts
+set it up: an unknown host key is refused, as ``ssh`` refuses it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import logging
+import shlex
+import subprocess
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgecnn
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runners import remote, worker
+from edgecnn.runners.base import DEVICE, CellRun, Provenance
+from edgecnn.runners.devices import Device
+
+log = logging.getLogger(__name__)
+# ssh's own failures exit 255; these are the device-side ones the scripts below signal.
+_NO_PYTHON, _NO_SPACE = 97, 98
+_SERVER_ALIVE_S = 5  # a dropped connection is noticed within about 3 x this
+
+
+class SshDevice:
+    """Runs cells, timings and setup on ``device``; see the module docstring."""
+
+    emulated = False
+
+    def __init__(self, device: Device, isa: str | None = None) -> None:
+        self.device = device
+        self.row = device.name
+        self.isa = isa or "unknown"  # the class it stands for, once read there (see info())
+        self.machine: dict[str, Any] | None = None  # its machine info, once a run brought it
+
+    # -- the Runner interface -----------------------------------------------------------
+
+    def run(self, models: Sequence[Path], images: np.ndarray) -> CellRun:
+        """Each model's probabilities on ``images``, computed on the device by the same worker
+        qemu runs; the class is the one the device's own process reads."""
+        images_blob = _array_blob(images)
+        blobs = {**{_file_blob(m): Path(m) for m in models}, images_blob[0]: images_blob[1]}
+        code = self._send(blobs)
+        names = [_file_blob(m) for m in models]
+        job = _digest(json.dumps([code, names, images_blob[0]]).encode()) + ".npz"
+        command = (f"{self._python()}; mkdir -p out; if [ ! -f out/{job} ]; then "
+                   f"PYTHONPATH=blobs/{code} \"$PY\" -m {worker.__name__} blobs/{images_blob[0]} "
+                   f"out/{job} {' '.join('blobs/' + n for n in names)} 1>&2 || exit $?; fi; "
+                   f"cat out/{job}")
+        log.info(f"  {self.row}: on the device ({self.device.address}), {len(models)} model(s) x "
+                 f"{len(images)} images...")
+        data = self._call(command, f"running the models on {self.row}")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as result:
+                probs = [result[f"p{i}"] for i in range(len(models))]
+                seen = str(result["isa"])
+                self.machine = json.loads(str(result["machine"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise EdgeCNNError(f"The result from {self.row} could not be read ({exc}); re-run to "
+                               "fetch it again from the device's cache.") from None
+        self.isa = seen
+        return CellRun(probs, Provenance(DEVICE, f"{self.row} ({self.device.address})", seen))
+
+    # -- timing, information, setup -------------------------------------------------------
+
+    def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Any],
+              batches: Sequence[int], budget: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+        """The onnxruntime rows of ``edgecnn bench`` timed on the device: (rows, Predictor
+        overhead per target, the device's machine info)."""
+        from dataclasses import asdict
+
+        from edgecnn.results.bench import BenchRow
+        from edgecnn.results.schema import from_json
+
+        images = _array_blob(pixels)
+        blobs = {**{_file_blob(f): Path(f) for f in files}, images[0]: images[1]}
+        spec = {"files": ["blobs/" + _file_blob(f) for f in files], "pixels": "blobs/" + images[0],
+                "targets": [t.to_dict() for t in targets], "batches": list(batches),
+                "budget": asdict(budget)}
+        spec_blob = (_digest(json.dumps(spec, sort_keys=True).encode()) + ".json",
+                     json.dumps(spec, sort_keys=True).encode())
+        blobs[spec_blob[0]] = spec_blob[1]
+        code = self._send(blobs)
+        # timings are never served from the cache: each run is a new measurement
+        out = f"out/bench-{spec_blob[0]}"
+        command = (f"{self._python()}; mkdir -p out; PYTHONPATH=blobs/{code} \"$PY\" -m "
+                   f"{remote.__name__} bench blobs/{spec_blob[0]} {out} 1>&2 || exit $?; cat {out}")
+        log.info(f"  timing {len(files)} file(s) on {self.row} ({self.device.address})...")
+        result = json.loads(self._call(command, f"timing on {self.row}"))
+        rows = [from_json(BenchRow, r, f"{self.row}'s result") for r in result["rows"]]
+        self.isa = result["machine"].get("isa") or self.isa
+        return rows, result["overhead"], result["machine"]
+
+    def info(self) -> dict[str, Any]:
+        """What the device is, read there by edgecnn's own code: its CPU class, CPU, cores, OS,
+        Python, and onnxruntime with its providers (None when it has none)."""
+        code = self._send({})
+        command = f"{self._python()}; PYTHONPATH=blobs/{code} \"$PY\" -m {remote.__name__} info"
+        found = json.loads(self._call(command, f"reading what {self.row} is", needs_runtime=False))
+        self.isa = found.get("isa") or self.isa
+        return found
+
+    def check_ready(self) -> dict[str, Any]:
+        """Refuse, in one line and before any long work here, a device that cannot run the
+        runtime: unreachable, no Python, or no onnxruntime. Returns its info."""
+        found = self.info()
+        if not found.get("onnxruntime"):
+            d = self.device
+            raise EdgeCNNError(f"{d.name} ({d.address}) has no onnxruntime for {found.get('executable')} "
+                               f"({found.get('onnxruntime_error')}): run edgecnn device setup {d.name}.")
+        return found
+
+    def setup(self, wheels: Sequence[Path] | None, versions: dict[str, str]) -> str:
+        """A runtime-only venv in the workdir: numpy and onnxruntime of ``versions`` from the
+        device's own pip, or from ``wheels`` pushed from here (an offline device). Returns the
+        venv's Python. TensorFlow is never installed there."""
+        d = self.device
+        python = shlex.quote(d.python) if d.python else "python3"
+        make = (f"PY={python}; command -v \"$PY\" >/dev/null 2>&1 || exit {_NO_PYTHON}; "
+                f"[ -x venv/bin/python ] || \"$PY\" -m venv venv 1>&2 || exit $?; venv/bin/python -V")
+        self._call(make, f"making a venv on {self.row}", needs_runtime=False)
+        pins = " ".join(shlex.quote(f"{k}=={v}") for k, v in versions.items())
+        if wheels is None:
+            command = (f"venv/bin/python -m pip install -q --disable-pip-version-check --timeout 10 "
+                       f"--retries 1 {pins} 1>&2")
+        else:
+            self._send({w.name: w for w in wheels}, folder="wheels")
+            files = " ".join(shlex.quote("wheels/" + w.name) for w in wheels)
+            command = (f"venv/bin/python -m pip install -q --disable-pip-version-check --no-index "
+                       f"--no-deps {files} 1>&2")
+        self._call(command, f"installing numpy + onnxruntime on {self.row}", needs_runtime=False)
+        self._send({})  # and edgecnn's runtime, so a first run has nothing left to copy
+        return f"{d.workdir}/venv/bin/python"
+
+    def platform(self) -> dict[str, str]:
+        """The device's machine, Python version and glibc, for choosing wheels to push."""
+        d = self.device
+        python = shlex.quote(d.python) if d.python else "python3"
+        probe = ("import json, os, platform, sys; print(json.dumps({'machine': platform.machine(), "
+                 "'python': '%d.%d' % sys.version_info[:2], 'libc': ' '.join(platform.libc_ver())}))")
+        command = (f"PY={python}; command -v \"$PY\" >/dev/null 2>&1 || exit {_NO_PYTHON}; "
+                   f"\"$PY\" -c {shlex.quote(probe)}")
+        return json.loads(self._call(command, f"reading {self.row}'s platform", needs_runtime=False))
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _send(self, blobs: dict[str, Path | bytes], folder: str = "blobs") -> str:
+        """Copy to the device what its cache lacks (and edgecnn's code, into blobs/); returns
+        the code's blob name."""
+        code_name, code_bytes = code_bundle()
+        wanted = dict(blobs)
+        if folder == "blobs":
+            wanted[code_name] = code_bytes
+        listing = self._call(f"mkdir -p {folder} && ls {folder}", f"reading {self.row}'s cache",
+                             needs_runtime=False)
+        present = set(listing.decode().split())
+        for name, source in wanted.items():
+            if name in present:
+                continue
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            log.info(f"  {self.row}: copying {name[:20]}... ({len(data) / 2**20:.1f} MiB)")
+            part = f"{folder}/.part-{name}"
+            # written beside, size checked, then renamed: a cut connection leaves no blob
+            self._call(f"cat > {part} && [ \"$(wc -c < {part})\" -eq {len(data)} ] && mv {part} "
+                       f"{folder}/{name}", f"copying to {self.row}", stdin=data, needs_runtime=False)
+        return code_name
+
+    def _python(self) -> str:
+        """A shell snippet that sets $PY to the device's runtime interpreter, or exits: the venv
+        ``edgecnn device setup`` made, else the device's ``python`` (default python3)."""
+        base = shlex.quote(self.device.python) if self.device.python else "python3"
+        return (f"if [ -x venv/bin/python ]; then PY=venv/bin/python; else PY={base}; fi; "
+                f"command -v \"$PY\" >/dev/null 2>&1 || exit {_NO_PYTHON}")
+
+    def _call(self, script: str, what: str, *, stdin: bytes | None = None,
+              needs_runtime: bool = True) -> bytes:
+        """Run ``script`` with sh in the device's workdir; its stdout, or one line of why not."""
+        d = self.device
+        workdir = d.workdir.removeprefix("~/")
+        full = f"mkdir -p '{workdir}' && cd '{workdir}' || exit {_NO_SPACE}; {script}"
+        try:
+            done = subprocess.run([*ssh_argv(d), "sh -c " + shlex.quote(full)], input=stdin or b"",
+                                  capture_output=True)
+        except FileNotFoundError:
+            raise EdgeCNNError("ssh is not installed here (OpenSSH client: apt-get install "
+                               "openssh-client)") from None
+        if done.returncode != 0:
+            raise EdgeCNNError(fault(d, what, done.returncode, done.stderr.decode(errors="replace"),
+                                     needs_runtime))
+        return done.stdout
+
+
+def ssh_argv(device: Device) -> list[str]:
+    """The ``ssh`` command line for ``device``, up to the remote command."""
+    argv = ["ssh"]
+    if device.ssh_config:
+        argv += ["-F", device.ssh_config]
+    argv += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={device.connect_timeout}",
+             "-o", f"ServerAliveInterval={_SERVER_ALIVE_S}", "-o", "ServerAliveCountMax=3"]
+    if device.port:
+        argv += ["-p", str(device.port)]
+    return [*argv, "--", device.ssh]
+
+
+def fault(device: Device, what: str, code: int, stderr: str, needs_runtime: bool = True) -> str:
+    """One line for a failed ``ssh`` call: what went wrong and what to do."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output"
+    text = stderr.lower()
+    where = f"{device.name} ({device.address})"
+    if code == 255 or "ssh:" in text and "connect to host" in text:
+        if "host key verification failed" in text or "remote host identification has changed" in text:
+            return (f"Refused to connect to {where}: its host key is not in known_hosts (or has "
+                    f"changed). Check its fingerprint and connect once with: ssh "
+                    f"{device.address.replace(':', ' -p ')}. edgecnn never turns host-key checking off.")
+        if "connection refused" in text:
+            return f"Cannot reach {where}: connection refused (is sshd running there, on that port?)."
+        if "timed out" in text:
+            return (f"Cannot reach {where}: no answer within {device.connect_timeout} s "
+                    "(connect_timeout in [devices.NAME] changes the wait).")
+        if "could not resolve" in text or "name or service not known" in text:
+            return f"Cannot reach {where}: its host name does not resolve."
+        if "permission denied" in text:
+            return (f"{where} refused the login: edgecnn runs ssh in batch mode, so it needs a key "
+                    "that ssh offers by itself (ssh-agent, or IdentityFile in ~/.ssh/config).")
+        return (f"The connection to {where} failed while {what}: {last.rstrip('.')}. Nothing half-done was "
+                "kept; a re-run reuses what the device already has.")
+    if "no space left" in text:
+        return (f"{where} has no space left for edgecnn's cache in {device.workdir} while {what}: "
+                f"free some there, or set workdir in [devices.{device.name}].")
+    if code == _NO_SPACE:
+        return (f"{where} cannot make or enter edgecnn's cache folder {device.workdir}: {last}; "
+                f"set workdir in [devices.{device.name}].")
+    if code == _NO_PYTHON:
+        return (f"{where} has no Python ({device.python or 'python3'}): install Python 3.10 or "
+                f"later there (e.g. apt-get install python3 python3-venv), or set python in "
+                f"[devices.{device.name}].")
+    if needs_runtime and ("no module named 'onnxruntime'" in text or "no module named 'numpy'" in text):
+        module = "onnxruntime" if "onnxruntime" in text else "numpy"
+        return (f"{where} has no {module} for its Python: run edgecnn device setup "
+                f"{device.name} (or pip install numpy onnxruntime there).")
+    if "ensurepip is not available" in text or "no module named venv" in text:
+        return (f"{where} cannot make a venv: install python3-venv there (apt-get install "
+                "python3-venv), or set python to an interpreter that has numpy + onnxruntime.")
+    if "error: " in last:
+        last = last[last.index("error: ") + len("error: "):]
+    return f"{where} failed while {what} (exit {code}): {last}"
+
+
+@functools.lru_cache(maxsize=1)
+def code_bundle() -> tuple[str, bytes]:
+    """edgecnn's Python files as one zip the device imports from, and its blob name.
+
+    Byte-identical for the same code (sorted, fixed dates), so its sha256 names the code.
+    """
+    root = Path(edgecnn.__file__).resolve().parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*.py")):
+            entry = zipfile.ZipInfo(str(Path("edgecnn") / path.relative_to(root)), (1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    data = buffer.getvalue()
+    return _digest(data) + ".zip", data
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_blob(path: Path) -> str:
+    from edgecnn.files import sha256_file
+
+    return sha256_file(path) + Path(path).suffix
+
+
+def _array_blob(array: np.ndarray) -> tuple[str, bytes]:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    data = buffer.getvalue()
+    return _digest(data) + ".npy", data

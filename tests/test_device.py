@@ -1,0 +1,323 @@
+"""SSH devices: a real OpenSSH server on 127.0.0.1 stands in for a Raspberry Pi.
+
+The "device" is this machine reached through sshd, with its own runtime-only venv (numpy +
+onnxruntime, made by ``edgecnn device setup`` from wheels pushed from here, never TensorFlow)
+and its own cache folder. Its CPU class is therefore this host's, so the device's cells must
+equal the native row to the last image, which is what these tests hold it to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runners.devices import Device, load_devices, resolve_device, resolve_devices
+from edgecnn.runtime.isa import host_isa
+from tests.sshd import Sshd, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = ROOT / "exported" / "fashion-cnn"
+EDGECNN = [sys.executable, "-c", "from edgecnn.cli.main import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _toml(path: Path, sshd: Sshd, name: str, workdir: Path, *, python: str | None = None,
+          config: Path | None = None) -> Path:
+    python = python or str(Path(sys.base_prefix) / "bin" / "python3")  # not this venv: no TF there
+    path.write_text(f'[devices.{name}]\nssh = "loop"\nssh_config = "{config or sshd.config}"\n'
+                    f'python = "{python}"\nworkdir = "{workdir}"\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def loop(sshd, tmp_path_factory):
+    """The loopback device, set up once: a runtime-only venv from wheels pushed from here."""
+    from edgecnn.runners.setup import setup_device
+
+    folder = tmp_path_factory.mktemp("device")
+    targets = _toml(folder / "devices.toml", sshd, "loop", folder / "work")
+    device = load_devices(targets)["loop"]
+    found = setup_device(device, push_wheels=True)
+    assert found["onnxruntime"], found
+    return device, targets, folder / "work"
+
+
+@pytest.fixture()
+def export(tmp_path):
+    folder = tmp_path / "fashion-cnn"
+    shutil.copytree(FASHION, folder)
+    return folder
+
+
+def _copies(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "copying" in r.getMessage()]
+
+
+def _half_written(workdir: Path) -> list[str]:
+    """Files of the device's cache that are not what their name says (a blob is named by its
+    sha256), or unreadable results; ``.part`` files are never used."""
+    import hashlib
+
+    import numpy as np
+
+    bad = []
+    for blob in (workdir / "blobs").glob("*"):
+        if not blob.name.startswith(".part") and hashlib.sha256(blob.read_bytes()).hexdigest() != blob.name.split(".")[0]:
+            bad.append(blob.name)
+    for result in (workdir / "out").glob("*.npz"):
+        try:
+            np.load(result)["p0"]
+        except Exception:  # noqa: BLE001 - any failure to read is a half-written result
+            bad.append(result.name)
+    return bad
+
+
+def test_device_info_is_read_there_and_its_venv_has_no_tensorflow(loop):
+    from edgecnn.runners.ssh import SshDevice
+
+    device, _, workdir = loop
+    found = SshDevice(device).info()
+    assert found["isa"] == host_isa() and found["cores"] == os.cpu_count()
+    assert Path(found["executable"]).parent == workdir / "venv" / "bin"
+    assert found["onnxruntime"] == __import__("onnxruntime").__version__
+    assert "CPUExecutionProvider" in found["providers"]
+    python = workdir / "venv" / "bin" / "python"
+    done = subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True, text=True)
+    assert done.returncode != 0 and "No module named 'tensorflow'" in done.stderr
+    for module in ("numpy", "onnxruntime"):
+        assert subprocess.run([str(python), "-c", f"import {module}"]).returncode == 0
+
+
+def test_device_info_cli_prints_the_class_and_runtime(loop):
+    _, targets, _ = loop
+    done = subprocess.run([*EDGECNN, "device", "info", "loop", "--targets-file", str(targets)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert f"CPU class:   {host_isa()}" in done.stdout and "onnxruntime: 1." in done.stdout
+
+
+def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, export, caplog):
+    from edgecnn.results.page import write_report_page
+    from edgecnn.validate import validate
+
+    device, _, _ = loop
+    report = validate(export, devices=[device])
+    native = report.machine.native_row
+    assert report.isa_rows[:1] == [native] and "loop" in report.isa_rows
+    assert report.devices["loop"].isa == host_isa() and report.devices["loop"].machine["cores"]
+    for variant in report.variants:
+        here, there = variant.by_isa[native], variant.by_isa["loop"]
+        assert (there.how, there.isa, there.emulated) == ("device", host_isa(), False)
+        assert there.images == here.images == report.test_images  # every test image, natively
+        assert there.accuracy == here.accuracy and there.agreement == here.agreement, variant.file
+        assert there.max_abs_diff == pytest.approx(here.max_abs_diff, abs=1e-6)
+    page = (export / "report.html").read_text()
+    assert 'data-isa="loop"' in page and 'id="rec-loop"' in page and "device, " in page
+    # A second run copies nothing: every file is in the device's cache by its sha256.
+    with caplog.at_level(logging.INFO, logger="edgecnn"):
+        again = validate(export, devices=[device])
+    assert _copies(caplog) == []
+    assert again.variants[1].by_isa["loop"].accuracy == report.variants[1].by_isa["loop"].accuracy
+    write_report_page(export)
+
+
+def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop, export, caplog):
+    from edgecnn.bench.run import run_benchmark
+    from edgecnn.bench.targets import resolve_targets
+    from edgecnn.bench.timing import Budget
+    from edgecnn.runners.ssh import SshDevice
+
+    device, _, _ = loop
+    targets = resolve_targets(["cpu-1t"])
+    budget = Budget(warmup=2, runs=10, duration=0.2, min_runs=3, rounds=1)
+    result = run_benchmark(export, targets=targets, batches=(1, 4), budget=budget, other_engines=False,
+                           device=SshDevice(device))
+    assert result.device.name == "loop" and result.machine.isa == host_isa()
+    assert result.host_machine is not None and result.machine.versions["onnxruntime"]
+    onnx = [r for r in result.results if r.engine in ("onnxruntime", "predictor")]
+    keras = [r for r in result.results if r.engine.startswith("keras-")]
+    assert {r.variant for r in onnx} == {"fp32", "int8", "dynint8", "fp16"}
+    assert {r.batch for r in onnx} == {1, 4} and all(r.threads == 1 for r in onnx)
+    assert all(r.ran_on is None for r in onnx) and keras and all(r.ran_on == "host" for r in keras)
+    assert all(r.speedup_vs_keras is None for r in onnx)  # two machines' latencies are no ratio
+    assert result.predictor_overhead["cpu-1t"]["ratio"] > 0
+    with caplog.at_level(logging.INFO, logger="edgecnn"):
+        again = run_benchmark(export, targets=targets, batches=(1, 4), budget=budget, other_engines=False,
+                              keras_baseline=False, device=SshDevice(device))
+    assert _copies(caplog) == []  # the files and image batches are cached there
+    assert len(again.rows(engine="onnxruntime")) == 8  # timed again: a timing is never cached
+
+
+def test_bench_cli_writes_the_device_result_into_the_export_and_its_page(loop, export, tmp_path):
+    _, targets, _ = loop
+    done = subprocess.run([*EDGECNN, "bench", str(export), "--device", "loop", "--targets-file", str(targets),
+                           "--target", "cpu-1t", "--batch", "1", "--runs", "10", "--duration", "0.2",
+                           "--rounds", "1", "--warmup", "2", "--no-engines", "--baseline", "none",
+                           "--no-plot", "--out", str(tmp_path / "results")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (export / "bench@loop.json").is_file() and (tmp_path / "results" / "fashion-cnn@loop.json").is_file()
+    page = (export / "report.html").read_text()
+    assert 'id="latency-loop"' in page and "Latency on device loop" in page
+
+
+def test_a_connection_dropped_mid_run_leaves_nothing_half_done_and_the_rerun_completes(sshd, tmp_path, export):
+    """sshd and its sessions are killed while the device runs the models: one line, exit 1,
+    the report untouched; sshd back, the re-run completes from the device's cache."""
+    from edgecnn.runners.setup import setup_device
+
+    workdir = tmp_path / "work"
+    targets = _toml(tmp_path / "devices.toml", sshd, "drop", workdir)
+    setup_device(load_devices(targets)["drop"], push_wheels=True)
+    before = (export / "report.json").read_bytes()
+    proc = subprocess.Popen([*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file",
+                             str(targets)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=ROOT)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "on the device" in line:
+            _wait_for_worker(workdir)  # connected, and the models are running there
+            sshd.stop()
+            break
+    stderr = "".join(lines) + proc.stderr.read()
+    try:
+        assert proc.wait(timeout=60) == 1, stderr
+    finally:
+        sshd.start()
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "connection to drop" in errors[0].lower(), stderr
+    assert "Traceback" not in stderr
+    assert (export / "report.json").read_bytes() == before
+    assert _half_written(workdir) == []
+    done = subprocess.run([*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file", str(targets)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "copying" not in done.stderr  # resumed from what the device already had
+    assert "drop" in (export / "report.json").read_text()
+
+
+def _wait_for_worker(workdir: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            try:
+                if (entry.name.isdigit() and b"edgecnn.runners.worker" in (entry / "cmdline").read_bytes()
+                        and Path(os.readlink(entry / "cwd")) == workdir):
+                    return
+            except OSError:
+                continue
+        time.sleep(0.02)
+    raise AssertionError("the worker never started on the device")
+
+
+def test_a_closed_port_is_one_line_within_the_connect_timeout():
+    port = free_port()  # bound and released: nothing listens there
+    started = time.monotonic()
+    done = subprocess.run([*EDGECNN, "device", "info", f"nobody@127.0.0.1:{port}"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert time.monotonic() - started < 20
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "connection refused" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unknown_host_key_is_refused(sshd, tmp_path):
+    from edgecnn.runners.ssh import SshDevice
+
+    config = sshd.client_config("empty_known_hosts")
+    targets = _toml(tmp_path / "devices.toml", sshd, "stranger", tmp_path / "work", config=config)
+    with pytest.raises(EdgeCNNError, match="host key is not in known_hosts.*never turns host-key checking off"):
+        SshDevice(load_devices(targets)["stranger"]).info()
+    assert not (tmp_path / "work").exists()  # nothing ran there
+
+
+def test_a_device_without_python_or_onnxruntime_names_what_to_install(sshd, tmp_path, export):
+    from edgecnn.runners.ssh import SshDevice
+    from edgecnn.validate import validate
+
+    targets = _toml(tmp_path / "nopy.toml", sshd, "nopy", tmp_path / "w1", python="/nonexistent/python3")
+    with pytest.raises(EdgeCNNError, match=r"has no Python \(/nonexistent/python3\): install Python"):
+        SshDevice(load_devices(targets)["nopy"]).info()
+    targets = _toml(tmp_path / "bare.toml", sshd, "bare", tmp_path / "w2")  # python, no venv made
+    before = (export / "report.json").read_bytes()
+    with pytest.raises(EdgeCNNError, match="has no onnxruntime.*run edgecnn device setup bare"):
+        validate(export, devices=[load_devices(targets)["bare"]])
+    assert (export / "report.json").read_bytes() == before
+
+
+def test_a_full_disk_on_the_device_is_one_line(loop, tmp_path, export):
+    """The device's cache on a 1 MiB tmpfs: the 7.5 MiB of test images cannot be copied."""
+    device, _, workdir = loop
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (small / "venv").symlink_to(workdir / "venv")  # the runtime is there; the space is not
+        from dataclasses import replace
+
+        from edgecnn.validate import validate
+
+        with pytest.raises(EdgeCNNError, match="no space left for edgecnn's cache"):
+            validate(export, devices=[replace(device, workdir=str(small))])
+        assert _half_written(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+# -- the devices table ------------------------------------------------------------------------
+
+def test_devices_table_and_ad_hoc_devices(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[devices.pi5]\nssh = "pi@raspberrypi.local"\nport = 2222\nworkdir = "edge"\n'
+                    '[targets.pi]\nprovider = "cpu"\nintra_op_threads = 4\n')
+    pi5 = resolve_device("pi5", path)
+    assert (pi5.ssh, pi5.port, pi5.workdir, pi5.address) == ("pi@raspberrypi.local", 2222, "edge",
+                                                             "pi@raspberrypi.local:2222")
+    adhoc = resolve_device("ubuntu@10.0.0.7:2200")
+    assert (adhoc.name, adhoc.ssh, adhoc.port) == ("10.0.0.7", "ubuntu@10.0.0.7", 2200)
+    assert resolve_device("jetson").ssh == "jetson"  # a Host alias of ~/.ssh/config
+    assert [d.name for d in resolve_devices(["pi5", "pi5", "jetson"], path)] == ["pi5", "jetson"]
+    from edgecnn.bench.targets import load_targets
+
+    (tmp_path / "only.toml").write_text('[devices.a]\nssh = "a"\n')
+    assert load_targets(tmp_path / "only.toml") == {}  # a file of devices only is a targets file
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[devices.x]\nport = 22\n', "has no ssh"),
+    ('[devices.x]\nssh = "h"\nprot = 22\n', "unknown key.*prot"),
+    ('[devices.x]\nssh = "h"\nport = "22"\n', "port must be an integer"),
+    ('[devices.x]\nssh = "h"\nport = 70000\n', "not a TCP port"),
+    ('[devices.x]\nssh = "-oProxyCommand=evil"\n', "not a destination"),
+    ('[devices.arm64-dot]\nssh = "h"\n', "not a CPU class"),
+])
+def test_bad_devices_are_one_line(tmp_path, table, message):
+    path = tmp_path / "t.toml"
+    path.write_text(table)
+    with pytest.raises(EdgeCNNError, match=message):
+        load_devices(path)
+
+
+def test_an_unknown_device_name_says_what_is_known(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[devices.pi5]\nssh = "pi@raspberrypi.local"\n')
+    with pytest.raises(EdgeCNNError, match=r"Unknown device 'pi 5'.*pi5"):
+        resolve_device("pi 5", path)
+    assert isinstance(Device("a", "b"), Device)
