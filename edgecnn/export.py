@@ -22,7 +22,7 @@ from edgecnn.defaults import DEFAULT_MODEL, DEFAULT_OPSET
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import check_overwrite, sha256_file, write_bytes
 from edgecnn.graph import check_inference_graph, fold_batch_reshapes
-from edgecnn.keras_io import load_keras
+from edgecnn.keras_io import KERAS_SUFFIXES, REFERENCE_NAMES, load_keras, reference_name
 from edgecnn.locations import default_folder
 from edgecnn.onnx_metadata import load_proto, metadata_of, set_metadata
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing
@@ -102,12 +102,13 @@ def _inline_captured_constants(proto: Any, concrete: Any, tf: Any) -> None:
 def _input_shape(model: Any, path: Path, given: tuple[int, ...] | None) -> tuple[int, int, int]:
     """The (H, W, C) the export is for: the model's own, or ``given`` for a model of variable
     size (``(None, None, 1)`` with global pooling), which an ONNX file for the edge fixes."""
-    own = tuple(model.input_shape[1:])
+    full = keras_inspect.input_shape(model)
+    own = tuple(full[1:])
     if len(own) != 3:
-        raise EdgeCNNError(f"{path}: expected one NHWC image input, got input shape {model.input_shape}.")
+        raise EdgeCNNError(f"{path}: expected one NHWC image input, got input shape {full}.")
     if given is None:
         if not all(isinstance(d, int) for d in own):
-            raise EdgeCNNError(f"{path} reads images of variable size {model.input_shape}; name the "
+            raise EdgeCNNError(f"{path} reads images of variable size {full}; name the "
                                "size to export for with --input-shape H,W,C (e.g. 28,28,1).")
         return own
     if len(given) != 3 or min(given) < 1:
@@ -125,7 +126,7 @@ def _user_model_info(
 ) -> ModelInfo:
     """Metadata for a user's .keras file: each fact read from the model or the dataset, asked
     for when neither says, and logged so that nothing is guessed silently."""
-    units = model.output_shape[-1]
+    units = keras_inspect.output_units(model, shape)
     kind = keras_inspect.check_head(keras_inspect.head(model), output, units, path)
     n_classes = class_count(units)
     if class_names:
@@ -180,10 +181,10 @@ def export(
     train_options: dict[str, Any] | None = None,
     needs_data: bool = False,
 ) -> ExportResult:
-    """Export a zoo model (training it first when needed) or a user's ``.keras`` file.
+    """Export a zoo model (training it first when needed) or a user's ``.keras`` / ``.h5`` file.
 
-    A user's file is copied beside the variants as ``model.keras`` (the reference validation
-    and the benchmark use), and what the export needs is read from it: its head (softmax,
+    A user's file is copied beside the variants as ``model.keras`` (``model.h5``), the reference
+    validation and the benchmark use, and what the export needs is read from it: its head (softmax,
     sigmoid, or logits, which get the activation appended), whether it rescales its own input,
     and the class names of ``dataset``, which is recorded in the model for later commands.
 
@@ -211,7 +212,7 @@ def export(
         net = load_keras(path, unsafe=unsafe)
         shape = _input_shape(net, path, input_shape)
         if dataset is None and shape == DEFAULT_DATASET_SHAPE and \
-                net.output_shape[-1] == len(FASHION_CLASSES):
+                keras_inspect.output_units(net, shape) == len(FASHION_CLASSES):
             dataset = DEFAULT_DATASET
             log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
                      "fits its 28x28x1 input and 10 classes (name another with --dataset).")
@@ -225,9 +226,14 @@ def export(
             dataset, image_size=shape[:2])
         info = _user_model_info(net, path, shape=shape, class_names=class_names, preprocessing=preprocessing,
                                 dataset=data, output=output)
-        keras_path = out_dir / KERAS_FILE
+        keras_path = out_dir / reference_name(path)
         if path.resolve() != keras_path.resolve():
             content = path.read_bytes()
+            # a reference of the other format (model.keras <-> model.h5) is another model
+            other = [out_dir / n for n in REFERENCE_NAMES if n != keras_path.name and (out_dir / n).is_file()]
+            for stale in other:
+                if check_overwrite(stale, None, force):
+                    stale.unlink()
             if check_overwrite(keras_path, content, force):
                 write_bytes(keras_path, content)
     else:
@@ -261,7 +267,7 @@ def export(
 
 def _is_keras_file(model: str) -> bool:
     path = Path(model)
-    return path.suffix == ".keras" or path.exists()
+    return path.suffix.lower() in KERAS_SUFFIXES or path.exists()
 
 
 def output_folder(model: str, out_dir: str | Path | None = None) -> Path:

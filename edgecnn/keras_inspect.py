@@ -16,10 +16,39 @@ _TRANSPARENT = ("InputLayer", "RandomFlip", "RandomRotation", "RandomZoom", "Ran
                 "RandomContrast", "RandomBrightness", "RandomCrop")
 
 
+def is_subclassed(model: Any) -> bool:
+    """A model whose ``call`` is Python code: its layers are not a graph, and their order says
+    nothing about which runs last."""
+    return type(model).__name__ not in ("Sequential", "Functional")
+
+
+def input_shape(model: Any) -> tuple:
+    """The model's input shape with the batch dimension: its own, or for a subclassed model the
+    one it was built with (recorded in the file)."""
+    shape = getattr(model, "input_shape", None)
+    if shape is None and hasattr(model, "get_build_config"):
+        shape = (model.get_build_config() or {}).get("input_shape")
+    if shape is None:
+        raise EdgeCNNError(f"{type(model).__name__}: cannot tell its input shape (never built).")
+    return tuple(shape)
+
+
+def output_units(model: Any, shape: tuple[int, ...]) -> int:
+    """The width of the model's output for images of ``shape`` (H, W, C)."""
+    own = getattr(model, "output_shape", None)
+    if own is not None:
+        return int(own[-1])
+    import numpy as np  # a subclassed model need not say: run it once on a blank image
+
+    return int(model(np.zeros((1, *shape), np.float32), training=False).shape[-1])
+
+
 def head(model: Any) -> str | None:
-    """``softmax``, ``sigmoid`` or ``logits`` from the last layer's activation; None if unknown.
-    A model wrapped in another (a fixed ``Input`` around a variable-size net) is looked into,
-    as for the rescaling."""
+    """``softmax``, ``sigmoid`` or ``logits`` from the last layer's activation; None if unknown
+    (always for a subclassed model). A model wrapped in another (a fixed ``Input`` around a
+    variable-size net) is looked into, as for the rescaling."""
+    if is_subclassed(model):
+        return None
     last = _flat_layers(model)[-1]
     kind = type(last).__name__
     if kind == "Softmax":
@@ -35,7 +64,10 @@ def own_rescaling(model: Any) -> str | None:
     """The name of the Rescaling / Normalization layer the model applies to its raw input, if any.
 
     Such a model wants raw pixel values: edgecnn's own preprocessing must then be scale 1.
+    A subclassed model's layers do not say what it applies first: None.
     """
+    if is_subclassed(model):
+        return None
     for layer in _flat_layers(model):
         kind = type(layer).__name__
         if kind in ("Rescaling", "Normalization"):

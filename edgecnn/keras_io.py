@@ -1,7 +1,17 @@
-"""Loading ``.keras`` files safely: the one door through which edgecnn reads a Keras model."""
+"""Loading Keras files safely: the one door through which edgecnn reads a Keras model.
+
+Keras 3's ``.keras`` archives and the legacy HDF5 files (``.h5``) of Keras 2 both load, with
+Keras's safe mode on. An export keeps the user's file as it is (``model.keras`` or ``model.h5``
+in the export folder): re-saving it would give other bytes on every run, and its sha256 is what
+ties each variant to the model it came from.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import logging
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,25 +26,102 @@ MAX_CONFIG_BYTES = 16 * 2**20
 MAX_ENTRY_BYTES = 2 * 2**30
 MAX_ARCHIVE_BYTES = 4 * 2**30
 _JSON_ENTRIES = ("config.json", "metadata.json")
+HDF5_SUFFIXES = (".h5", ".hdf5")
+KERAS_SUFFIXES = (".keras", *HDF5_SUFFIXES)
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+log = logging.getLogger(__name__)
+# Classes of the Python files the user asked to import (--import-module), by name: Keras finds
+# a subclassed model's class here when it loads the file. Never filled implicitly.
+_USER_OBJECTS: dict[str, Any] = {}
+_IMPORTED: dict[str, str] = {}  # path -> sha256 of what was imported
+# The reference model's name in an export folder, by format.
+REFERENCE_NAMES = ("model.keras", "model.h5")
+
+
+def reference_name(source: str | Path) -> str:
+    """The name the Keras file ``source`` gets in an export folder (its format kept)."""
+    return REFERENCE_NAMES[1] if Path(source).suffix.lower() in HDF5_SUFFIXES else REFERENCE_NAMES[0]
+
+
+def reference_file(folder: str | Path) -> Path:
+    """The export's Keras reference: ``model.keras``, or ``model.h5`` for a legacy model."""
+    found = [Path(folder) / name for name in REFERENCE_NAMES if (Path(folder) / name).is_file()]
+    return found[0] if found else Path(folder) / REFERENCE_NAMES[0]
+
+
+def import_user_code(paths: list[str | Path] | None) -> dict[str, str]:
+    """Import the Python files the user named (``--import-module``), so that Keras can build the
+    subclassed models and custom layers they define. Their code runs in this process: only on
+    the user's explicit request, said in the output and recorded in the report. Returns
+    {path: sha256} of everything imported so far."""
+    for path in map(Path, paths or []):
+        key = str(path.resolve())
+        if key in _IMPORTED:
+            continue
+        if not path.is_file() or path.suffix != ".py":
+            raise EdgeCNNError(f"--import-module {path}: not a Python file (.py) that exists.")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        log.warning(f"Importing {path} (--import-module): its code runs in this process; only for "
+                    "files you trust.")
+        name = f"edgecnn_user_{path.stem}_{digest[:8]}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.modules.setdefault(path.stem, module)  # a class saved as module.Class finds it
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise EdgeCNNError(f"--import-module {path} failed: {one_line(exc, first=True)}") from exc
+        _USER_OBJECTS.update({k: v for k, v in vars(module).items()
+                              if isinstance(v, type) and v.__module__ == name})
+        _IMPORTED[key] = digest
+    return dict(_IMPORTED)
+
+
+def imported_code() -> dict[str, str]:
+    """{path: sha256} of the files imported with :func:`import_user_code` in this process."""
+    return dict(_IMPORTED)
 
 
 def load_keras(path: str | Path, unsafe: bool = False) -> Any:
-    """Load a ``.keras`` file with Keras's safe mode on unless ``unsafe``.
+    """Load a ``.keras`` or legacy ``.h5`` file with Keras's safe mode on unless ``unsafe``.
 
     Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
     """
     path = Path(path)
+    if path.is_dir():
+        saved_model = " (a TensorFlow SavedModel)" if (path / "saved_model.pb").is_file() else ""
+        raise EdgeCNNError(
+            f"{path} is a folder{saved_model}, not a Keras model file: edgecnn reads .keras and "
+            "legacy .h5 files. With the model's Keras code, rebuild it, load its weights and "
+            "model.save('model.keras').")
     if not path.is_file():
         raise EdgeCNNError(f"Keras model not found: {path}")
-    if not zipfile.is_zipfile(path):
+    hdf5 = _is_hdf5(path)
+    if hdf5 and path.suffix.lower() not in HDF5_SUFFIXES:
+        raise EdgeCNNError(f"{path} is an HDF5 file: name it .h5 (Keras reads the legacy format by "
+                           "that suffix).")
+    if not hdf5 and not zipfile.is_zipfile(path):
         raise EdgeCNNError(
-            f"{path} is not a .keras file (not a zip archive: truncated, or another format)."
+            f"{path} is not a .keras or .h5 file (not a zip archive nor HDF5: truncated, or another "
+            "format)."
         )
-    _check_sizes(path)
+    if not hdf5:
+        _check_sizes(path)
     keras = require("keras", "Loading a Keras model")
     try:
-        return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
-    except ValueError as exc:
+        return keras.saving.load_model(path, safe_mode=not unsafe, compile=False,
+                                       custom_objects=dict(_USER_OBJECTS) or None)
+    except (TypeError, ValueError) as exc:
+        if "Could not locate class" in str(exc) or "custom_objects" in str(exc):
+            raise EdgeCNNError(
+                f"{path} uses a class Keras does not know ({_class_named(exc)}): a subclassed model "
+                "or custom layer. Name the Python file that defines it with --import-module "
+                "FILE.py (its code then runs here; only for files you trust)."
+            ) from exc
+        if isinstance(exc, TypeError):
+            raise EdgeCNNError(f"Could not load {path} as a Keras model: {one_line(exc, first=True)}") from exc
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise EdgeCNNError(
                 f"{path} contains a Lambda layer, which can execute arbitrary code when loaded; "
@@ -46,6 +133,18 @@ def load_keras(path: str | Path, unsafe: bool = False) -> Any:
         raise EdgeCNNError(
             f"Could not load {path} as a Keras model: {one_line(exc, first=True)}"
         ) from exc
+
+
+def _class_named(exc: Exception) -> str:
+    import re
+
+    found = re.search(r"locate class '([^']+)'", str(exc))
+    return found.group(1) if found else one_line(exc, first=True)[:80]
+
+
+def _is_hdf5(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE
 
 
 def _check_sizes(path: Path) -> None:

@@ -23,7 +23,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.evidence import carry_earlier_rows, read_previous
 from edgecnn.files import sha256_file, write_text, writes_into
 from edgecnn.gates import Gates
-from edgecnn.keras_io import load_keras
+from edgecnn.keras_io import imported_code, load_keras, reference_file
 from edgecnn.metrics import agreement_metrics
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quant_prep import calibration_images
@@ -79,7 +79,7 @@ def validate(
     Args:
         model_dir: folder holding ``model*.onnx`` (and by default ``model.keras``).
         dataset: test data; defaults to the dataset the model was trained on.
-        keras_path: the reference Keras model (default ``model_dir/model.keras``).
+        keras_path: the reference Keras model (default ``model_dir/model.keras``, or ``model.h5``).
         limit: use a seeded random subset of this many test images.
         gates: tolerances.
         providers: execution providers for the native row.
@@ -139,7 +139,7 @@ def keras_reference(model_dir: Path, dataset: str | None, keras_path: str | Path
                     limit: int | None, providers: str) -> Reference:
     """Load the variants and the test data, and run the Keras model on it once, natively."""
     files = variant_files(model_dir)
-    keras_path = Path(keras_path or model_dir / KERAS_FILE)
+    keras_path = Path(keras_path or reference_file(model_dir))
     predictors = [Predictor(f, providers=providers) for f in files]
     info = predictors[0].info
     trained = read_train_info(keras_path.parent) if keras_path.name == KERAS_FILE else None
@@ -188,8 +188,12 @@ def ready_devices(devices: Sequence[Device]) -> list[SshDevice]:
     from edgecnn.runners.ssh import SshDevice
 
     remote = [SshDevice(d) for d in devices]
+    here = _onnxruntime_version()
     for device in remote:
         device.machine = device.check_ready()
+        if device.machine["onnxruntime"] != here:
+            log.warning(f"  {device.row} runs onnxruntime {device.machine['onnxruntime']}, this machine "
+                        f"{here}: its column is measured with its own (the report records both)")
     return remote
 
 
@@ -247,7 +251,7 @@ def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequ
         isa_rows=list(outputs.cells), variants=variants, passed=False, devices=outputs.devices,
         dataset_provenance=data.provenance, keras_sha256=info.keras_sha256,
         warnings=_chance_warning(reference), isa_not_measured=outputs.not_measured,
-        required=list(require), validated_at=validated_at, **_tutorial(info.name),
+        required=list(require), validated_at=validated_at, user_code=imported_code(), **_tutorial(info.name),
     )
 
 

@@ -276,3 +276,95 @@ def test_a_model_of_variable_input_size_exports_for_the_size_named(fashion_small
     assert dims == ["batch", 28, 28, 1]
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and report["variants"][0]["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.3
+
+
+def test_a_legacy_h5_model_exports_as_it_is_and_a_savedmodel_folder_is_one_line(fashion_small, tmp_path):
+    """Keras 3 reads Keras 2's HDF5 files: the export keeps the file's bytes as its reference
+    (model.h5), so a re-run without --force finds the same export. A SavedModel folder is not a
+    Keras file: one line, and no empty export folder left behind."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(TEST_SEED)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Rescaling(1 / 255),
+                              layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
+                              layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(fashion_small.x_train.astype(np.float32), fashion_small.y_train, epochs=2, batch_size=64,
+              verbose=0)
+    model.save(tmp_path / "legacy.h5")
+    args = ("export", "legacy.h5", "--isa", "host", "--class-names", CLASSES)
+    first = _cli(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "exported" / "legacy"
+    assert (out / "model.h5").read_bytes() == (tmp_path / "legacy.h5").read_bytes()
+    assert not (out / "model.keras").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["keras_file"] == "model.h5"
+    assert report["variants"][0]["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.5
+    again = _cli(tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-3000:]  # the same file: nothing to --force
+
+    tf.saved_model.save(model, str(tmp_path / "saved"))
+    refused = _cli(tmp_path, "export", "saved", "--isa", "host", "--class-names", CLASSES)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1, refused.stderr
+    assert "a TensorFlow SavedModel" in errors[0] and "model.save('model.keras')" in errors[0]
+    assert not (tmp_path / "exported" / "saved").exists()
+
+
+SUBCLASSED = '''
+import keras
+
+
+@keras.saving.register_keras_serializable(package="usercode")
+class MyNet(keras.Model):
+    def __init__(self, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.conv = keras.layers.Conv2D(16, 3, activation="relu")
+        self.pool = keras.layers.MaxPooling2D()
+        self.flat = keras.layers.Flatten()
+        self.head = keras.layers.Dense(classes, activation="softmax")
+
+    def call(self, x):
+        return self.head(self.flat(self.pool(self.conv(x))))
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+'''
+
+
+def test_a_subclassed_model_loads_only_with_its_code_imported_on_request(fashion_small, tmp_path):
+    """Keras cannot rebuild MyNet without its class: the export says to name its file with
+    --import-module (never imported unasked); with it, the export runs, says so, and the report
+    records the file and its sha256. validate needs the flag again."""
+    import hashlib
+
+    (tmp_path / "mynet.py").write_text(SUBCLASSED)
+    train = ("import sys, numpy as np, keras\nsys.path.insert(0, '.')\nfrom mynet import MyNet\n"
+             f"keras.utils.set_random_seed({TEST_SEED})\n"
+             "d = np.load('data.npz')\nm = MyNet()\nm(d['x'][:1])\n"
+             "m.compile('adam', 'sparse_categorical_crossentropy')\n"
+             "m.fit(d['x'], d['y'], epochs=2, batch_size=64, verbose=0)\nm.save('mynet.keras')\n")
+    np.savez(tmp_path / "data.npz", x=fashion_small.x_train.astype(np.float32) / 255, y=fashion_small.y_train)
+    done = subprocess.run([sys.executable, "-c", train], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    args = ("export", "mynet.keras", "--isa", "host", "--class-names", CLASSES, "--output", "softmax")
+    refused = _cli(tmp_path, *args)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 1 and len(errors) == 1, refused.stderr
+    assert "MyNet" in errors[0] and "--import-module FILE.py" in errors[0]
+    exported = _cli(tmp_path, *args, "--import-module", "mynet.py")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "Importing mynet.py (--import-module)" in exported.stderr
+    out = tmp_path / "exported" / "mynet"
+    report = json.loads((out / "report.json").read_text())
+    digest = hashlib.sha256(SUBCLASSED.encode()).hexdigest()
+    assert list(report["user_code"].values()) == [digest] and report["passed"]
+    assert report["keras_accuracy"] > 0.5 and report["variants"][0]["max_abs_diff"] <= 1e-4
+    assert "--import-module" in (out / "report.md").read_text()
+    again = _cli(tmp_path, "validate", "exported/mynet")
+    assert again.returncode == 1 and "--import-module" in again.stderr, again.stderr[-2000:]
+    assert _cli(tmp_path, "validate", "exported/mynet", "--import-module", "mynet.py").returncode == 0

@@ -30,6 +30,7 @@ from edgecnn.bench.timing import Budget
 from edgecnn.data import load_dataset
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import sha256_file
+from edgecnn.keras_io import reference_file
 from edgecnn.locations import export_folder
 from edgecnn.results.bench import (
     BenchDevice, BenchMachine, BenchResult, BenchRow, BenchSettings, BenchTarget, Check,
@@ -56,7 +57,7 @@ def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
             f"Nothing to benchmark at '{model}': give a zoo name with an export under exported/, "
             "a folder of model*.onnx files, or one .onnx file."
         )
-    keras = files[0].parent / "model.keras"
+    keras = reference_file(files[0].parent)
     return files, keras if keras.is_file() else None
 
 

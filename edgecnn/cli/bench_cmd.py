@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli.options import TargetsFile, int_list, provider_name
+from edgecnn.cli.options import ImportModules, TargetsFile, int_list, provider_name
 from edgecnn.defaults import DEFAULT_MODEL, SOAK_CALLS, SOAK_THREADS
 from edgecnn.locations import default_folder
 
@@ -59,6 +59,7 @@ def bench(
     out: Annotated[Path, typer.Option(help="Folder for JSON, Markdown and PNG.")] = Path("bench/results"),
     name: Annotated[Optional[str], typer.Option(help="File name stem (default: model name).")] = None,
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write the PNG plot.")] = True,
+    import_module: ImportModules = None,
 ) -> None:
     """Benchmark every variant x batch x target with the Keras baseline in the same run."""
     from edgecnn.bench.run import run_benchmark
@@ -66,8 +67,10 @@ def bench(
     from edgecnn.bench.timing import Budget
 
     from edgecnn.files import ensure_folder
+    from edgecnn.keras_io import import_user_code
 
     ensure_folder(out)  # before minutes of timing, not after
+    import_user_code(import_module)
     names = list(target or [])
     if provider:
         names.append(provider)

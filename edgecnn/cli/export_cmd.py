@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import (
+    ImportModules,
     Force, IsaList, Offset, Require, Scale, Seed, int_list, keras_verbosity, preprocessing_from,
 )
 from edgecnn.defaults import (
@@ -24,7 +25,7 @@ class Head(str, Enum):
 
 def export(
     model: Annotated[str, typer.Argument(
-        help="Zoo model name or a .keras file.")] = DEFAULT_MODEL,
+        help="Zoo model name, or a .keras (or legacy .h5) file.")] = DEFAULT_MODEL,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default exported/NAME).")] = None,
     opset: Annotated[int, typer.Option(min=13, help="ONNX opset.")] = DEFAULT_OPSET,
     quantize: Annotated[bool, typer.Option(
@@ -58,17 +59,20 @@ def export(
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Load a .keras file with Keras's safe mode OFF. Lambda layers then run "
         "code stored in the file: only for files you trust.")] = False,
+    import_module: ImportModules = None,
     force: Force = False,
 ) -> None:
-    """Export a zoo model (training it first if needed) or your own .keras model to ONNX.
+    """Export a zoo model (training it first if needed) or your own .keras / .h5 model to ONNX.
 
     With no arguments: fashion-cnn on the offline Fashion-MNIST, written to exported/fashion-cnn/.
     The int8 scheme is chosen to hold on every --isa class, and validation reports each of them.
     """
     from edgecnn.cli.report_view import print_quantized, raise_if_failed
     from edgecnn.results.terminal import print_report
+    from edgecnn.keras_io import import_user_code
     from edgecnn.pipeline import run_pipeline
 
+    import_user_code(import_module)
     result = run_pipeline(
         model, out_dir=out, opset=opset, quantize_variants=quantize, validate_variants=validate,
         retrain=retrain, train_options={"epochs": epochs, "limit": limit, "verbose": keras_verbosity()}, calibration=calibration,

@@ -133,3 +133,7 @@ DeviceNames = Annotated[Optional[list[str]], typer.Option(
     "user@host[:port]. Repeatable.")]
 TargetsFile = Annotated[Optional[Path], typer.Option(
     exists=True, dir_okay=False, help="TOML file with \\[targets.NAME] and \\[devices.NAME] tables.")]
+ImportModules = Annotated[Optional[list[Path]], typer.Option(
+    "--import-module", help="Import this Python file first, so that the subclassed models and custom "
+    "layers it defines load. Its code runs here: only for files you trust. Repeatable; said in the "
+    "output and recorded in the report.")]

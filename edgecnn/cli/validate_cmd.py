@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import DeviceNames, Engine, IsaList, Provider, Require, TargetsFile
+from edgecnn.cli.options import DeviceNames, Engine, ImportModules, IsaList, Provider, Require, TargetsFile
 from edgecnn.cli.report_view import raise_if_failed
 from edgecnn.defaults import DEFAULT_MODEL, EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.gates import Gates
@@ -18,11 +18,11 @@ _DEFAULT = Gates()
 
 def validate(
     model_dir: Annotated[Path, typer.Argument(
-        file_okay=False, help="Folder with model*.onnx and model.keras.")] = default_folder(DEFAULT_MODEL),
+        file_okay=False, help="Folder with model*.onnx and model.keras (or model.h5).")] = default_folder(DEFAULT_MODEL),
     dataset: Annotated[Optional[str], typer.Option(
         help="Test data (default: the dataset the model was trained on).")] = None,
     keras_model: Annotated[Optional[Path], typer.Option(
-        "--keras", help="Reference Keras model (default MODEL_DIR/model.keras).")] = None,
+        "--keras", help="Reference Keras model (default MODEL_DIR/model.keras, or model.h5).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Use N test images (seeded).")] = None,
     min_agreement: Annotated[float, typer.Option(
         help="fp32: minimum top-1 agreement with Keras.")] = _DEFAULT.fp32_min_agreement,
@@ -47,6 +47,7 @@ def validate(
     require: Require = ",".join(REQUIRED_VARIANTS),
     device: DeviceNames = None,
     targets_file: TargetsFile = None,
+    import_module: ImportModules = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare every exported variant with Keras; writes report.json and report.md.
@@ -61,6 +62,7 @@ def validate(
     import json
 
     from edgecnn.errors import EdgeCNNError
+    from edgecnn.keras_io import import_user_code
     from edgecnn.results.schema import to_json
     from edgecnn.results.terminal import print_report
     from edgecnn.runners.devices import resolve_devices
@@ -71,6 +73,7 @@ def validate(
                       int8_min_agreement, int8_max_class_drop / 100)
     except EdgeCNNError as exc:  # NaN, infinite or out of 0..1: a gate that cannot judge (usage, exit 2)
         raise typer.BadParameter(str(exc)) from None
+    import_user_code(import_module)
     report = run_validate(model_dir, dataset=dataset, keras_path=keras_model, limit=limit,
                           gates=gates, providers=provider, isa=isa,
                           emulated_images=emulated_images,

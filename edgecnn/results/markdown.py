@@ -69,6 +69,8 @@ def render_markdown(report: Report) -> str:
             f"| {_pct(v.accuracy)} | {v.accuracy_delta * 100:+.2f} pp | {_pct(v.agreement)} "
             f"| {v.max_abs_diff:.2e} | {v.gate} | {_status(v, report)} |")
     lines += [f"**Warning:** {w}" for w in report.warnings]
+    lines += [f"**User code:** the Keras model was loaded after importing `{path}` (sha256 "
+              f"{digest[:12]}…, --import-module)." for path, digest in report.user_code.items()]
     changed = [f"- `{v.file}`: {v.flips.total} of {v.images:,}, {v.flips.near_tie} near-ties "
                f"(tie margin {v.flips.tie_margin:.2g}), {v.flips.confident} confident."
                for v in report.variants if v.flips and v.flips.total]

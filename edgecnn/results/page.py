@@ -66,6 +66,8 @@ def render(report: Report, bench: BenchResult | None,
              f"{report.test_images:,} test images of <code>{_esc(report.dataset)}</code>."]
     parts += [f"<p class=fail>Warning: {_esc(w)}</p>" for w in report.warnings]
     parts += [f"<p class=fail>Validation failed: {_esc(f)}</p>" for f in report.failures]
+    parts += [f"<p class=note>The Keras model was loaded after importing <code>{_esc(path)}</code> "
+              f"(sha256 {_esc(digest[:12])}…, --import-module).</p>" for path, digest in report.user_code.items()]
     parts += _recommendations(report, bench, on_devices)
     parts += _matrix(report)
     parts += _class_bars(report)

@@ -152,6 +152,8 @@ class Report:
     failures: list[str] = field(default_factory=list)
     not_for: dict[str, list[str]] = field(default_factory=dict)
     devices: dict[str, DeviceRecord] = field(default_factory=dict)
+    # {path: sha256} of the Python files imported (--import-module) to load the Keras model
+    user_code: dict[str, str] = field(default_factory=dict)
 
     def variant(self, kind: str) -> VariantRow | None:
         """The row of variant ``kind`` (fp32, int8, dynint8, fp16), if the export has one."""
