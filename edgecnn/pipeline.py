@@ -15,11 +15,14 @@ from typing import Any
 from edgecnn.defaults import (
     DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
 )
+from edgecnn.bench.quick import time_for_shipping
 from edgecnn.errors import EdgeCNNError, GateFailedError
 from edgecnn.export import ExportResult, export, output_folder
 from edgecnn.files import folder_lock, removed_if_left_empty, staged
 from edgecnn.gates import Gates
 from edgecnn.quantize import QuantizeResult, quantize
+from edgecnn.results.bench import BenchResult
+from edgecnn.results.page import write_page
 from edgecnn.results.report import REPORT_HTML, REPORT_JSON, REPORT_MD, Report
 from edgecnn.runtime.metadata import Preprocessing
 from edgecnn.validate import validate
@@ -28,11 +31,13 @@ from edgecnn.verdict import check_required
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """What each stage produced; ``report`` is None when validation was skipped."""
+    """What each stage produced; ``report`` is None when validation was skipped, ``timing``
+    when the variants were not timed (see :mod:`edgecnn.bench.quick`)."""
 
     export: ExportResult
     variants: list[QuantizeResult]
     report: Report | None
+    timing: BenchResult | None = None
 
     @property
     def passed(self) -> bool:
@@ -62,6 +67,7 @@ def run_pipeline(
     emulated_images: int = EMULATED_IMAGES,
     unsafe: bool = False,
     force: bool = False,
+    time_variants: bool = True,
 ) -> PipelineResult:
     """Export ``model`` (a zoo name or a ``.keras`` path), write its variants and validate them.
 
@@ -70,7 +76,9 @@ def run_pipeline(
     validation alike, and ``isa`` names the instruction-set classes the int8 scheme must hold on
     and validation measures (those that cannot be run here are reported as such). When no int8
     scheme holds, the run fails if int8 is in ``require`` (the default); otherwise it goes on
-    without an int8 file and the result says why.
+    without an int8 file and the result says why. ``time_variants`` times the validated
+    variants at batch 1 on one thread here, so that the result (and the report page) name the
+    fastest file that passes on this CPU.
     """
     require = check_required(require)  # before any training
     target = output_folder(model, out_dir)
@@ -103,10 +111,14 @@ def run_pipeline(
                      require=require, emulated_images=emulated_images)
             if validate_variants and no_int8 is None else None
         )
+        timing = None
+        if report is not None and time_variants:
+            timing = time_for_shipping(folder, final)
+            write_page(folder, report)  # now with the latency it recommends by
     if no_int8 is not None:
         raise no_int8
     return PipelineResult(_moved(exported, folder, final), [_moved(q, folder, final) for q in variants],
-                          report)
+                          report, timing)
 
 
 @contextlib.contextmanager

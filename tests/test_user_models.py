@@ -121,6 +121,8 @@ def test_user_model_goes_through_first_try(kind, tmp_path, fashion_small, rgb32)
         assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
     assert (out / "model.keras").is_file()  # the reference travels with the variants
     report = json.loads((out / "report.json").read_text())
+    if exported.returncode == 0:
+        _ships_the_fastest_passing_file(exported.stdout, out, report)
     assert report["keras_accuracy"] > 0.3 and report["passed"] and not report["warnings"]
     assert report["variants"][0]["max_abs_diff"] <= 1e-4  # probabilities on both sides
     info = json.loads(subprocess.run(
@@ -150,6 +152,25 @@ def test_user_model_goes_through_first_try(kind, tmp_path, fashion_small, rgb32)
     assert bench.returncode == 0, bench.stderr[-2000:]
     rows = json.loads((folder / "b" / "mine.json").read_text())["results"]
     assert any(r["engine"].startswith("keras-") for r in rows)  # the Keras baseline is there
+
+
+def _ships_the_fastest_passing_file(stdout: str, out: Path, report: dict) -> None:
+    """export's last line names the variant that passes every gate here with the lowest batch-1
+    p50 of the timing it kept as bench.json, and the report page recommends the same file."""
+    import re
+
+    last = stdout.strip().splitlines()[-1]
+    named = re.match(r"Ship on this CPU \(([\w-]+)\): (\S+?): the fastest", last)
+    assert named, last
+    row = report["machine"]["native_row"]
+    bench = json.loads((out / "bench.json").read_text())
+    p50 = {r["variant"]: r["p50_ms"] for r in bench["results"]
+           if r["engine"] == "onnxruntime" and r["batch"] == 1 and r["target"] == "cpu-1t"}
+    passing = [v for v in report["variants"] if v["by_isa"][row]["passed"]]
+    fastest = min(passing, key=lambda v: p50[v["variant"]])
+    assert named.group(1) == row and Path(named.group(2)).name == fastest["file"]
+    page = (out / "report.html").read_text()
+    assert re.search(rf'id="rec-{row}">.*?<code class="file">{re.escape(fastest["file"])}</code>', page)
 
 
 def test_current_folder_is_never_a_dataset(tmp_path):

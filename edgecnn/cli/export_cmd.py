@@ -60,6 +60,9 @@ def export(
         "--unsafe", help="Load a .keras file with Keras's safe mode OFF. Lambda layers then run "
         "code stored in the file: only for files you trust.")] = False,
     import_module: ImportModules = None,
+    time_variants: Annotated[bool, typer.Option(
+        "--time/--no-time", help="Time the validated variants at batch 1 on one thread here (a few "
+        "seconds), to name the fastest file that passes on this CPU.")] = True,
     force: Force = False,
 ) -> None:
     """Export a zoo model (training it first if needed) or your own .keras / .h5 model to ONNX.
@@ -68,7 +71,8 @@ def export(
     The int8 scheme is chosen to hold on every --isa class, and validation reports each of them.
     """
     from edgecnn.cli.report_view import print_quantized, raise_if_failed
-    from edgecnn.results.terminal import print_report
+    from edgecnn.display import visible
+    from edgecnn.results.terminal import print_report, ship_line
     from edgecnn.keras_io import import_user_code
     from edgecnn.pipeline import run_pipeline
 
@@ -80,7 +84,7 @@ def export(
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
         output=output.value if output else None, require=require, emulated_images=emulated_images,
         input_shape=tuple(input_shape) if input_shape else None,
-        unsafe=unsafe, force=force,
+        unsafe=unsafe, force=force, time_variants=time_variants,
     )
     state = "written" if result.export.written else "up to date"
     typer.echo(f"ONNX model {result.export.onnx_path} ({state})")
@@ -88,4 +92,5 @@ def export(
     if result.report is not None:
         print_report(result.report)
         typer.echo(f"Reports: {result.export.onnx_path.parent / 'report.md'}")
+        typer.echo(visible(ship_line(result.report, result.timing, result.export.onnx_path.parent)))
         raise_if_failed(result.report)

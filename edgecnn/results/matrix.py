@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgecnn.results.bench import BenchResult
 from edgecnn.results.report import Cell, Report, VariantRow
 from edgecnn.runtime.isa import ISA_CLASSES
 
@@ -100,3 +101,14 @@ def recommendation(report: Report, row: str, p50_ms: dict[str, float] | None = N
     if timed:
         return min(timed, key=lambda vt: vt[1])
     return next((v for v in passing if v.variant == "int8"), passing[0]), None
+
+
+def batch1_latency(report: Report, bench: BenchResult | None) -> tuple[str | None, dict[str, float] | None]:
+    """The one-thread CPU target of ``bench`` (what an edge device runs) and each variant's
+    batch-1 p50 there (bare onnxruntime session): what recommendations are made by."""
+    target = next((t.name for t in (bench.targets if bench else []) if t.provider == "cpu" and t.threads == 1),
+                  None)
+    if bench is None or target is None:
+        return None, None
+    return target, {v.variant: ms for v in report.variants
+                    if (ms := bench.p50(engine="onnxruntime", variant=v.variant, target=target, batch=1))}

@@ -16,7 +16,7 @@ from edgecnn.evidence import check_current
 from edgecnn.files import write_text, writes_into
 from edgecnn.locations import bench_result_path, device_bench_paths
 from edgecnn.results.bench import BenchResult, read_bench
-from edgecnn.results.matrix import Column, columns, entries, recommendation
+from edgecnn.results.matrix import Column, batch1_latency, columns, entries, recommendation
 from edgecnn.results.report import REPORT_HTML, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
 
@@ -85,12 +85,6 @@ def _esc(text: Any) -> str:
     return html.escape(str(text))
 
 
-def _batch1_target(bench: BenchResult | None) -> str | None:
-    """The one-thread CPU target of ``bench``: what an edge device runs."""
-    return next((t.name for t in (bench.targets if bench else []) if t.provider == "cpu" and t.threads == 1),
-                None)
-
-
 def _latency_source(report: Report, col: Column, bench: BenchResult | None,
                     on_devices: dict[str, BenchResult]) -> tuple[BenchResult | None, str]:
     """The bench result measured on a CPU of this column, and where: this machine for its own
@@ -113,11 +107,7 @@ def _recommendations(report: Report, bench: BenchResult | None,
     for col in columns(report):
         row = col.row
         timed, where = _latency_source(report, col, bench, on_devices)
-        target = _batch1_target(timed)
-        p50 = None
-        if timed is not None and target:
-            p50 = {v.variant: ms for v in report.variants
-                   if (ms := timed.p50(engine="onnxruntime", variant=v.variant, target=target, batch=1))}
+        target, p50 = batch1_latency(report, timed)
         best, ms = recommendation(report, row, p50)
         if best is None:
             out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b>: no variant passes '

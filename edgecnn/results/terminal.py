@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from edgecnn.display import visible
-from edgecnn.results.matrix import Entry, columns, entries
+from edgecnn.results.matrix import Entry, batch1_latency, columns, entries, recommendation
+from edgecnn.results.bench import BenchResult
 from edgecnn.results.report import Report, VariantRow
 
 
@@ -73,3 +76,19 @@ def print_report(report: Report, console: Console | None = None) -> None:
         if v.layer_drift:
             worst = ", ".join(f"{d.tensor} ({d.sqnr_db:.1f} dB)" for d in v.layer_drift[:5])
             console.print(f"{_safe(v.file)}: layers drifting most from fp32 (lowest SQNR): {_safe(worst)}")
+
+
+def ship_line(report: Report, bench: BenchResult | None, folder: Path) -> str:
+    """The file to ship on this machine's CPU, as the report page recommends it: the fastest
+    variant that passes every gate here, by batch-1 latency on one thread when it was timed."""
+    row = report.machine.native_row
+    target, p50 = batch1_latency(report, bench)
+    best, ms = recommendation(report, row, p50)
+    if best is None:
+        return f"Ship on this CPU ({row}): none of these files (no variant passes every gate here)."
+    line = f"Ship on this CPU ({row}): {folder / best.file}"
+    if ms is None:
+        return line + " (passes every gate here; its speed was not measured). Other CPUs: report.html."
+    others = ", ".join(f"{v} {p:.4f} ms" for v, p in sorted(p50.items(), key=lambda kv: kv[1]) if v != best.variant)
+    return (line + f": the fastest that passes every gate here, {ms:.4f} ms per image at batch 1 on one "
+            f"thread ({target}; {others}). Other CPUs: report.html.")
