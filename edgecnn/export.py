@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,14 @@ from edgecnn.data import Dataset, load_dataset
 from edgecnn.data.fashion_mnist import FASHION_CLASSES
 from edgecnn.defaults import DEFAULT_MODEL, DEFAULT_OPSET
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import check_overwrite, sha256_file, write_bytes
+from edgecnn.files import check_overwrite, write_bytes
 from edgecnn.graph import check_inference_graph, fold_batch_reshapes
-from edgecnn.keras_io import KERAS_SUFFIXES, REFERENCE_NAMES, load_keras, reference_name
+from edgecnn.keras_io import KERAS_SUFFIXES, REFERENCE_NAMES, load_keras, reference_name, reference_sha256
 from edgecnn.locations import default_folder
 from edgecnn.onnx_metadata import load_proto, metadata_of, set_metadata
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing
 from edgecnn.runtime.outputs import class_count, output_kind
+from edgecnn.saved_model import tree_sha256
 from edgecnn.train import KERAS_FILE, read_train_info, train
 from edgecnn.variants import ONNX_FILE
 from edgecnn.zoo import get_spec, list_models
@@ -228,14 +230,12 @@ def export(
                                 dataset=data, output=output)
         keras_path = out_dir / reference_name(path)
         if path.resolve() != keras_path.resolve():
-            content = path.read_bytes()
-            # a reference of the other format (model.keras <-> model.h5) is another model
-            other = [out_dir / n for n in REFERENCE_NAMES if n != keras_path.name and (out_dir / n).is_file()]
+            # a reference of another format (model.keras, model.h5, model.savedmodel) is another model
+            other = [out_dir / n for n in REFERENCE_NAMES if n != keras_path.name and (out_dir / n).exists()]
             for stale in other:
                 if check_overwrite(stale, None, force):
-                    stale.unlink()
-            if check_overwrite(keras_path, content, force):
-                write_bytes(keras_path, content)
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            _copy_reference(path, keras_path, force)
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
@@ -253,7 +253,7 @@ def export(
                 **({"class_names": tuple(class_names)} if class_names else {}),
                 **({"preprocessing": preprocessing} if preprocessing else {}),
             )
-    info = info.replace(keras_sha256=sha256_file(keras_path), edgecnn_version=__version__)
+    info = info.replace(keras_sha256=reference_sha256(keras_path), edgecnn_version=__version__)
     onnx_path = out_dir / ONNX_FILE
     if onnx_path.exists() and not force and _same_export(onnx_path, info, opset):
         return ExportResult(onnx_path, keras_path, info, written=False, trained=trained)
@@ -263,6 +263,25 @@ def export(
     if written:
         write_bytes(onnx_path, data)
     return ExportResult(onnx_path, keras_path, info, written=written, trained=trained)
+
+
+def _copy_reference(source: Path, dest: Path, force: bool) -> None:
+    """The user's model, byte for byte, as the export's reference (a SavedModel folder whole:
+    copied beside, then renamed into place)."""
+    if not source.is_dir():
+        content = source.read_bytes()
+        if check_overwrite(dest, content, force):
+            write_bytes(dest, content)
+        return
+    if dest.exists() and tree_sha256(dest) == tree_sha256(source):
+        return
+    if dest.exists() and not force:
+        check_overwrite(dest, None, force)  # refuses, in the usual words
+    part = dest.with_name(f".{dest.name}.part")
+    shutil.rmtree(part, ignore_errors=True)
+    shutil.copytree(source, part)
+    shutil.rmtree(dest, ignore_errors=True)
+    part.rename(dest)
 
 
 def _is_keras_file(model: str) -> bool:

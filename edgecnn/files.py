@@ -149,22 +149,32 @@ def staged(folder: str | os.PathLike) -> Iterator[Path]:
             for name in before - kept:  # removed by the run (a stale int8 file, say)
                 (path / name).unlink(missing_ok=True)
             for entry in sorted(stage.iterdir(), key=lambda p: p.name.startswith("report")):
-                if entry.is_file():
+                if entry.is_dir() and not entry.is_symlink():  # a SavedModel reference
+                    shutil.rmtree(path / entry.name, ignore_errors=True)
+                if entry.is_file() or entry.is_dir():
                     os.replace(entry, path / entry.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
 def _link_files(source: Path, dest: Path) -> set[str]:
-    """Hard-link (or, across file systems, copy) the files of ``source`` into ``dest``; their names."""
+    """Hard-link (or, across file systems, copy) the files and folders of ``source`` into
+    ``dest``; their names."""
     names = set()
     for entry in source.iterdir():
-        if entry.is_file() and not entry.is_symlink() and not entry.name.startswith(TMP_PREFIX):
+        if entry.is_symlink() or entry.name.startswith(TMP_PREFIX):
+            continue
+        if entry.is_dir():
+            (dest / entry.name).mkdir()
+            _link_files(entry, dest / entry.name)
+        elif entry.is_file():
             try:
                 os.link(entry, dest / entry.name)
             except OSError:
                 shutil.copy2(entry, dest / entry.name)
-            names.add(entry.name)
+        else:
+            continue
+        names.add(entry.name)
     return names
 
 

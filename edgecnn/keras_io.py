@@ -35,18 +35,31 @@ log = logging.getLogger(__name__)
 _USER_OBJECTS: dict[str, Any] = {}
 _IMPORTED: dict[str, str] = {}  # path -> sha256 of what was imported
 # The reference model's name in an export folder, by format.
-REFERENCE_NAMES = ("model.keras", "model.h5")
+REFERENCE_NAMES = ("model.keras", "model.h5", "model.savedmodel")
 
 
 def reference_name(source: str | Path) -> str:
-    """The name the Keras file ``source`` gets in an export folder (its format kept)."""
+    """The name the model ``source`` gets in an export folder (its format kept)."""
+    from edgecnn.saved_model import is_saved_model
+
+    if is_saved_model(source):
+        return REFERENCE_NAMES[2]
     return REFERENCE_NAMES[1] if Path(source).suffix.lower() in HDF5_SUFFIXES else REFERENCE_NAMES[0]
 
 
 def reference_file(folder: str | Path) -> Path:
-    """The export's Keras reference: ``model.keras``, or ``model.h5`` for a legacy model."""
-    found = [Path(folder) / name for name in REFERENCE_NAMES if (Path(folder) / name).is_file()]
+    """The export's reference model: ``model.keras``, ``model.h5`` for a legacy model, or the
+    ``model.savedmodel`` folder."""
+    found = [Path(folder) / name for name in REFERENCE_NAMES if (Path(folder) / name).exists()]
     return found[0] if found else Path(folder) / REFERENCE_NAMES[0]
+
+
+def reference_sha256(path: str | Path) -> str:
+    """The reference's identity: a file's sha256, or a SavedModel folder's digest of its files."""
+    from edgecnn.files import sha256_file
+    from edgecnn.saved_model import tree_sha256
+
+    return tree_sha256(path) if Path(path).is_dir() else sha256_file(path)
 
 
 def import_user_code(paths: list[str | Path] | None) -> dict[str, str]:
@@ -85,17 +98,19 @@ def imported_code() -> dict[str, str]:
 
 
 def load_keras(path: str | Path, unsafe: bool = False) -> Any:
-    """Load a ``.keras`` or legacy ``.h5`` file with Keras's safe mode on unless ``unsafe``.
+    """Load a ``.keras`` or legacy ``.h5`` file with Keras's safe mode on unless ``unsafe``, or
+    a TensorFlow SavedModel folder's serving signature (:class:`edgecnn.saved_model.SavedModelNet`).
 
     Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
     """
+    from edgecnn.saved_model import SavedModelNet, is_saved_model
+
     path = Path(path)
+    if is_saved_model(path):
+        return SavedModelNet(path)
     if path.is_dir():
-        saved_model = " (a TensorFlow SavedModel)" if (path / "saved_model.pb").is_file() else ""
-        raise EdgeCNNError(
-            f"{path} is a folder{saved_model}, not a Keras model file: edgecnn reads .keras and "
-            "legacy .h5 files. With the model's Keras code, rebuild it, load its weights and "
-            "model.save('model.keras').")
+        raise EdgeCNNError(f"{path} is a folder with no saved_model.pb: name a .keras or .h5 file, or "
+                           "a TensorFlow SavedModel folder.")
     if not path.is_file():
         raise EdgeCNNError(f"Keras model not found: {path}")
     hdf5 = _is_hdf5(path)

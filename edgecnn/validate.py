@@ -23,7 +23,7 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.evidence import carry_earlier_rows, read_previous
 from edgecnn.files import sha256_file, write_text, writes_into
 from edgecnn.gates import Gates
-from edgecnn.keras_io import imported_code, load_keras, reference_file
+from edgecnn.keras_io import imported_code, load_keras, reference_file, reference_sha256
 from edgecnn.metrics import agreement_metrics
 from edgecnn.quant_debug import layer_drift
 from edgecnn.quant_prep import calibration_images
@@ -156,7 +156,7 @@ def keras_reference(model_dir: Path, dataset: str | None, keras_path: str | Path
         )
     log.info(f"Keras reference: {keras_path.name} on {len(data.x_test)} test images of '{data.name}'")
     net = load_keras(keras_path)
-    if info.keras_sha256 and sha256_file(keras_path) != info.keras_sha256:
+    if info.keras_sha256 and reference_sha256(keras_path) != info.keras_sha256:
         # e.g. another export replaced model.keras: comparing against it would be meaningless
         raise EdgeCNNError(
             f"{keras_path} is not the Keras model {files[0].name} was exported from (its sha256 "

@@ -299,12 +299,14 @@ def test_a_model_of_variable_input_size_exports_for_the_size_named(fashion_small
     assert report["passed"] and report["variants"][0]["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.3
 
 
-def test_a_legacy_h5_model_exports_as_it_is_and_a_savedmodel_folder_is_one_line(fashion_small, tmp_path):
+def test_a_legacy_h5_model_and_a_savedmodel_export_with_their_own_bytes_as_reference(fashion_small, tmp_path):
     """Keras 3 reads Keras 2's HDF5 files: the export keeps the file's bytes as its reference
-    (model.h5), so a re-run without --force finds the same export. A SavedModel folder is not a
-    Keras file: one line, and no empty export folder left behind."""
+    (model.h5), so a re-run without --force finds the same export. A TensorFlow SavedModel is
+    exported through its serving signature and validated against the same signature (the
+    folder copied whole as model.savedmodel); a folder that is neither is one line."""
     import keras
-    import tensorflow as tf
+
+    from edgecnn.saved_model import tree_sha256
 
     keras.utils.set_random_seed(TEST_SEED)
     layers = keras.layers
@@ -315,6 +317,7 @@ def test_a_legacy_h5_model_exports_as_it_is_and_a_savedmodel_folder_is_one_line(
     model.fit(fashion_small.x_train.astype(np.float32), fashion_small.y_train, epochs=2, batch_size=64,
               verbose=0)
     model.save(tmp_path / "legacy.h5")
+    model.export(str(tmp_path / "served"))  # a SavedModel with a serving_default signature
     args = ("export", "legacy.h5", "--isa", "host", "--class-names", CLASSES)
     first = _cli(tmp_path, *args)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -327,12 +330,28 @@ def test_a_legacy_h5_model_exports_as_it_is_and_a_savedmodel_folder_is_one_line(
     again = _cli(tmp_path, *args)
     assert again.returncode == 0, again.stderr[-3000:]  # the same file: nothing to --force
 
-    tf.saved_model.save(model, str(tmp_path / "saved"))
-    refused = _cli(tmp_path, "export", "saved", "--isa", "host", "--class-names", CLASSES)
+    # its layers are not readable: the head is named, and the pixels it takes (Rescaling inside)
+    served = ("export", "served", "--isa", "host", "--class-names", CLASSES, "--output", "softmax",
+              "--scale", "1", "--offset", "0")
+    exported = _cli(tmp_path, *served)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    out = tmp_path / "exported" / "served"
+    assert tree_sha256(out / "model.savedmodel") == tree_sha256(tmp_path / "served")
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["keras_file"] == "model.savedmodel"
+    assert report["variants"][0]["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.5
+    assert _cli(tmp_path, *served).returncode == 0  # the same folder: nothing to --force
+    assert _cli(tmp_path, "validate", "exported/served").returncode == 0
+    bench = _cli(tmp_path, "bench", "exported/served", "--target", "cpu-1t", "--batch", "1", "--runs", "10",
+                 "--warmup", "2", "--duration", "0.1", "--rounds", "1", "--no-engines", "--no-cold",
+                 "--no-plot", "--out", "b")
+    assert bench.returncode == 0 and "Keras baseline skipped: the reference is a TensorFlow SavedModel" in bench.stdout
+
+    (tmp_path / "empty").mkdir()
+    refused = _cli(tmp_path, "export", "empty", "--isa", "host", "--class-names", CLASSES)
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert refused.returncode == 1 and len(errors) == 1, refused.stderr
-    assert "a TensorFlow SavedModel" in errors[0] and "model.save('model.keras')" in errors[0]
-    assert not (tmp_path / "exported" / "saved").exists()
+    assert refused.returncode == 1 and len(errors) == 1 and "no saved_model.pb" in errors[0], refused.stderr
+    assert not (tmp_path / "exported" / "empty").exists()
 
 
 SUBCLASSED = '''

@@ -58,7 +58,7 @@ def resolve_models(model: str | Path) -> tuple[list[Path], Path | None]:
             "a folder of model*.onnx files, or one .onnx file."
         )
     keras = reference_file(files[0].parent)
-    return files, keras if keras.is_file() else None
+    return files, keras if keras.exists() else None
 
 
 def _inputs(info, dataset: str | None, count: int, seed: int) -> np.ndarray:
@@ -216,6 +216,9 @@ def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: conte
         threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     from edgecnn.keras_io import load_keras
 
+    if keras_path.is_dir():  # a SavedModel: its signature is no Keras model to time
+        notes.append("Keras baseline skipped: the reference is a TensorFlow SavedModel, not a Keras model.")
+        return None, []
     model = load_keras(keras_path)
     tinfo = {"name": f"keras@{threads}t", "provider": "tensorflow", "threads": threads}
     size = keras_path.stat().st_size

@@ -90,7 +90,7 @@ def _latency_source(report: Report, col: Column, bench: BenchResult | None,
     """The bench result measured on a CPU of this column, and where: this machine for its own
     class, the device for a device's column, else a device of that class (named)."""
     if col.how == "device":
-        return on_devices.get(col.row), col.row
+        return on_devices.get(col.row), f"the device {col.row}"
     if col.row == report.machine.native_row and bench is not None:
         return bench, "this machine"
     for name, timed in on_devices.items():
@@ -145,7 +145,7 @@ def _matrix(report: Report) -> list[str]:
             if m is None:
                 cells.append("<td>—</td>")
                 continue
-            when = (f"<br><span class=note>{_esc(str(m.measured_at)[:10])}"
+            when = (f"<br><span class=note>{_esc(str(m.measured_at)[:10] if m.measured_at else 'earlier run')}"
                     f"{'' if m.counts else ', other files'}</span>" if m.carried else "")
             cells.append(f'<td class="{entry.state}" data-variant="{_esc(v.variant)}" data-isa="{_esc(c.row)}" '
                          f'data-accuracy="{m.accuracy!r}">'
