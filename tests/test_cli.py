@@ -119,7 +119,7 @@ def test_train_export_pipeline_through_the_cli(tmp_path):
     # every class this machine can run is measured (make test sets up all of them)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["model.dynint8.onnx", "model.fp16.onnx", "model.int8.onnx", "model.keras",
+    assert names == ["bench.json", "model.dynint8.onnx", "model.fp16.onnx", "model.int8.onnx", "model.keras",
                      "model.onnx", "report.html", "report.json", "report.md", "train.json"]
     report = json.loads((out / "report.json").read_text())
     assert [v["variant"] for v in report["variants"]] == ["fp32", "int8", "dynint8", "fp16"]
