@@ -20,7 +20,7 @@ PIP_SELF := python -m pip install -q --no-deps --no-build-isolation -e .
 UV := uv==0.13.9
 LOCK_ARGS := --universal --python-version 3.10 --generate-hashes -q
 
-.PHONY: export test test-fast bench dataset isa browser ssh setup lock gpu-venv clean
+.PHONY: export test test-fast bench bench-suite dataset isa browser ssh setup lock gpu-venv clean
 
 export: setup dataset isa
 	$(BIN)/edgecnn export --retrain --force --isa all
@@ -37,6 +37,11 @@ test-fast: setup dataset
 bench: setup dataset
 	$(BIN)/$(PIP_LOCKED) $(LOCK_BENCH)
 	$(BIN)/edgecnn bench --profile
+
+# edgecnn's files against LiteRT's on the zoo and five user-like graphs (about 6 min on 2 cores).
+bench-suite: setup dataset
+	$(BIN)/$(PIP_LOCKED) $(LOCK_BENCH)
+	$(BIN)/python bench/suite.py
 
 setup: $(VENV)/.installed
 

@@ -22,7 +22,7 @@ from edgecnn.data.fashion_mnist import FASHION_CLASSES
 from edgecnn.defaults import DEFAULT_MODEL, DEFAULT_OPSET
 from edgecnn.errors import EdgeCNNError
 from edgecnn.files import check_overwrite, write_bytes
-from edgecnn.graph import check_inference_graph, fold_batch_reshapes
+from edgecnn.graph import check_inference_graph, fold_batch_reshapes, fold_conv_affine, fold_input_scale
 from edgecnn.keras_io import KERAS_SUFFIXES, REFERENCE_NAMES, load_keras, reference_name, reference_sha256
 from edgecnn.locations import default_folder
 from edgecnn.onnx_metadata import load_proto, metadata_of, set_metadata
@@ -70,6 +70,8 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     for value in (*proto.graph.input, *proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     fold_batch_reshapes(proto)
+    fold_conv_affine(proto)
+    fold_input_scale(proto)
     proto.producer_name = "edgecnn"
     proto.producer_version = __version__
     set_metadata(proto, info)

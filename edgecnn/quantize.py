@@ -27,7 +27,9 @@ from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
 from edgecnn.files import check_overwrite, temporary_folder, write_bytes, writes_into
 from edgecnn.gates import Gates
-from edgecnn.graph import float_image_convs, float_softmax_outputs, gemm_float_outputs
+from edgecnn.graph import (
+    average_pools_as_depthwise_convs, float_image_convs, float_softmax_outputs, gemm_float_outputs,
+)
 from edgecnn.int8_scheme import SCHEMES
 from edgecnn.onnx_metadata import load_proto, read_metadata, set_metadata
 from edgecnn.quant_debug import layer_drift
@@ -206,7 +208,9 @@ def _static(
     images, labels = selection_images(data, options.calibration, seed=options.seed)
     fp32_probs = Predictor(fp32, providers="cpu").predict(images).probabilities
     graph = load_proto(pre)
-    # float_image_convs moves pools before activations, hence a graph file of its own
+    # these rewrite the graph (pools before activations, average pools as depthwise convs),
+    # hence a graph file of its own
+    average_pools_as_depthwise_convs(graph)
     excluded = float_image_convs(graph) + float_softmax_outputs(graph)
     pre = pre.with_name("preprocessed-static.onnx")
     pre.write_bytes(graph.SerializeToString())

@@ -73,3 +73,88 @@ def test_only_the_conv_that_reads_the_image_stays_float():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert float_image_convs(model) == ["conv1", "act1"]
+
+
+def _conv_affine(scale_shape: tuple[int, ...], with_bias: bool, add_reader: bool = False) -> onnx.ModelProto:
+    """x -> Conv(4 channels) -> Mul(scale) -> Add(shift) -> Relu -> y: an inference BatchNorm as
+    tf2onnx writes it; ``add_reader`` makes the Mul's output a graph output too."""
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(size=scale_shape).astype(np.float32), "scale"),
+             numpy_helper.from_array(rng.normal(size=(1, 4, 1, 1)).astype(np.float32), "shift")]
+    conv_inputs = ["x", "w"]
+    if with_bias:
+        inits.append(numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "b"))
+        conv_inputs.append("b")
+    nodes = [helper.make_node("Conv", conv_inputs, ["c"], name="conv"),
+             helper.make_node("Mul", ["c", "scale"], ["m"], name="bn_mul"),
+             helper.make_node("Add", ["shift", "m"], ["a"], name="bn_add"),
+             helper.make_node("Relu", ["a"], ["y"], name="relu")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 6, 6])]
+    if add_reader:
+        outputs.append(helper.make_tensor_value_info("m", TensorProto.FLOAT, [None, 4, 6, 6]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2, 8, 8])],
+                              outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_batchnorm_after_a_conv_is_folded_into_its_weights_with_the_same_floats():
+    """Mul + Add per channel after a Conv become the Conv's weights and bias (quantization
+    would make each its own int8 op); answers unchanged to float rounding."""
+    from edgecnn.graph import fold_conv_affine
+
+    x = np.random.default_rng(2).normal(size=(3, 2, 8, 8)).astype(np.float32)
+    for scale_shape, with_bias in (((1, 4, 1, 1), True), ((4, 1, 1), False), ((), True)):
+        model = _conv_affine(scale_shape, with_bias)
+        before = _run(model, x)[0]
+        assert fold_conv_affine(model) == 1
+        onnx.checker.check_model(model)
+        assert [n.op_type for n in model.graph.node] == ["Conv", "Relu"]
+        assert np.abs(_run(model, x)[0] - before).max() < 1e-5
+
+
+def test_a_mul_that_is_not_per_channel_or_is_read_elsewhere_stays():
+    from edgecnn.graph import fold_conv_affine
+
+    spatial = _conv_affine((1, 4, 6, 6), True)  # a per-pixel scale is no BatchNorm
+    assert fold_conv_affine(spatial) == 0 and len(spatial.graph.node) == 4
+    read = _conv_affine((1, 4, 1, 1), True, add_reader=True)  # its output is needed as it is
+    x = np.random.default_rng(3).normal(size=(2, 2, 8, 8)).astype(np.float32)
+    before = _run(read, x)
+    fold_conv_affine(read)
+    after = _run(read, x)
+    assert all(np.abs(a - b).max() < 1e-5 for a, b in zip(before, after))
+
+
+def _rescaled_conv(offset: float, pads: list[int]) -> onnx.ModelProto:
+    """image (NHWC) -> Mul(1/127.5) -> Add(offset) -> Transpose -> Conv -> y: Keras's Rescaling
+    in front of the first conv, as tf2onnx writes it."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(np.array(1 / 127.5, np.float32), "s"),
+             numpy_helper.from_array(np.array(offset, np.float32), "t"),
+             numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "b")]
+    nodes = [helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Add", ["m", "t"], ["a"]),
+             helper.make_node("Transpose", ["a"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "w", "b"], ["y"], name="conv", pads=pads)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8, 8, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, None, None])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_models_own_rescaling_folds_into_its_first_conv_with_the_same_floats():
+    """x * s + t before the first conv: the scale always folds into the weights; the offset
+    into the bias without padding, else it stays as x + t/s (quantized, the Mul was a
+    QLinearMul over the whole image)."""
+    from edgecnn.graph import fold_input_scale
+
+    x = np.random.default_rng(5).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
+    for offset, pads, left in ((0.0, [1, 1, 1, 1], ["Transpose", "Conv"]),
+                               (-1.0, [0, 0, 0, 0], ["Transpose", "Conv"]),
+                               (-1.0, [1, 1, 1, 1], ["Add", "Transpose", "Conv"])):
+        model = _rescaled_conv(offset, pads)
+        before = _run(model, x)[0]
+        assert fold_input_scale(model) == 1
+        onnx.checker.check_model(model)
+        assert [n.op_type for n in model.graph.node] == left
+        assert np.abs(_run(model, x)[0] - before).max() < 1e-4 * np.abs(before).max()

@@ -1,0 +1,228 @@
+"""The speed suite: edgecnn's files against LiteRT's on many graphs, not only fashion-cnn.
+
+    python bench/suite.py [--out bench/results] [--only NAME,...] [--rounds 3]
+
+The suite is the committed zoo exports (``exported/*``) and five small user-like
+architectures, trained for seconds on real Fashion-MNIST (accuracy is not the point here, the
+graph is) and exported here with ``--isa host`` into ``~/.cache/edgecnn/suite/NAME`` (kept
+between runs). On each, at one and two threads and batches 1, 8 and 64, it times edgecnn's fp32,
+int8 and dynint8 files (a bare ``InferenceSession.run``) and LiteRT's fp32 and dynamic-range int8
+(``from_keras_model``) in alternation, round after round on the same real test images, and
+profiles each int8 file per operator at batch 1 and 64. Writes ``suite.json`` (every p50, the
+machine) and ``suite.md`` (one table of ratios per model). Run natively only; ``make
+bench-suite`` installs LiteRT first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.bench.engines import bare_session, litert_engines, litert_models
+from edgecnn.bench.machine import machine_info
+from edgecnn.bench.profile import profile_ops
+from edgecnn.bench.scripts import interleaved_rounds
+from edgecnn.bench.targets import BUILTIN
+from edgecnn.files import write_json, write_text
+from edgecnn.keras_io import load_keras, reference_file
+from edgecnn.locations import EXPORTS
+from edgecnn.onnx_metadata import read_metadata
+from edgecnn.results.report import read_report
+
+BATCHES = (1, 8, 64)
+THREADS = (1, 2)
+OURS = {"fp32": "model.onnx", "int8": "model.int8.onnx", "dynint8": "model.dynint8.onnx"}
+THEIRS = ("litert-fp32", "litert-dynint8")
+CACHE = Path.home() / ".cache" / "edgecnn" / "suite"
+
+
+def _user_models(keras):
+    """The user-like architectures: what people bring, beyond the tutorials' plain conv nets."""
+    L = keras.layers
+
+    def residual():
+        inputs = keras.Input((28, 28, 1))
+        x = L.Conv2D(16, 3, padding="same", activation="relu")(L.Rescaling(1 / 255)(inputs))
+        y = L.Conv2D(16, 3, padding="same", activation="relu")(x)
+        y = L.Conv2D(16, 3, padding="same")(y)
+        x = L.ReLU()(L.Add()([x, y]))
+        x = L.MaxPooling2D()(x)
+        x = L.Conv2D(32, 3, activation="relu")(x)
+        return keras.Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(L.MaxPooling2D()(x))))
+
+    return {
+        "bn-leaky-avgpool": lambda: keras.Sequential([
+            keras.Input((28, 28, 1)), L.Rescaling(1 / 255),
+            L.Conv2D(16, 3), L.BatchNormalization(), L.LeakyReLU(negative_slope=0.1), L.AveragePooling2D(2),
+            L.Conv2D(32, 3), L.BatchNormalization(), L.LeakyReLU(negative_slope=0.1), L.AveragePooling2D(2),
+            L.Flatten(), L.Dense(10, activation="softmax")]),
+        "bn-separable-gap": lambda: keras.Sequential([
+            keras.Input((28, 28, 1)), L.Rescaling(1 / 255),
+            L.Conv2D(16, 3, padding="same"), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(),
+            L.SeparableConv2D(32, 3, padding="same"), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(),
+            L.DepthwiseConv2D(3, padding="same"), L.Conv2D(64, 1, activation="relu"),
+            L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]),
+        "residual": residual,
+        "augment-bn": lambda: keras.Sequential([
+            keras.Input((28, 28, 1)), L.RandomFlip("horizontal"), L.RandomRotation(0.05),
+            L.Rescaling(1 / 255), L.Conv2D(32, 3), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(),
+            L.Conv2D(64, 3), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(),
+            L.Flatten(), L.Dropout(0.3), L.Dense(10, activation="softmax")]),
+        "rgb32": lambda: keras.Sequential([
+            keras.Input((32, 32, 3)), L.Rescaling(1 / 255), L.Conv2D(16, 3, padding="same"),
+            L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(),
+            L.SeparableConv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(),
+            L.SeparableConv2D(64, 3, padding="same", activation="relu"),
+            L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]),
+    }
+
+
+def build_user_models(names: list[str], cache: Path = CACHE) -> dict[str, Path]:
+    """Each user-like model trained for seconds and exported here (cached: the same seed gives
+    the same files on this machine)."""
+    import keras
+
+    from edgecnn.data import load_dataset
+    from edgecnn.pipeline import run_pipeline
+
+    fashion = load_dataset("fashion_mnist").subset(train=6000, test=2000, seed=0)
+    folders = {}
+    for name, build in _user_models(keras).items():
+        if names and name not in names:
+            continue
+        folder = cache / name
+        folders[name] = folder
+        if (folder / "report.json").is_file():
+            continue
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(0)
+        data, dataset = fashion, "fashion_mnist"
+        if name == "rgb32":
+            def rgb(x):
+                return np.repeat(np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
+            dataset = str(cache / "fashion32.npz")
+            np.savez(dataset, x_train=rgb(data.x_train), y_train=data.y_train, x_test=rgb(data.x_test),
+                     y_test=data.y_test, class_names=np.array(data.class_names))
+            data = load_dataset(dataset)
+        model = build()
+        model.compile("adam", "sparse_categorical_crossentropy")
+        print(f"training {name} for seconds...", flush=True)
+        model.fit(data.x_train.astype(np.float32), data.y_train, epochs=2, batch_size=64, verbose=0)
+        source = cache / f"{name}.keras"
+        model.save(source)
+        run_pipeline(str(source), out_dir=folder, dataset=dataset, isa="host", require=["fp32"],
+                     time_variants=False, force=True)
+    return folders
+
+
+def time_model(name: str, folder: Path, rounds: int) -> dict:
+    """Every (threads, batch) of one model: each engine's p50 (ms) pooled over ``rounds``."""
+    from edgecnn.data import load_dataset
+
+    info = read_metadata(folder / "model.onnx")
+    data = load_dataset(info.dataset, image_size=info.input_shape[:2])
+    report = read_report(folder)
+    native = report.machine.native_row
+    passing = [v.variant for v in report.variants if v.by_isa.get(native) and v.by_isa[native].passed]
+    model = load_keras(reference_file(folder))
+    rows, profiles = [], {}
+    with tempfile.TemporaryDirectory(prefix="edgecnn-suite-") as tmp:
+        converted = litert_models(model, Path(tmp))
+        for threads in THREADS:
+            target = replace(BUILTIN["cpu-1t"], name=f"cpu-{threads}t", intra_op_threads=threads)
+            makers = {v: functools.partial(bare_session, folder / f, target)
+                      for v, f in OURS.items() if (folder / f).is_file()}
+            makers.update({e.variant: e.make for e in litert_engines(converted, threads) if e.variant in THEIRS})
+            for batch in BATCHES:
+                inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch]) for i in range(8)]
+                print(f"  {name}: {threads} thread(s), batch {batch}", flush=True)
+                pooled = interleaved_rounds(makers, inputs, batch, rounds)
+                rows.append({"threads": threads, "batch": batch,
+                             "p50_ms": {k: statistics.median(v) for k, v in pooled.items()},
+                             "round_p50_ms": pooled})
+            if (folder / OURS["int8"]).is_file() and threads == 1:
+                profiles = {str(b): profile_ops(folder / OURS["int8"], target,
+                                                [info.preprocessing.apply(data.x_test[i * b:(i + 1) * b])
+                                                 for i in range(4)], runs=100)[:8]
+                            for b in (1, 64)}
+    return {"model": name, "folder": str(folder), "passing": passing, "rows": rows, "int8_profile": profiles}
+
+
+def ratios(entry: dict) -> list[dict]:
+    """Per (threads, batch): edgecnn's best over LiteRT's best, the recommended file over fp32
+    (the fastest passing variant at batch 1, one thread, as export names it), int8 over fp32
+    (> 1 = edgecnn's / the first faster)."""
+    b1 = next(r for r in entry["rows"] if r["threads"] == 1 and r["batch"] == 1)["p50_ms"]
+    ours = [v for v in OURS if v in b1 and v in entry["passing"]]
+    recommended = min(ours, key=lambda v: b1[v]) if ours else None
+    out = []
+    for r in entry["rows"]:
+        p = r["p50_ms"]
+        best_ours = min(ours, key=lambda v: p[v]) if ours else None
+        best_theirs = min((v for v in THEIRS if v in p), key=lambda v: p[v])
+        out.append({
+            "threads": r["threads"], "batch": r["batch"], "best": best_ours, "best_litert": best_theirs,
+            "edgecnn_over_litert": p[best_theirs] / p[best_ours] if best_ours else None,
+            "recommended": recommended,
+            "recommended_over_fp32": p["fp32"] / p[recommended] if recommended else None,
+            "int8_over_fp32": p["fp32"] / p["int8"] if "int8" in p else None,
+        })
+    return out
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = ["# Speed suite", "",
+             f"{m['cpu']} ({m['cores']} cores, {m['isa']}), onnxruntime {m['versions'].get('onnxruntime')}, "
+             f"LiteRT {m['versions'].get('ai-edge-litert')}; {result['rounds']} interleaved rounds per cell. "
+             "Ratios > 1: edgecnn's (or the first) file is faster. *recommended*: the fastest variant "
+             "that passes every gate here, at batch 1 on one thread (what `export` names).", ""]
+    for entry in result["models"]:
+        lines += [f"## {entry['model']}", "",
+                  "| threads | batch | edgecnn best | LiteRT best | edgecnn / LiteRT | recommended / fp32 "
+                  "| int8 / fp32 |", "|---:|---:|---|---|---:|---:|---:|"]
+        for r in entry["ratios"]:
+            def f(x):
+                return "—" if x is None else f"{x:.2f}"
+            lines.append(f"| {r['threads']} | {r['batch']} | {r['best']} | {r['best_litert']} | "
+                         f"{f(r['edgecnn_over_litert'])} | {f(r['recommended_over_fp32'])} ({r['recommended']}) | "
+                         f"{f(r['int8_over_fp32'])} |")
+        for batch, ops in entry["int8_profile"].items():
+            top = ", ".join(f"{o['op']} {o['share']:.0%}" for o in ops[:5])
+            lines.append(f"\nint8 per-op, batch {batch}, one thread: {top}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--only", default="", help="comma-separated model names")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where the user-like models are exported")
+    parser.add_argument("--stem", default=None, help="result file name stem (default suite)")
+    args = parser.parse_args()
+    only = [n for n in args.only.split(",") if n]
+    folders = {p.name: p for p in sorted(EXPORTS.iterdir()) if (p / "model.onnx").is_file()
+               and (not only or p.name in only)}
+    folders.update(build_user_models(only, args.cache))
+    result = {"machine": machine_info(), "rounds": args.rounds, "models": []}
+    for name, folder in folders.items():
+        print(f"timing {name}", flush=True)
+        entry = time_model(name, folder, args.rounds)
+        entry["ratios"] = ratios(entry)
+        result["models"].append(entry)
+    stem = args.stem or ("suite" if not only else f"suite-{'-'.join(only)}")
+    written = [write_json(args.out / f"{stem}.json", result), write_text(args.out / f"{stem}.md", markdown(result))]
+    print(markdown(result))
+    print("Saved " + ", ".join(map(str, written)))
+
+
+if __name__ == "__main__":
+    main()
