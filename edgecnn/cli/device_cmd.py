@@ -50,8 +50,9 @@ def setup(
     device = resolve_device(name, targets_file)
     found = setup_device(device, push_wheels=push_wheels)
     _print(device, found)
-    typer.echo(f"{device.name} is ready: edgecnn bench MODEL --device {name} or edgecnn validate "
-               f"MODEL --device {name}" + (f" --targets-file {targets_file}" if targets_file else ""))
+    where = f" --targets-file {targets_file}" if targets_file else ""
+    typer.echo(f"{device.name} is ready: edgecnn validate MODEL --device {name}{where}, and edgecnn "
+               f"bench MODEL --device {name}{where}")
 
 
 def _print(device: Any, found: dict[str, Any]) -> None:
