@@ -128,26 +128,24 @@ def load_keras(path: str | Path, unsafe: bool = False) -> Any:
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe, compile=False,
                                        custom_objects=dict(_USER_OBJECTS) or None)
-    except (TypeError, ValueError) as exc:
-        if "Could not locate class" in str(exc) or "custom_objects" in str(exc):
-            raise EdgeCNNError(
-                f"{path} uses a class Keras does not know ({_class_named(exc)}): a subclassed model "
-                "or custom layer. Name the Python file that defines it with --import-module "
-                "FILE.py (its code then runs here; only for files you trust)."
-            ) from exc
-        if isinstance(exc, TypeError):
-            raise EdgeCNNError(f"Could not load {path} as a Keras model: {one_line(exc, first=True)}") from exc
-        if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise EdgeCNNError(
-                f"{path} contains a Lambda layer, which can execute arbitrary code when loaded; "
-                "Keras's safe mode refused it. Load it only if you trust the file "
-                "(edgecnn export --unsafe)."
-            ) from exc
-        raise EdgeCNNError(f"Could not load {path} as a Keras model: {exc}") from exc
-    except Exception as exc:  # Keras raises KeyError, TypeError, AttributeError... for bad files
-        raise EdgeCNNError(
-            f"Could not load {path} as a Keras model: {one_line(exc, first=True)}"
-        ) from exc
+    except Exception as exc:  # Keras raises ValueError, KeyError, TypeError... for bad files
+        raise _load_error(path, exc) from exc
+
+
+def _load_error(path: Path, exc: Exception) -> EdgeCNNError:
+    """Keras's failure to load ``path`` as one line that says what to do."""
+    text = str(exc)
+    if isinstance(exc, (TypeError, ValueError)) and ("Could not locate class" in text or "custom_objects" in text):
+        return EdgeCNNError(
+            f"{path} uses a class Keras does not know ({_class_named(exc)}): a subclassed model "
+            "or custom layer. Name the Python file that defines it with --import-module "
+            "FILE.py (its code then runs here; only for files you trust).")
+    if isinstance(exc, ValueError) and ("safe_mode" in text or "Lambda" in text):
+        return EdgeCNNError(
+            f"{path} contains a Lambda layer, which can execute arbitrary code when loaded; "
+            "Keras's safe mode refused it. Load it only if you trust the file "
+            "(edgecnn export --unsafe).")
+    return EdgeCNNError(f"Could not load {path} as a Keras model: {one_line(exc, first=True)}")
 
 
 def _class_named(exc: Exception) -> str:
