@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+import edgecnn
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runners import wheels, worker
 from edgecnn.runners.base import EMULATED, CellRun, Provenance
@@ -188,7 +189,7 @@ def _interpreter(isa: str) -> list[str]:
 
 def _environment(isa: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(edgecnn.__file__).resolve().parents[1])  # the folder holding edgecnn/
     if EMULATIONS[isa].qemu == "qemu-aarch64":
         # The Arm64 site-packages first, so that numpy/onnxruntime never resolve to x86 builds.
         env["PYTHONPATH"] = os.pathsep.join([str(cache_dir() / "arm64-site"), package_root])
