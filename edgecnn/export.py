@@ -125,12 +125,11 @@ def _input_shape(model: Any, path: Path, given: tuple[int, ...] | None) -> tuple
 
 
 def _user_model_info(
-    model: Any, path: Path, *, shape: tuple[int, int, int], class_names: list[str] | None,
+    model: Any, path: Path, *, shape: tuple[int, int, int], units: int, class_names: list[str] | None,
     preprocessing: Preprocessing | None, dataset: Dataset | None, output: str | None,
 ) -> ModelInfo:
     """Metadata for a user's .keras file: each fact read from the model or the dataset, asked
     for when neither says, and logged so that nothing is guessed silently."""
-    units = keras_inspect.output_units(model, shape)
     kind = keras_inspect.check_head(keras_inspect.head(model), output, units, path)
     n_classes = class_count(units)
     if class_names:
@@ -215,8 +214,8 @@ def export(
     if is_file:
         net = load_keras(path, unsafe=unsafe)
         shape = _input_shape(net, path, input_shape)
-        if dataset is None and shape == DEFAULT_DATASET_SHAPE and \
-                keras_inspect.output_units(net, shape) == len(FASHION_CLASSES):
+        units = keras_inspect.output_units(net, shape)  # a subclassed model runs once for it
+        if dataset is None and shape == DEFAULT_DATASET_SHAPE and units == len(FASHION_CLASSES):
             dataset = DEFAULT_DATASET
             log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
                      "fits its 28x28x1 input and 10 classes (name another with --dataset).")
@@ -228,8 +227,8 @@ def export(
             )
         data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
             dataset, image_size=shape[:2])
-        info = _user_model_info(net, path, shape=shape, class_names=class_names, preprocessing=preprocessing,
-                                dataset=data, output=output)
+        info = _user_model_info(net, path, shape=shape, units=units, class_names=class_names,
+                                preprocessing=preprocessing, dataset=data, output=output)
         keras_path = out_dir / reference_name(path)
         if path.resolve() != keras_path.resolve():
             # a reference of another format (model.keras, model.h5, model.savedmodel) is another model
@@ -277,8 +276,7 @@ def _copy_reference(source: Path, dest: Path, force: bool) -> None:
         return
     if dest.exists() and tree_sha256(dest) == tree_sha256(source):
         return
-    if dest.exists() and not force:
-        check_overwrite(dest, None, force)  # refuses, in the usual words
+    check_overwrite(dest, None, force)  # another folder there: refused unless force
     part = dest.with_name(f".{dest.name}.part")
     shutil.rmtree(part, ignore_errors=True)
     shutil.copytree(source, part)

@@ -34,10 +34,14 @@ def class_runner(isa: str, threads: int = 0) -> Runner:
 def class_runners(rows: Sequence[str]) -> list[Runner]:
     """Runners for classes ``rows`` that share this machine: emulated ones side by side where
     there are the cores for it (each with its share), on 2 cores one after another on both."""
-    emulated = [r for r in rows if r != host_isa()]
-    side_by_side = max(1, min(len(emulated), (os.cpu_count() or 1) // _CORES_PER_RUN))
+    side_by_side = _side_by_side(sum(r != host_isa() for r in rows))
     threads = (os.cpu_count() or 1) // side_by_side if side_by_side > 1 else 0
     return [class_runner(r, threads) for r in rows]
+
+
+def _side_by_side(emulated: int) -> int:
+    """How many of ``emulated`` runs this machine's cores take at once."""
+    return max(1, min(emulated, (os.cpu_count() or 1) // _CORES_PER_RUN))
 
 
 def plan_classes(isa: str | Sequence[str] | None, native: str,
@@ -73,9 +77,8 @@ def run_all(runners: Sequence[Runner], models: Sequence[Path], images: np.ndarra
     Emulated runners share this machine's cores, so they run as many at a time as
     :func:`class_runners` planned for; devices and the native row run beside them.
     """
-    local = [r for r in runners if r.emulated]
     others = [r for r in runners if not r.emulated]
-    side_by_side = max(1, min(len(local), (os.cpu_count() or 1) // _CORES_PER_RUN))
+    side_by_side = _side_by_side(len(runners) - len(others))
 
     def cell(runner: Runner) -> CellRun:
         return runner.run(models, images[:emulated_images] if runner.emulated else images)

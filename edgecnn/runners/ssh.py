@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # ssh's own failures exit 255; these are the device-side ones the scripts below signal.
 _NO_PYTHON, _NO_SPACE = 97, 98
 _SERVER_ALIVE_S = 5  # a dropped connection is noticed within about 3 x this
+_HAS_PYTHON = f'command -v "$PY" >/dev/null 2>&1 || exit {_NO_PYTHON}'
 
 
 class SshDevice:
@@ -57,9 +58,8 @@ class SshDevice:
         """Each model's probabilities on ``images``, computed on the device by the same worker
         qemu runs; the class is the one the device's own process reads."""
         images_blob = _array_blob(images)
-        blobs = {**{_file_blob(m): Path(m) for m in models}, images_blob[0]: images_blob[1]}
-        code = self._send(blobs)
         names = [_file_blob(m) for m in models]
+        code = self._send({**dict(zip(names, map(Path, models))), images_blob[0]: images_blob[1]})
         job = _digest(json.dumps([code, names, images_blob[0]]).encode()) + ".npz"
         command = (f"{self._python()}; mkdir -p out; if [ ! -f out/{job} ]; then "
                    f"PYTHONPATH=blobs/{code} \"$PY\" -m {worker.__name__} blobs/{images_blob[0]} "
@@ -91,8 +91,9 @@ class SshDevice:
         from edgecnn.results.schema import from_json
 
         images = _array_blob(pixels)
-        blobs = {**{_file_blob(f): Path(f) for f in files}, images[0]: images[1]}
-        spec = {"files": ["blobs/" + _file_blob(f) for f in files], "pixels": "blobs/" + images[0],
+        names = [_file_blob(f) for f in files]
+        blobs = {**dict(zip(names, map(Path, files))), images[0]: images[1]}
+        spec = {"files": ["blobs/" + n for n in names], "pixels": "blobs/" + images[0],
                 "targets": [t.to_dict() for t in targets], "batches": list(batches),
                 "budget": asdict(budget)}
         spec_blob = (_digest(json.dumps(spec, sort_keys=True).encode()) + ".json",
@@ -133,8 +134,7 @@ class SshDevice:
         device's own pip, or from ``wheels`` pushed from here (an offline device). Returns the
         venv's Python. TensorFlow is never installed there."""
         d = self.device
-        python = shlex.quote(d.python) if d.python else "python3"
-        make = (f"PY={python}; command -v \"$PY\" >/dev/null 2>&1 || exit {_NO_PYTHON}; "
+        make = (f"{self._base_python()}; "
                 f"[ -x venv/bin/python ] || \"$PY\" -m venv venv 1>&2 || exit $?; venv/bin/python -V")
         self._call(make, f"making a venv on {self.row}", needs_runtime=False)
         pins = " ".join(shlex.quote(f"{k}=={v}") for k, v in versions.items())
@@ -152,12 +152,9 @@ class SshDevice:
 
     def platform(self) -> dict[str, str]:
         """The device's machine, Python version and glibc, for choosing wheels to push."""
-        d = self.device
-        python = shlex.quote(d.python) if d.python else "python3"
         probe = ("import json, os, platform, sys; print(json.dumps({'machine': platform.machine(), "
                  "'python': '%d.%d' % sys.version_info[:2], 'libc': ' '.join(platform.libc_ver())}))")
-        command = (f"PY={python}; command -v \"$PY\" >/dev/null 2>&1 || exit {_NO_PYTHON}; "
-                   f"\"$PY\" -c {shlex.quote(probe)}")
+        command = f"{self._base_python()}; \"$PY\" -c {shlex.quote(probe)}"
         return json.loads(self._call(command, f"reading {self.row}'s platform", needs_runtime=False))
 
     # -- transport ------------------------------------------------------------------------
@@ -186,9 +183,15 @@ class SshDevice:
     def _python(self) -> str:
         """A shell snippet that sets $PY to the device's runtime interpreter, or exits: the venv
         ``edgecnn device setup`` made, else the device's ``python`` (default python3)."""
-        base = shlex.quote(self.device.python) if self.device.python else "python3"
-        return (f"if [ -x venv/bin/python ]; then PY=venv/bin/python; else PY={base}; fi; "
-                f"command -v \"$PY\" >/dev/null 2>&1 || exit {_NO_PYTHON}")
+        return (f"if [ -x venv/bin/python ]; then PY=venv/bin/python; else PY={self._base()}; fi; "
+                f"{_HAS_PYTHON}")
+
+    def _base_python(self) -> str:
+        """A shell snippet that sets $PY to the device's ``python`` (default python3), or exits."""
+        return f"PY={self._base()}; {_HAS_PYTHON}"
+
+    def _base(self) -> str:
+        return shlex.quote(self.device.python) if self.device.python else "python3"
 
     def _call(self, script: str, what: str, *, stdin: bytes | None = None,
               needs_runtime: bool = True) -> bytes:
