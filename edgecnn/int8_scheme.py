@@ -62,6 +62,7 @@ class Trial:
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     unchecked: dict[str, str] = field(default_factory=dict)
     failure: str | None = None
+    speed: dict[str, Any] | None = None  # what the speed search kept in float (edgecnn.int8_speed)
 
     @property
     def passed(self) -> bool:
@@ -119,6 +120,7 @@ def summary(chosen: Trial, rejected: list[Trial], images: int) -> dict[str, Any]
         "selection_images": images,
         "isa_checked": chosen.measured,
         "isa_unchecked": chosen.unchecked,
+        **({"speed": chosen.speed} if chosen.speed is not None else {}),
         "rejected_schemes": [{"scheme": t.scheme, "float_nodes": t.float_nodes, "reason": t.failure}
                              for t in rejected],
     }

@@ -3,7 +3,8 @@
 - static: QDQ, uint8 activations, per-channel weights, calibrated on training images with the
   Predictor's preprocessing; the weight scheme is chosen by measurement on each instruction-set
   class the file is for (:mod:`edgecnn.int8_scheme`). The conv that reads the image and the
-  output softmax stay float (faster and more exact: :func:`edgecnn.graph.float_image_convs`).
+  output softmax stay float (faster and more exact: :func:`edgecnn.graph.float_image_convs`),
+  and so does each op type that is timed faster in float here (:mod:`edgecnn.int8_speed`).
 - dynamic: int8 weights of MatMul/Gemm only; dynamic Conv (ConvInteger) is several times slower
   than fp32 on x86 CPUs (bench/README.md), so it is opt-in.
 - fp16: float16 weights with float32 inputs/outputs; a GPU format (slower on the CPU provider).
@@ -20,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn import int8_scheme
+from edgecnn import int8_scheme, int8_speed
 from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
-from edgecnn.files import check_overwrite, temporary_folder, write_bytes, writes_into
+from edgecnn.files import check_overwrite, sha256_file, temporary_folder, write_bytes, writes_into
 from edgecnn.gates import Gates
 from edgecnn.graph import (
     average_pools_as_depthwise_convs, float_image_convs, float_softmax_outputs, gemm_float_outputs,
@@ -79,6 +80,7 @@ def quantize(
     gates: Gates = Gates(),
     exclude: Sequence[str] = (),
     auto_exclude: bool = True,
+    speed_search: bool = True,
     force: bool = False,
     strict: bool = True,
 ) -> list[QuantizeResult]:
@@ -108,6 +110,10 @@ def quantize(
         exclude: node names or op types kept in float in static int8.
         auto_exclude: when no scheme holds, keep the layers that drift most from fp32 (per-layer
             SQNR) in float, 1, 2, 4 and 8 of them, until the int8 file holds.
+        speed_search: then keep each op type in float that makes the file faster here (batch 1
+            and 64, one thread), gating the result again (see :mod:`edgecnn.int8_speed`). An
+            existing int8 file made from this same fp32 file keeps its choice unless ``force``,
+            so a re-export gives the same bytes rather than the noise of a new timing.
         force: replace existing variant files that differ.
         strict: raise GateFailedError when no int8 scheme holds; otherwise that is a result
             with ``failure`` set (the pipeline does so when int8 is not a required variant).
@@ -154,9 +160,10 @@ def quantize(
             log.info(f"Quantizing {model_path.name}: {variant}")
             out = Path(tmp) / VARIANT_FILE[variant]
             if variant == "int8":
-                settings, failure = _static(model_path, pre, out, data, info, isas, schemes,
-                                            StaticOptions(calibration, seed, method, per_channel,
-                                                          gates, tuple(exclude), auto_exclude))
+                options = StaticOptions(calibration, seed, method, per_channel, gates, tuple(exclude),
+                                        auto_exclude, speed_search,
+                                        None if force else _earlier_speed_choice(model_path))
+                settings, failure = _static(model_path, pre, out, data, info, isas, schemes, options)
                 if failure:
                     stale = model_path.parent / VARIANT_FILE[variant]
                     if stale.exists():  # made from an earlier model.onnx: must not pass for this one's
@@ -193,6 +200,33 @@ class StaticOptions:
     gates: Gates
     exclude: tuple[str, ...] = ()
     auto_exclude: bool = True
+    speed_search: bool = True
+    earlier_speed: dict[str, Any] | None = None  # the existing int8 file's choice, to keep
+
+
+def _kept_choice(earlier: dict[str, Any], float_nodes: list[str]) -> int8_speed.SpeedChoice:
+    """The existing int8 file's speed choice applied to ``float_nodes``: a re-export then writes
+    the same bytes, where a new timing could flip a change that was near the margin."""
+    to_int8 = list(earlier.get("int8_nodes", []))
+    to_float = list(earlier.get("float_nodes", []))
+    types = list(earlier.get("float_types", []))
+    log.info(f"  keeping the existing int8 file's choice for speed: {', '.join(types + to_int8) or 'none'} "
+             "(force re-measures)")
+    nodes = [n for n in dict.fromkeys([*float_nodes, *to_float]) if n not in to_int8]
+    return int8_speed.SpeedChoice(nodes, types, to_int8)
+
+
+def _earlier_speed_choice(fp32: Path) -> dict[str, Any] | None:
+    """The speed choice recorded in the int8 file beside ``fp32`` when it was made from these
+    very fp32 bytes; None when there is no such file."""
+    try:
+        info = read_metadata(fp32.parent / VARIANT_FILE["int8"])
+    except (EdgeCNNError, OSError):
+        return None
+    speed = ((info.quantization or {}) if info is not None else {}).get("speed")
+    if isinstance(speed, dict) and speed.get("fp32_sha256") == sha256_file(fp32):
+        return speed
+    return None
 
 
 def _static(
@@ -211,7 +245,8 @@ def _static(
     # these rewrite the graph (pools before activations, average pools as depthwise convs),
     # hence a graph file of its own
     average_pools_as_depthwise_convs(graph)
-    excluded = float_image_convs(graph) + float_softmax_outputs(graph)
+    image_convs = float_image_convs(graph)
+    excluded = image_convs + float_softmax_outputs(graph)
     pre = pre.with_name("preprocessed-static.onnx")
     pre.write_bytes(graph.SerializeToString())
     producers = {out_name: node for node in graph.graph.node for out_name in node.output}
@@ -227,11 +262,43 @@ def _static(
             log.info(f"    {label} rejected: {trial.failure}")
         return trial
 
+    def faster(trial: int8_scheme.Trial) -> int8_scheme.Trial:
+        """``trial``, or a trial with precision changed where that is measured faster here and
+        still holds every gate; ``out`` holds the returned trial's file."""
+        if not options.speed_search:
+            return trial
+        name, earlier = trial.scheme, options.earlier_speed
+        if earlier is not None and earlier.get("scheme") == name:
+            choice = _kept_choice(earlier, trial.float_nodes)
+        else:
+            log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
+            user = set(_named_nodes(options.exclude, list(producers.values())))
+            pixels = info.preprocessing.apply(images[:512])
+            choice = int8_speed.choose(
+                pre, out, trial.float_nodes, [n for n in image_convs if n not in user],
+                lambda nodes, dest: _quantize_static(pre, dest, calib, info, options, SCHEMES[name], nodes),
+                {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},
+            )
+        speed = {"fp32_sha256": sha256_file(fp32), "scheme": name, "float_types": choice.float_types,
+                 "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
+                 "int8_nodes": choice.int8_nodes}
+        if choice.float_nodes == trial.float_nodes:
+            trial.speed = speed
+            return trial
+        quick = attempt(name, choice.float_nodes)
+        if quick.passed:
+            quick.speed = speed
+            return quick
+        log.info(f"    the faster file breaks a gate ({quick.failure}); keeping {name} as it was")
+        _quantize_static(pre, out, calib, info, options, SCHEMES[name], trial.float_nodes)
+        trial.speed = {**speed, "float_types": [], "float_nodes": [], "int8_nodes": []}
+        return trial
+
     rejected = []
     for name in schemes:
         trial = attempt(name, excluded)
         if trial.passed:
-            return _static_settings(trial, rejected, calib, labels, isas, options), None
+            return _static_settings(faster(trial), rejected, calib, labels, isas, options), None
         rejected.append(trial)
     if options.auto_exclude:
         if schemes[-1] != schemes[0]:  # ``out`` holds the last scheme tried; drift is the first's
@@ -246,7 +313,7 @@ def _static(
                 break
             trial = attempt(schemes[0], [*excluded, *worst[:k]])
             if trial.passed:
-                return _static_settings(trial, rejected, calib, labels, isas, options), None
+                return _static_settings(faster(trial), rejected, calib, labels, isas, options), None
             rejected.append(trial)
     return {}, "; ".join(f"{t.scheme} ({len(t.float_nodes)} float nodes) {t.failure}"
                          if t.float_nodes else f"{t.scheme} {t.failure}" for t in rejected)

@@ -74,7 +74,9 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
     assert producers[softmax.input[0]].op_type == "Gemm"  # float logits, no Q -> DQ pair between
     settings = read_metadata(variants["int8"].path).quantization
     # (the activation by the graph's own name: Keras numbers layers per process, conv2d_1 or conv2d_13)
-    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, relu.name}
+    # plus what the speed search timed faster in float here (next tests)
+    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, relu.name} | set(
+        settings["speed"]["float_nodes"])
 
     probs = Predictor(variants["int8"].path, providers="cpu").predict(fashion_small.x_test).probabilities
     assert np.abs(probs * 256 - np.round(probs * 256)).max() > 0.01  # not uint8 levels
@@ -85,6 +87,82 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
     original = Predictor(fashion_export / "model.onnx", providers="cpu").predict(fashion_small.x_test)
     rewritten = Predictor(tmp_path / "pooled-first.onnx", providers="cpu").predict(fashion_small.x_test)
     assert np.array_equal(original.probabilities, rewritten.probabilities)
+
+
+def _int8_nodes(path, op_type):
+    """``op_type`` nodes of a QDQ file between a DequantizeLinear and a QuantizeLinear."""
+    model = _load(path)
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    return [n.name for n in model.graph.node if n.op_type == op_type
+            and producers.get(n.input[0]) == "DequantizeLinear" and n.output[0] in quantized]
+
+
+def _int8_pools(path):
+    return _int8_nodes(path, "MaxPool")
+
+
+def _only_pools_moved_to_float(candidate, best):
+    return len(_int8_pools(candidate)) < len(_int8_pools(best)) and all(
+        _int8_nodes(candidate, op) == _int8_nodes(best, op) for op in ("Conv", "Gemm"))
+
+
+@pytest.fixture
+def pools_faster_in_float(monkeypatch):
+    """The speed search's timing replaced by a rule (the MaxPool alone moved to float halves the
+    time, any other change costs 20 %), so that what it does with a measurement can be asserted; what
+    the timing measures is a benchmark's business (bench/suite.py). Counts the gate checks."""
+    from edgecnn import int8_scheme, int8_speed
+
+    checks = []
+    check = int8_scheme.check
+    monkeypatch.setattr(int8_speed, "_ratios", lambda candidate, best, batches: dict.fromkeys(
+        batches, 0.5 if _only_pools_moved_to_float(candidate, best) else 1.2))
+    monkeypatch.setattr(int8_scheme, "check", lambda *a, **k: checks.append(a[0].name) or check(*a, **k))
+    return checks
+
+
+def test_speed_search_keeps_what_is_timed_faster_gates_it_again_and_a_rerun_keeps_its_choice(
+        fashion_copy, fashion_small, pools_faster_in_float):
+    model = fashion_copy / "model.onnx"
+    [plain] = quantize(model, variants=["int8"], dataset=fashion_small, calibration=200, isa="host",
+                       speed_search=False)
+    quantized_pools = _int8_pools(plain.path)
+    assert quantized_pools and "speed" not in read_metadata(plain.path).quantization
+    pools_faster_in_float.clear()
+    [result] = quantize(model, variants=["int8"], dataset=fashion_small, calibration=200, isa="host",
+                        force=True)
+    assert _int8_pools(result.path) == []  # the int8 MaxPool now runs in float
+    settings = read_metadata(result.path).quantization
+    speed = settings["speed"]
+    assert speed["float_types"] == ["MaxPool"] and speed["float_nodes"] == quantized_pools
+    assert set(quantized_pools) <= set(settings["float_nodes"]) and speed["int8_nodes"] == []
+    assert len(pools_faster_in_float) == 2  # the scheme, then the faster file, both gated
+    from edgecnn.files import sha256_file
+
+    assert speed["fp32_sha256"] == sha256_file(model)
+    again = quantize(model, variants=["int8"], dataset=fashion_small, calibration=200, isa="host")
+    assert not again[0].written  # the same choice, so the same bytes, with no new timing
+
+
+def test_a_faster_file_that_breaks_a_gate_is_not_kept(fashion_copy, fashion_small, monkeypatch,
+                                                       pools_faster_in_float):
+    from edgecnn import int8_scheme
+
+    check = int8_scheme.check
+
+    def second_fails(*args, **kwargs):
+        trial = check(*args, **kwargs)
+        if len(pools_faster_in_float) == 2:
+            trial.failure = "a gate broken on purpose"
+        return trial
+
+    monkeypatch.setattr(int8_scheme, "check", second_fails)
+    [result] = quantize(fashion_copy / "model.onnx", variants=["int8"], dataset=fashion_small,
+                        calibration=200, isa="host", force=True)
+    assert _int8_pools(result.path)  # the file that holds every gate, as it was
+    speed = read_metadata(result.path).quantization["speed"]
+    assert speed["float_types"] == [] and speed["float_nodes"] == []
 
 
 def test_dynamic_int8_leaves_conv_in_float(variants):

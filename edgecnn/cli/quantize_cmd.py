@@ -54,6 +54,10 @@ def quantize(
     auto_exclude: Annotated[bool, typer.Option(
         "--auto-exclude/--no-auto-exclude", help="When no scheme holds, keep the layers that "
         "drift most from fp32 in float until one does.")] = True,
+    speed_search: Annotated[bool, typer.Option(
+        "--speed-search/--no-speed-search", help="Then keep each op type in float that is timed "
+        "faster in float on this CPU (batch 1 and 64, one thread); the result is gated again. A "
+        "file made from the same fp32 model keeps its choice unless --force.")] = True,
     force: Force = False,
 ) -> None:
     """Write int8 (static QDQ, dynamic) and fp16 variants next to MODEL."""
@@ -67,4 +71,5 @@ def quantize(
     print_quantized(run_quantize(model, variants=variants, calibration=calibration, method=method.value,
                                  per_channel=per_channel, dataset=dataset, dynamic_ops=ops,
                                  seed=seed, isa=isa or "all", schemes=scheme or tuple(SCHEMES),
-                                 exclude=exclude or (), auto_exclude=auto_exclude, force=force))
+                                 exclude=exclude or (), auto_exclude=auto_exclude,
+                                 speed_search=speed_search, force=force))
