@@ -13,8 +13,8 @@ kernels save. So once a scheme holds the gates, the image conv is tried in int8,
 after it up to the next conv in float, then each op type still quantized in float, one change at
 a time: a change is kept when the
 whole file is then measured faster here, at batch 1 and 64 on one thread, timed in alternation
-with the best file so far. The caller gates the file that results again on every class, since
-each change moves the int8 answers too.
+with the best file so far, and still holds every gate on every class (each change moves the int8
+answers too; on a barely trained model a float depthwise conv can cost a class 3 pp).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Ops that only move data: quantized, they run on uint8 for free; in float they would add Q/DQ.
 _MOVES = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Concat",
                     "Split", "Slice", "Gather", "Pad"})
-# A type stays float only for a clear win: 5 % on the geometric mean of both batch sizes and no
+# A change is kept only for a clear win: 5 % on the geometric mean of both batch sizes and no
 # batch size more than 2 % slower. Interleaved medians on a quiet 2-core VM wander by 1-3 %, so a
 # smaller margin would make the choice (and the file's bytes) depend on the noise of the moment.
 _MARGIN, _WORSE = 0.95, 1.02
@@ -48,12 +48,12 @@ _BUDGETS = {1: Budget(warmup=30, runs=600, duration=0.5, min_runs=60),
 
 @dataclass
 class SpeedChoice:
-    """The float nodes the speed search settled on, and what it measured for each change."""
+    """What the speed search settled on: the float nodes, and the changes it kept."""
 
     float_nodes: list[str]
-    float_types: list[str] = field(default_factory=list)
-    int8_nodes: list[str] = field(default_factory=list)
-    tried: list[dict[str, Any]] = field(default_factory=list)
+    float_types: list[str] = field(default_factory=list)  # op types (or a block) moved to float
+    int8_nodes: list[str] = field(default_factory=list)  # float nodes moved to int8
+    trial: Any = None  # the gate check of the last change kept; None when none was
 
 
 def quantized_groups(graph: Any, quantized: Any, skip: list[str]) -> dict[str, list[str]]:
@@ -93,52 +93,60 @@ def choose(
     graph_path: Path,
     quantized: Path,
     start: list[str],
-    movable: list[str],
+    image: list[str],
     quantize: Callable[[list[str], Path], None],
     batches: dict[int, np.ndarray],
+    check: Callable[[Path], Any],
 ) -> SpeedChoice:
-    """Try each node of ``movable`` in int8, then each quantized op type of ``quantized`` in
-    float, keeping each change that makes the file faster.
+    """Try the image conv in int8, the layers after it in float, then each quantized op type of
+    ``quantized`` in float, keeping each change that makes the file faster and holds the gates.
 
     Args:
         graph_path: the float graph that was quantized.
-        quantized: its int8 file, made with ``start`` in float; left as it is.
+        quantized: its int8 file, made with ``start`` in float; replaced by the faster file when
+            a change is kept.
         start: the nodes already in float (for accuracy, for speed or by request).
-        movable: those of ``start`` that were put in float for speed alone.
+        image: those of ``start`` that make the conv reading the image (float because that is
+            faster on most graphs, not for accuracy).
         quantize: writes the int8 file with the given float nodes to the given path.
         batches: preprocessed float images by batch size, for the timing.
+        check: gates an int8 file on every class; returns an ``int8_scheme.Trial``.
     """
     graph = load_proto(graph_path)
     groups = quantized_groups(graph, load_proto(quantized), start)
-    image = [name for name in movable if name in start]
-    changes = [(f"the image conv in int8 ({len(image)} node(s))", image, False)] if image else []
+    image = [name for name in image if name in start]
     after = [name for name in _after(graph, image) if name not in start]
-    if after:
-        changes.append((f"the layers after the image conv in float ({len(after)} node(s))", after, True))
-    changes += [(f"{op_type} in float ({len(nodes)} node(s))", nodes, True) for op_type, nodes in groups.items()]
+    changes = [("the image conv", image, False)] if image else []
+    changes += [("the layers after the image conv", after, True)] if after else []
+    changes += [(op_type, nodes, True) for op_type, nodes in groups.items()]
     choice = SpeedChoice(list(start))
     work = quantized.with_name("speed-search")
     work.mkdir(exist_ok=True)
     best = work / "best.onnx"
     shutil.copyfile(quantized, best)
     try:
-        for i, (label, nodes, to_float) in enumerate(changes):
+        for i, (name, nodes, to_float) in enumerate(changes):
+            label = f"{name} in {'float' if to_float else 'int8'} ({len(nodes)} node(s))"
             candidate = work / f"candidate-{i}.onnx"
             trial = [*choice.float_nodes, *nodes] if to_float else [n for n in choice.float_nodes if n not in nodes]
             quantize(trial, candidate)
             ratios = _ratios(candidate, best, batches)
-            kept = math.prod(ratios.values()) ** (1 / len(ratios)) <= _MARGIN and max(ratios.values()) <= _WORSE
+            faster = math.prod(ratios.values()) ** (1 / len(ratios)) <= _MARGIN and max(ratios.values()) <= _WORSE
             log.info(f"    {label}: " + ", ".join(f"batch {b} x{r:.2f}" for b, r in ratios.items())
-                     + f" the time of the best int8 file so far: {'kept' if kept else 'not kept'}")
-            choice.tried.append({"change": label, "kept": kept,
-                                 "time_ratio": {str(b): round(r, 3) for b, r in ratios.items()}})
-            if kept:
-                choice.float_nodes = trial
-                if to_float:
-                    choice.float_types.append(label.split(" in float")[0])
-                else:
-                    choice.int8_nodes += nodes
-                candidate.replace(best)
+                     + f" the time of the best int8 file so far{': faster, gating it' if faster else ''}")
+            gated = check(candidate) if faster else None
+            if gated is None or not gated.passed:
+                if gated is not None:
+                    log.info(f"    {label} not kept: {gated.failure}")
+                continue
+            choice.trial, choice.float_nodes = gated, trial
+            if to_float:
+                choice.float_types.append(name)
+            else:
+                choice.int8_nodes += nodes
+            candidate.replace(best)
+        if choice.trial is not None:
+            shutil.copyfile(best, quantized)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return choice

@@ -263,13 +263,18 @@ def _static(
         return trial
 
     def faster(trial: int8_scheme.Trial) -> int8_scheme.Trial:
-        """``trial``, or a trial with precision changed where that is measured faster here and
-        still holds every gate; ``out`` holds the returned trial's file."""
+        """``trial``, or a gated trial with precision changed where that is measured faster here;
+        ``out`` holds the returned trial's file."""
         if not options.speed_search:
             return trial
         name, earlier = trial.scheme, options.earlier_speed
         if earlier is not None and earlier.get("scheme") == name:
             choice = _kept_choice(earlier, trial.float_nodes)
+            if choice.float_nodes != trial.float_nodes:
+                choice.trial = attempt(name, choice.float_nodes)
+                if not choice.trial.passed:  # e.g. judged on more classes than when it was made
+                    _quantize_static(pre, out, calib, info, options, SCHEMES[name], trial.float_nodes)
+                    choice = int8_speed.SpeedChoice(list(trial.float_nodes))
         else:
             log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
             user = set(_named_nodes(options.exclude, list(producers.values())))
@@ -278,21 +283,15 @@ def _static(
                 pre, out, trial.float_nodes, [n for n in image_convs if n not in user],
                 lambda nodes, dest: _quantize_static(pre, dest, calib, info, options, SCHEMES[name], nodes),
                 {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},
+                lambda path: int8_scheme.check(SCHEMES[name], path, images, labels, fp32_probs, isas,
+                                               options.gates),
             )
-        speed = {"fp32_sha256": sha256_file(fp32), "scheme": name, "float_types": choice.float_types,
-                 "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
-                 "int8_nodes": choice.int8_nodes}
-        if choice.float_nodes == trial.float_nodes:
-            trial.speed = speed
-            return trial
-        quick = attempt(name, choice.float_nodes)
-        if quick.passed:
-            quick.speed = speed
-            return quick
-        log.info(f"    the faster file breaks a gate ({quick.failure}); keeping {name} as it was")
-        _quantize_static(pre, out, calib, info, options, SCHEMES[name], trial.float_nodes)
-        trial.speed = {**speed, "float_types": [], "float_nodes": [], "int8_nodes": []}
-        return trial
+        chosen = trial if choice.trial is None else choice.trial
+        chosen.float_nodes = list(choice.float_nodes)
+        chosen.speed = {"fp32_sha256": sha256_file(fp32), "scheme": name, "float_types": choice.float_types,
+                        "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
+                        "int8_nodes": choice.int8_nodes}
+        return chosen
 
     rejected = []
     for name in schemes:

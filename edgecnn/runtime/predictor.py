@@ -63,6 +63,9 @@ class Prediction:
 class Predictor:
     """Runs an exported edgecnn model.
 
+    Which file: the one ``edgecnn export`` names on its last line and on the report page, the
+    fastest that passes every gate on that CPU (fp32 or dynint8 for some graphs, not always int8).
+
     Args:
         model_path: the ``.onnx`` file.
         providers: ``"auto"`` (CUDA when usable, else CPU), ``"cpu"``, ``"cuda"``, another alias,
@@ -71,7 +74,9 @@ class Predictor:
         preprocessing: overrides the preprocessing stored in the model; required for ONNX files
             that carry no edgecnn metadata.
         class_names: overrides or supplies class names (defaults to "0", "1", ... without metadata).
-        intra_op_threads: threads inside one operator (0 = onnxruntime's default).
+        intra_op_threads: threads inside one operator (0 = onnxruntime's default: every core).
+            One image at a time runs faster on 1 than on 2 (the hand-off costs more than tiny
+            ops save, bench/README.md); batches gain from more.
         inter_op_threads: threads across operators (0 = onnxruntime's default).
         max_batch: larger batches are split into chunks of this size to bound memory.
     """
