@@ -77,7 +77,7 @@ def run_pipeline(
     and validation measures (those that cannot be run here are reported as such). When no int8
     scheme holds, the run fails if int8 is in ``require`` (the default); otherwise it goes on
     without an int8 file and the result says why. ``time_variants`` times the validated
-    variants at batch 1 on one thread here, so that the result (and the report page) name the
+    variants at batch 1 and 64 on one thread here, so that the result (and the report page) name the
     fastest file that passes on this CPU.
     """
     require = check_required(require)  # before any training

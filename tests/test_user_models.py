@@ -156,7 +156,8 @@ def test_user_model_goes_through_first_try(kind, tmp_path, fashion_small, rgb32)
 
 def _ships_the_fastest_passing_file(stdout: str, out: Path, report: dict) -> None:
     """export's last line names the variant that passes every gate here with the lowest batch-1
-    p50 of the timing it kept as bench.json, and the report page recommends the same file."""
+    p50 of the timing it kept as bench.json (of those not slower than fp32 at batch 64), and the
+    report page recommends the same file."""
     import re
 
     last = stdout.strip().splitlines()[-1]
@@ -164,10 +165,12 @@ def _ships_the_fastest_passing_file(stdout: str, out: Path, report: dict) -> Non
     assert named, last
     row = report["machine"]["native_row"]
     bench = json.loads((out / "bench.json").read_text())
-    p50 = {r["variant"]: r["p50_ms"] for r in bench["results"]
-           if r["engine"] == "onnxruntime" and r["batch"] == 1 and r["target"] == "cpu-1t"}
-    passing = [v for v in report["variants"] if v["by_isa"][row]["passed"]]
-    fastest = min(passing, key=lambda v: p50[v["variant"]])
+    p50 = {b: {r["variant"]: r["p50_ms"] for r in bench["results"]
+               if r["engine"] == "onnxruntime" and r["batch"] == b and r["target"] == "cpu-1t"} for b in (1, 64)}
+    assert set(p50[64]) == set(p50[1])  # export times batch 64 too
+    passing = [v for v in report["variants"] if v["by_isa"][row]["passed"]
+               and p50[64][v["variant"]] <= p50[64]["fp32"]]
+    fastest = min(passing, key=lambda v: p50[1][v["variant"]])
     assert named.group(1) == row and Path(named.group(2)).name == fastest["file"]
     page = (out / "report.html").read_text()
     assert re.search(rf'id="rec-{row}">.*?<code class="file">{re.escape(fastest["file"])}</code>', page)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.timing import Budget, RunFn, measure_interleaved
+from edgecnn.bench.timing import Budget, RunFn, measure, measure_interleaved
 from edgecnn.defaults import DEFAULT_MODEL
 from edgecnn.locations import default_folder
 
@@ -38,4 +38,29 @@ def interleaved_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.n
                                     Budget(warmup=20, runs=300 if batch == 1 else 40, duration=2.0))
         for name in makers:
             pooled[name].append(stats[name]["p50_ms"])
+    return pooled
+
+
+def block_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.ndarray],
+                 batch: int, rounds: int) -> dict[str, list[float]]:
+    """Each engine's p50 (ms) in each of ``rounds`` rounds, timed one engine at a time (the order
+    turning each round), each block on a fresh engine.
+
+    Call-by-call alternation (:func:`interleaved_rounds`) is wrong for more than one thread: an
+    idle onnxruntime session's pool threads spin after each call and take the cores from the
+    engine timed next (fashion-cnn at two threads, batch 64: 6.9 ms a call interleaved with two
+    other files, 2.2 ms alone), and the other models evict each other's caches between calls.
+    """
+    import gc
+
+    names = list(makers)
+    pooled: dict[str, list[float]] = {name: [] for name in names}
+    # short blocks, many rounds: this VM's slow spells last seconds, and each engine should see
+    # several of them rather than one engine all of one
+    budget = Budget(warmup=20, runs=1000 if batch == 1 else 30, duration=0.3 if batch == 1 else 0.6,
+                    min_runs=100 if batch == 1 else 8)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            pooled[name].append(float(np.median(measure(makers[name], inputs, budget)["latencies"]) * 1e3))
+            gc.collect()  # the engine and its threads go before the next one starts
     return pooled

@@ -89,26 +89,40 @@ def emulated_images(report: Report) -> int | None:
     return counts[0] if counts else None
 
 
-def recommendation(report: Report, row: str, p50_ms: dict[str, float] | None = None
-                   ) -> tuple[VariantRow | None, float | None]:
+def recommendation(report: Report, row: str, p50_ms: dict[str, float] | None = None,
+                   p50_64: dict[str, float] | None = None) -> tuple[VariantRow | None, float | None]:
     """The file to ship to ``row`` (a class or a device): of the variants that pass every gate
     there, the fastest by ``p50_ms`` (variant -> batch-1 latency measured on such a CPU) when
-    given, else the int8 file (the smallest), else the first. (None, None) when none passes."""
+    given, else the int8 file (the smallest), else the first. (None, None) when none passes.
+
+    A variant timed slower than fp32 at batch 64 (``p50_64``) is not recommended however fast it
+    is at batch 1: the file to ship must not lose to the exact export at any batch size (an int8
+    graph can win the call overhead at batch 1 and lose the arithmetic at 64).
+    """
     passing = [v for v in report.variants if (c := v.by_isa.get(row)) is not None and c.counts and c.passed]
     if not passing:
         return None, None
-    timed = [(v, p50_ms[v.variant]) for v in passing if p50_ms and v.variant in p50_ms]
+    timed = [(v, p50_ms[v.variant]) for v in passing if p50_ms and v.variant in p50_ms
+             and v.variant not in slower_than_fp32(p50_64)]
     if timed:
         return min(timed, key=lambda vt: vt[1])
     return next((v for v in passing if v.variant == "int8"), passing[0]), None
 
 
-def batch1_latency(report: Report, bench: BenchResult | None) -> tuple[str | None, dict[str, float] | None]:
-    """The one-thread CPU target of ``bench`` (what an edge device runs) and each variant's
-    batch-1 p50 there (bare onnxruntime session): what recommendations are made by."""
+def slower_than_fp32(p50_64: dict[str, float] | None) -> list[str]:
+    """The variants ``p50_64`` times slower than fp32 (none when fp32 was not timed)."""
+    if not p50_64 or "fp32" not in p50_64:
+        return []
+    return [v for v, ms in p50_64.items() if ms > p50_64["fp32"]]
+
+
+def one_thread_latency(report: Report, bench: BenchResult | None, batch: int = 1
+                       ) -> tuple[str | None, dict[str, float] | None]:
+    """The one-thread CPU target of ``bench`` (what an edge device runs) and each variant's p50
+    at ``batch`` there (bare onnxruntime session): what recommendations are made by."""
     target = next((t.name for t in (bench.targets if bench else []) if t.provider == "cpu" and t.threads == 1),
                   None)
     if bench is None or target is None:
         return None, None
     return target, {v.variant: ms for v in report.variants
-                    if (ms := bench.p50(engine="onnxruntime", variant=v.variant, target=target, batch=1))}
+                    if (ms := bench.p50(engine="onnxruntime", variant=v.variant, target=target, batch=batch))}

@@ -16,7 +16,7 @@ from edgecnn.evidence import check_current
 from edgecnn.files import write_text, writes_into
 from edgecnn.locations import bench_result_path, device_bench_paths
 from edgecnn.results.bench import BenchResult, read_bench
-from edgecnn.results.matrix import Column, batch1_latency, columns, entries, recommendation
+from edgecnn.results.matrix import Column, columns, entries, one_thread_latency, recommendation
 from edgecnn.results.report import REPORT_HTML, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
 
@@ -107,15 +107,18 @@ def _recommendations(report: Report, bench: BenchResult | None,
     for col in columns(report):
         row = col.row
         timed, where = _latency_source(report, col, bench, on_devices)
-        target, p50 = batch1_latency(report, timed)
-        best, ms = recommendation(report, row, p50)
+        target, p50 = one_thread_latency(report, timed)
+        p50_64 = one_thread_latency(report, timed, 64)[1]
+        best, ms = recommendation(report, row, p50, p50_64)
         if best is None:
             out.append(f'<div class=rec id="rec-{_esc(row)}"><b>{_esc(row)}</b>: no variant passes '
                        "every gate here; ship none of these files to such a CPU.</div>")
             continue
         if ms is not None:
             why = (f"fastest that passes every gate on this CPU: {ms:.3f} ms per image at batch 1 on "
-                   f"one thread ({target}, measured on {where}), {best.size_bytes / 1024:.0f} KiB")
+                   f"one thread ({target}, measured on {where}"
+                   f"{', and not slower than fp32 at batch 64' if p50_64 else ''}), "
+                   f"{best.size_bytes / 1024:.0f} KiB")
         elif best.variant == "int8":
             why = (f"passes every gate here ({best.by_isa[row].accuracy_delta * 100:+.2f} pp vs "
                    f"Keras); smallest int8 file ({best.size_bytes / 1024:.0f} KiB). Its speed on "

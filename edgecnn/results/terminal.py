@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecnn.display import visible
-from edgecnn.results.matrix import Entry, batch1_latency, columns, entries, recommendation
+from edgecnn.results.matrix import Entry, columns, entries, one_thread_latency, recommendation, slower_than_fp32
 from edgecnn.results.bench import BenchResult
 from edgecnn.results.report import Report, VariantRow
 
@@ -80,15 +80,20 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 def ship_line(report: Report, bench: BenchResult | None, folder: Path) -> str:
     """The file to ship on this machine's CPU, as the report page recommends it: the fastest
-    variant that passes every gate here, by batch-1 latency on one thread when it was timed."""
+    variant that passes every gate here, by batch-1 latency on one thread when it was timed, and
+    not slower than fp32 at batch 64."""
     row = report.machine.native_row
-    target, p50 = batch1_latency(report, bench)
-    best, ms = recommendation(report, row, p50)
+    target, p50 = one_thread_latency(report, bench)
+    p50_64 = one_thread_latency(report, bench, 64)[1]
+    best, ms = recommendation(report, row, p50, p50_64)
     if best is None:
         return f"Ship on this CPU ({row}): none of these files (no variant passes every gate here)."
     line = f"Ship on this CPU ({row}): {folder / best.file}"
     if ms is None:
         return line + " (passes every gate here; its speed was not measured). Other CPUs: report.html."
     others = ", ".join(f"{v} {p:.4f} ms" for v, p in sorted(p50.items(), key=lambda kv: kv[1]) if v != best.variant)
+    losing = [v for v in slower_than_fp32(p50_64) if p50.get(v, ms) < ms]
+    caveat = (f" {', '.join(losing)} {'is' if len(losing) == 1 else 'are'} faster at batch 1 but slower than "
+              "fp32 at batch 64, so not recommended." if losing else "")
     return (line + f": the fastest that passes every gate here, {ms:.4f} ms per image at batch 1 on one "
-            f"thread ({target}; {others}). Other CPUs: report.html.")
+            f"thread ({target}; {others}).{caveat} Other CPUs: report.html.")
