@@ -19,15 +19,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def quantized(fashion_export, fashion_small, tmp_path_factory):
-    """A copy of the shared export with its variants written beside it."""
+    """A copy of the shared export with its variants written beside it. Without the speed search:
+    what it keeps in float depends on the CPU's timing (an AVX2 machine may find a Gemm faster in
+    float), and these tests assert the graph that accuracy alone gives; the search has its own."""
     folder = shutil.copytree(fashion_export, tmp_path_factory.mktemp("quantized") / "fashion-cnn")
-    quantize(folder / "model.onnx", dataset=fashion_small, calibration=200, isa="host")
+    quantize(folder / "model.onnx", dataset=fashion_small, calibration=200, isa="host", speed_search=False)
     return folder
 
 
 @pytest.fixture(scope="module")
 def variants(quantized, fashion_small):
-    results = quantize(quantized / "model.onnx", dataset=fashion_small, calibration=200, isa="host")
+    results = quantize(quantized / "model.onnx", dataset=fashion_small, calibration=200, isa="host",
+                       speed_search=False)
     assert not any(r.written for r in results)  # the same inputs give the same bytes
     return {r.variant: r for r in results}
 
@@ -74,9 +77,7 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
     assert producers[softmax.input[0]].op_type == "Gemm"  # float logits, no Q -> DQ pair between
     settings = read_metadata(variants["int8"].path).quantization
     # (the activation by the graph's own name: Keras numbers layers per process, conv2d_1 or conv2d_13)
-    # plus what the speed search timed faster in float here (next tests)
-    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, relu.name} | set(
-        settings["speed"]["float_nodes"])
+    assert set(settings["float_nodes"]) == {first.name, pool.name, softmax.name, relu.name}
 
     probs = Predictor(variants["int8"].path, providers="cpu").predict(fashion_small.x_test).probabilities
     assert np.abs(probs * 256 - np.round(probs * 256)).max() > 0.01  # not uint8 levels
