@@ -11,8 +11,8 @@ Times, on the folder's file and real test images, each against its baseline in t
   ``set_tensor`` + ``invoke`` + ``get_tensor`` (when LiteRT is installed: ``make bench-suite``),
   the cost of a call with next to no model in it;
 - threads: one thread against two, and two with onnxruntime's thread-pool options (spinning off,
-  dynamic block base, affinities), at batch 1 and 64. These run one session at a time, in
-  alternating blocks: the spinning pools of interleaved two-thread sessions steal each other's
+  dynamic block base, affinities), at batch 1 and 64. These run one session at a time
+  (``block_rounds``): the spinning pools of interleaved two-thread sessions steal each other's
   cores on a 2-core machine.
 
 Writes ``levers-<model>-<variant>.json`` with the machine's description. What was kept, and
@@ -22,7 +22,6 @@ why the rest was not, is in bench/README.md ("Levers").
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import tempfile
@@ -32,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import interleaved_rounds
-from edgecnn.bench.timing import Budget, measure
+from edgecnn.bench.scripts import block_rounds, interleaved_rounds
+from edgecnn.bench.timing import Budget
 from edgecnn.data import load_dataset
 from edgecnn.defaults import DEFAULT_MODEL
 from edgecnn.files import write_json
@@ -177,18 +176,18 @@ def _litert_relu(shape: tuple[int, ...]):
 
 
 def threads(path: Path, images: np.ndarray, rounds: int) -> list[dict[str, Any]]:
+    def maker(count: int, config: dict[str, str]):
+        def make():
+            session = _session(path, count, config)
+            feed, out = session.get_inputs()[0].name, session.get_outputs()[0].name
+            return lambda x: session.run([out], {feed: x})
+        return make
+
+    makers = {name: maker(count, config) for name, (count, config) in THREAD_OPTIONS.items()}
     rows = []
     for batch, budget in ((1, Budget(50, 3000, 1.0, 300)), (64, Budget(3, 100, 1.5, 15))):
         inputs = [images[i:i + batch] for i in range(0, 8 * batch, batch)]
-        pooled: dict[str, list[float]] = {name: [] for name in THREAD_OPTIONS}
-        for _ in range(rounds):
-            for name, (count, config) in THREAD_OPTIONS.items():
-                def make(count=count, config=config):
-                    session = _session(path, count, config)
-                    feed, out = session.get_inputs()[0].name, session.get_outputs()[0].name
-                    return lambda x: session.run([out], {feed: x})
-                pooled[name].append(statistics.median(measure(make, inputs, budget)["latencies"]) * 1e3)
-                gc.collect()  # the session's pool threads end before the next one starts
+        pooled = block_rounds(makers, inputs, batch, rounds, budget)
         base = statistics.median(pooled["2 threads"])
         rows += [{"lever": name, "batch": batch, "threads": THREAD_OPTIONS[name][0],
                   "p50_ms": statistics.median(v), "vs_baseline": statistics.median(v) / base,

@@ -11,14 +11,15 @@ onnxruntime run the Add and the MaxPool after it in NCHW, where uint8 MaxPool ha
 float-to-int8 boundary costs more (a full-size NCHWc reorder and quantize) than their int8
 kernels save. So once a scheme holds the gates, the image conv is tried in int8, then the layers
 after it up to the next conv in float, then each op type still quantized in float, one change at
-a time: a change is kept when the
-whole file is then measured faster here, at batch 1 and 64 on one thread, timed in alternation
-with the best file so far, and still holds every gate on every class (each change moves the int8
-answers too; on a barely trained model a float depthwise conv can cost a class 3 pp).
+a time: a change is kept when the whole file is then measured faster here, at batch 1 and 64 on
+one thread, timed in alternation with the best file so far, and still holds every gate on every
+class (each change moves the int8 answers too; on a barely trained model a float depthwise conv
+can cost a class 3 pp).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shutil
@@ -29,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.bench.engines import bare_session
+from edgecnn.bench.targets import BUILTIN
 from edgecnn.bench.timing import Budget, measure_interleaved
 from edgecnn.onnx_metadata import load_proto
-from edgecnn.runtime.session import load_session, session_options
 
 log = logging.getLogger(__name__)
 
@@ -177,15 +179,8 @@ def _ratios(candidate: Path, best: Path, batches: dict[int, np.ndarray]) -> dict
     ratios = {}
     for size, images in batches.items():
         inputs = [images[i:i + size] for i in range(0, len(images) - size + 1, size)][:8]
-        makers = {"best": _runner(best), "candidate": _runner(candidate)}
+        makers = {name: functools.partial(bare_session, path, BUILTIN["cpu-1t"])
+                  for name, path in (("best", best), ("candidate", candidate))}
         timed = measure_interleaved(makers, {name: inputs for name in makers}, _BUDGETS.get(size, _BUDGETS[1]))
         ratios[size] = timed["candidate"]["p50_ms"] / timed["best"]["p50_ms"]
     return ratios
-
-
-def _runner(path: Path) -> Callable[[], Callable[[np.ndarray], Any]]:
-    def make() -> Callable[[np.ndarray], Any]:
-        session = load_session(path, "cpu", options=session_options(1, 1))
-        feed, out = session.get_inputs()[0].name, session.get_outputs()[0].name
-        return lambda x: session.run([out], {feed: x})
-    return make

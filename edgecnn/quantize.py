@@ -161,8 +161,7 @@ def quantize(
             out = Path(tmp) / VARIANT_FILE[variant]
             if variant == "int8":
                 options = StaticOptions(calibration, seed, method, per_channel, gates, tuple(exclude),
-                                        auto_exclude, speed_search,
-                                        None if force else _earlier_speed_choice(model_path))
+                                        auto_exclude, speed_search, keep_speed_choice=not force)
                 settings, failure = _static(model_path, pre, out, data, info, isas, schemes, options)
                 if failure:
                     stale = model_path.parent / VARIANT_FILE[variant]
@@ -201,7 +200,7 @@ class StaticOptions:
     exclude: tuple[str, ...] = ()
     auto_exclude: bool = True
     speed_search: bool = True
-    earlier_speed: dict[str, Any] | None = None  # the existing int8 file's choice, to keep
+    keep_speed_choice: bool = True  # an existing int8 file's, when made from the same fp32 bytes
 
 
 def _kept_choice(earlier: dict[str, Any], float_nodes: list[str]) -> int8_speed.SpeedChoice:
@@ -216,15 +215,15 @@ def _kept_choice(earlier: dict[str, Any], float_nodes: list[str]) -> int8_speed.
     return int8_speed.SpeedChoice(nodes, types, to_int8)
 
 
-def _earlier_speed_choice(fp32: Path) -> dict[str, Any] | None:
+def _earlier_speed_choice(fp32: Path, fp32_sha256: str) -> dict[str, Any] | None:
     """The speed choice recorded in the int8 file beside ``fp32`` when it was made from these
-    very fp32 bytes; None when there is no such file."""
+    very fp32 bytes (``fp32_sha256``); None when there is no such file."""
     try:
         info = read_metadata(fp32.parent / VARIANT_FILE["int8"])
     except (EdgeCNNError, OSError):
         return None
     speed = ((info.quantization or {}) if info is not None else {}).get("speed")
-    if isinstance(speed, dict) and speed.get("fp32_sha256") == sha256_file(fp32):
+    if isinstance(speed, dict) and speed.get("fp32_sha256") == fp32_sha256:
         return speed
     return None
 
@@ -267,7 +266,8 @@ def _static(
         ``out`` holds the returned trial's file."""
         if not options.speed_search:
             return trial
-        name, earlier = trial.scheme, options.earlier_speed
+        name, sha = trial.scheme, sha256_file(fp32)
+        earlier = _earlier_speed_choice(fp32, sha) if options.keep_speed_choice else None
         if earlier is not None and earlier.get("scheme") == name:
             choice = _kept_choice(earlier, trial.float_nodes)
             if choice.float_nodes != trial.float_nodes:
@@ -288,7 +288,7 @@ def _static(
             )
         chosen = trial if choice.trial is None else choice.trial
         chosen.float_nodes = list(choice.float_nodes)
-        chosen.speed = {"fp32_sha256": sha256_file(fp32), "scheme": name, "float_types": choice.float_types,
+        chosen.speed = {"fp32_sha256": sha, "scheme": name, "float_types": choice.float_types,
                         "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
                         "int8_nodes": choice.int8_nodes}
         return chosen

@@ -27,7 +27,12 @@ def _model(activation: str, second_reader: bool) -> onnx.ModelProto:
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 3, 3])]
     if second_reader:
         outputs.append(helper.make_tensor_value_info("a1", TensorProto.FLOAT, [None, 4, 10, 10]))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 12, 12])],
+    return _graph(nodes, [None, 1, 12, 12], outputs, inits)
+
+
+def _graph(nodes, x_shape, outputs, inits) -> onnx.ModelProto:
+    """An opset-17 model of ``nodes`` reading one float input ``x`` of ``x_shape``."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
                               outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -69,9 +74,8 @@ def test_only_the_conv_that_reads_the_image_stays_float():
              helper.make_node("Conv", ["scaled", "w1"], ["c1"], name="conv1"),
              helper.make_node("Relu", ["c1"], ["a1"], name="act1"),
              helper.make_node("Conv", ["a1", "w2"], ["y"], name="conv2")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 12, 12, 1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = _graph(nodes, [None, 12, 12, 1], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 8, 8])],
+                   inits)
     assert float_image_convs(model) == ["conv1", "act1"]
 
 
@@ -93,9 +97,7 @@ def _conv_affine(scale_shape: tuple[int, ...], with_bias: bool, add_reader: bool
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, 6, 6])]
     if add_reader:
         outputs.append(helper.make_tensor_value_info("m", TensorProto.FLOAT, [None, 4, 6, 6]))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2, 8, 8])],
-                              outputs, inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _graph(nodes, [None, 2, 8, 8], outputs, inits)
 
 
 def test_a_batchnorm_after_a_conv_is_folded_into_its_weights_with_the_same_floats():
@@ -137,9 +139,8 @@ def _rescaled_conv(offset: float, pads: list[int]) -> onnx.ModelProto:
     nodes = [helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Add", ["m", "t"], ["a"]),
              helper.make_node("Transpose", ["a"], ["nchw"], perm=[0, 3, 1, 2]),
              helper.make_node("Conv", ["nchw", "w", "b"], ["y"], name="conv", pads=pads)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8, 8, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, None, None])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _graph(nodes, [None, 8, 8, 3], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4, None, None])],
+                  inits)
 
 
 def test_the_models_own_rescaling_folds_into_its_first_conv_with_the_same_floats():

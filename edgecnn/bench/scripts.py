@@ -42,7 +42,7 @@ def interleaved_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.n
 
 
 def block_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.ndarray],
-                 batch: int, rounds: int) -> dict[str, list[float]]:
+                 batch: int, rounds: int, budget: Budget | None = None) -> dict[str, list[float]]:
     """Each engine's p50 (ms) in each of ``rounds`` rounds, timed one engine at a time (the order
     turning each round), each block on a fresh engine.
 
@@ -50,6 +50,7 @@ def block_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.ndarray
     idle onnxruntime session's pool threads spin after each call and take the cores from the
     engine timed next (fashion-cnn at two threads, batch 64: 6.9 ms a call interleaved with two
     other files, 2.2 ms alone), and the other models evict each other's caches between calls.
+    ``budget`` is one block's (default: short blocks, see below).
     """
     import gc
 
@@ -57,8 +58,8 @@ def block_rounds(makers: dict[str, Callable[[], RunFn]], inputs: list[np.ndarray
     pooled: dict[str, list[float]] = {name: [] for name in names}
     # short blocks, many rounds: this VM's slow spells last seconds, and each engine should see
     # several of them rather than one engine all of one
-    budget = Budget(warmup=20, runs=1000 if batch == 1 else 30, duration=0.3 if batch == 1 else 0.6,
-                    min_runs=100 if batch == 1 else 8)
+    budget = budget or Budget(warmup=20, runs=1000 if batch == 1 else 30, duration=0.3 if batch == 1 else 0.6,
+                              min_runs=100 if batch == 1 else 8)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             pooled[name].append(float(np.median(measure(makers[name], inputs, budget)["latencies"]) * 1e3))

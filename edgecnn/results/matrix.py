@@ -102,8 +102,9 @@ def recommendation(report: Report, row: str, p50_ms: dict[str, float] | None = N
     passing = [v for v in report.variants if (c := v.by_isa.get(row)) is not None and c.counts and c.passed]
     if not passing:
         return None, None
+    slower = slower_than_fp32(p50_64)
     timed = [(v, p50_ms[v.variant]) for v in passing if p50_ms and v.variant in p50_ms
-             and v.variant not in slower_than_fp32(p50_64)]
+             and v.variant not in slower]
     if timed:
         return min(timed, key=lambda vt: vt[1])
     return next((v for v in passing if v.variant == "int8"), passing[0]), None
