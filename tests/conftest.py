@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("EDGECNN_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from edgecnn.runtime.isa import host_isa  # noqa: E402
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing  # noqa: E402
 
 TINY_CLASSES = ("triangle", "square", "circle")
@@ -31,6 +32,11 @@ def need_isa(isa: str) -> None:
         pytest.fail(f"{isa} cannot be run here: {reason}")
     if reason:
         pytest.skip(f"{isa} cannot be run here: {reason}")
+
+
+# An x86 class other than this machine's, which this machine therefore emulates (an AVX2-only
+# host is x86-avx2 itself, so there it is the SSE4 class).
+OTHER_X86 = "x86-sse4" if host_isa() == "x86-avx2" else "x86-avx2"
 
 
 # Another onnxruntime may round a few near-tied answers the other way: how far a committed
