@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bench.machine import machine_info
-from edgecnn.files import write_json
 from edgecnn.runtime import Predictor
+from edgecnn.store.files import write_json
+from edgecnn.timing.machine import machine_info
 
 CONFIGS = (
     ("local", ["--engine", "local"]),

@@ -2,7 +2,7 @@
 
     python bench/int8_schemes.py [EXPORT_FOLDER] [--out bench/results]
 
-Quantizes the folder's fp32 model with every scheme of ``edgecnn.int8_scheme`` (same
+Quantizes the folder's fp32 model with every scheme of ``edgecnn.quantize.int8_scheme`` (same
 calibration images) and times them with fp32 in alternation (one thread, batch 1 and 64, real
 test images), so their ratios share the machine's noise. Writes
 ``int8-schemes-<model>.json`` with the machine's description. Run natively only: an emulated
@@ -18,13 +18,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from edgecnn.bench.engines import bare_session
-from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
-from edgecnn.bench.targets import BUILTIN
-from edgecnn.files import write_json
-from edgecnn.int8_scheme import SCHEMES
-from edgecnn.quantize import quantize
+from edgecnn.benchmark.scripts import export_folder_arguments, interleaved_rounds
+from edgecnn.quantize.int8_scheme import SCHEMES
+from edgecnn.quantize.quantize import quantize
+from edgecnn.store.files import write_json
+from edgecnn.timing.engines import bare_session
+from edgecnn.timing.machine import machine_info
+from edgecnn.timing.targets import BUILTIN
 
 BATCHES = (1, 64)
 

@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import block_rounds, interleaved_rounds
-from edgecnn.bench.timing import Budget
+from edgecnn.benchmark.scripts import block_rounds, interleaved_rounds
 from edgecnn.data import load_dataset
 from edgecnn.defaults import DEFAULT_MODEL
-from edgecnn.files import write_json
-from edgecnn.locations import default_folder
-from edgecnn.onnx_metadata import read_metadata
+from edgecnn.export.onnx_metadata import read_metadata
 from edgecnn.runtime.session import load_session, session_options
+from edgecnn.store.files import write_json
+from edgecnn.store.locations import default_folder
+from edgecnn.timing.machine import machine_info
+from edgecnn.timing.measure import Budget
 from edgecnn.variants import VARIANT_FILE
 
 THREAD_OPTIONS: dict[str, tuple[int, dict[str, str]]] = {
@@ -155,9 +155,9 @@ def call_floor(shape: tuple[int, ...], rounds: int) -> list[dict[str, Any]]:
 
 
 def _litert_relu(shape: tuple[int, ...]):
-    from ai_edge_litert.interpreter import Interpreter
     import keras
     import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
 
     inputs = keras.Input(shape)
     blob = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, keras.layers.ReLU()(inputs))).convert()

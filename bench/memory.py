@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgecnn.bench.machine import machine_info
-from edgecnn.files import write_json
 from edgecnn.runtime import Predictor
+from edgecnn.store.files import write_json
+from edgecnn.timing.machine import machine_info
 
 COUNTS = (1_000, 10_000, 100_000)
 _CHILD = """

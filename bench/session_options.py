@@ -16,11 +16,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
-from edgecnn.bench.timing import RunFn
-from edgecnn.files import write_json
+from edgecnn.benchmark.scripts import export_folder_arguments, interleaved_rounds
 from edgecnn.runtime.session import load_session, session_options
+from edgecnn.store.files import write_json
+from edgecnn.timing.machine import machine_info
+from edgecnn.timing.measure import RunFn
 
 BATCHES = (1, 64)
 # One change from onnxruntime's defaults each: (attribute or config key, value).

@@ -25,17 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bench.engines import bare_session, litert_engines, litert_models
-from edgecnn.bench.machine import machine_info
-from edgecnn.bench.profile import profile_ops
-from edgecnn.bench.scripts import block_rounds
-from edgecnn.bench.targets import BUILTIN
-from edgecnn.files import write_json, write_text
-from edgecnn.keras_io import load_keras, reference_file
-from edgecnn.locations import EXPORTS
-from edgecnn.onnx_metadata import read_metadata
+from edgecnn.benchmark.scripts import block_rounds
+from edgecnn.export.keras_io import load_keras, reference_file
+from edgecnn.export.onnx_metadata import read_metadata
 from edgecnn.results.matrix import slower_than_fp32
 from edgecnn.results.report import read_report
+from edgecnn.store.files import write_json, write_text
+from edgecnn.store.locations import EXPORTS
+from edgecnn.timing.engines import bare_session, litert_engines, litert_models
+from edgecnn.timing.machine import machine_info
+from edgecnn.timing.profile import profile_ops
+from edgecnn.timing.targets import BUILTIN
 
 BATCHES = (1, 8, 64)
 THREADS = (1, 2)

@@ -21,12 +21,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from edgecnn.bench.engines import bare_session, litert_engines, litert_models
-from edgecnn.bench.machine import machine_info
-from edgecnn.bench.scripts import export_folder_arguments, interleaved_rounds
-from edgecnn.bench.targets import BUILTIN
-from edgecnn.files import write_json
-from edgecnn.keras_io import load_keras
+from edgecnn.benchmark.scripts import export_folder_arguments, interleaved_rounds
+from edgecnn.export.keras_io import load_keras
+from edgecnn.store.files import write_json
+from edgecnn.timing.engines import bare_session, litert_engines, litert_models
+from edgecnn.timing.machine import machine_info
+from edgecnn.timing.targets import BUILTIN
 
 BATCHES = (1, 8, 64)
 THREADS = (1, 2)

@@ -17,6 +17,11 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from edgecnn.runners.qemu import EMULATIONS, is_native, unavailable_reason
+from edgecnn.runtime.cuda import cuda_reason
+from edgecnn.runtime.isa import ISA_CLASSES, host_isa
+from edgecnn.runtime.providers import ALIASES, install_hint, needs_cuda_libraries
+from edgecnn.timing.machine import cpu_model
 from edgecnn.versions import package_versions
 
 # A Relu over a float [1, 4] tensor (opset 17): small enough to keep here, so that a
@@ -52,17 +57,11 @@ def as_json(checks: list[Check]) -> list[dict[str, Any]]:
 
 
 def _cpu_checks() -> list[Check]:
-    from edgecnn.bench.machine import cpu_model
-    from edgecnn.runtime.isa import ISA_CLASSES, host_isa
-
     isa = host_isa()
     return [Check("cpu", isa, True, f"{cpu_model()}; {ISA_CLASSES.get(isa, '')}")]
 
 
 def _emulation_checks() -> list[Check]:
-    from edgecnn.runners.qemu import EMULATIONS, is_native, unavailable_reason
-    from edgecnn.runtime.isa import ISA_CLASSES
-
     out = []
     for isa in ISA_CLASSES:
         reason = unavailable_reason(isa)
@@ -97,9 +96,6 @@ def _browser_check() -> Check:
 
 def provider_checks() -> list[Check]:
     """One check per execution provider edgecnn knows: usable here, or exactly why not."""
-    from edgecnn.runtime.cuda import cuda_reason
-    from edgecnn.runtime.providers import ALIASES, install_hint, needs_cuda_libraries
-
     try:
         import onnxruntime as ort
     except ImportError:

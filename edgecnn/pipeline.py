@@ -12,27 +12,31 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgecnn.accuracy.gates import Gates
+from edgecnn.benchmark.quick import time_for_shipping
 from edgecnn.defaults import (
-    DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
+    DEFAULT_CALIBRATION,
+    DEFAULT_MODEL,
+    DEFAULT_OPSET,
+    EMULATED_IMAGES,
+    REQUIRED_VARIANTS,
 )
-from edgecnn.bench.quick import time_for_shipping
 from edgecnn.errors import EdgeCNNError, GateFailedError
-from edgecnn.export import ExportResult, export, output_folder
-from edgecnn.files import folder_lock, removed_if_left_empty, staged
-from edgecnn.gates import Gates
-from edgecnn.quantize import QuantizeResult, quantize
+from edgecnn.export.convert import ExportResult, export, output_folder
+from edgecnn.quantize.quantize import QuantizeResult, quantize
 from edgecnn.results.bench import BenchResult
 from edgecnn.results.page import write_page
 from edgecnn.results.report import REPORT_HTML, REPORT_JSON, REPORT_MD, Report
 from edgecnn.runtime.metadata import Preprocessing
-from edgecnn.validate import validate
-from edgecnn.verdict import check_required
+from edgecnn.store.files import folder_lock, removed_if_left_empty, staged
+from edgecnn.validate.run import validate
+from edgecnn.validate.verdict import check_required
 
 
 @dataclass(frozen=True)
 class PipelineResult:
     """What each stage produced; ``report`` is None when validation was skipped, ``timing``
-    when the variants were not timed (see :mod:`edgecnn.bench.quick`)."""
+    when the variants were not timed (see :mod:`edgecnn.benchmark.quick`)."""
 
     export: ExportResult
     variants: list[QuantizeResult]
@@ -71,8 +75,8 @@ def run_pipeline(
 ) -> PipelineResult:
     """Export ``model`` (a zoo name or a ``.keras`` path), write its variants and validate them.
 
-    The arguments are those of :func:`edgecnn.export.export`, :func:`edgecnn.quantize.quantize`
-    and :func:`edgecnn.validate.validate`; ``dataset`` serves training, calibration and
+    The arguments are those of :func:`edgecnn.export.convert.export`, :func:`edgecnn.quantize.quantize.quantize`
+    and :func:`edgecnn.validate.run.validate`; ``dataset`` serves training, calibration and
     validation alike, and ``isa`` names the instruction-set classes the int8 scheme must hold on
     and validation measures (those that cannot be run here are reported as such). When no int8
     scheme holds, the run fails if int8 is in ``require`` (the default); otherwise it goes on

@@ -13,10 +13,10 @@ import numpy as np
 from edgecnn._optional import require
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import atomic_path, check_overwrite, write_json
-from edgecnn.locations import default_folder
 from edgecnn.runtime.metadata import ModelInfo
 from edgecnn.runtime.outputs import to_probabilities
+from edgecnn.store.files import atomic_path, check_overwrite, write_json
+from edgecnn.store.locations import default_folder
 from edgecnn.zoo import ModelSpec, get_spec
 
 KERAS_FILE = "model.keras"

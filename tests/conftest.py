@@ -59,7 +59,7 @@ def impossible_gates(**values: float):
     that fails, to see what a failure does."""
     import dataclasses
 
-    from edgecnn.gates import Gates
+    from edgecnn.accuracy.gates import Gates
 
     gates = object.__new__(Gates)
     for name, value in dataclasses.asdict(Gates()).items():
@@ -77,7 +77,7 @@ def make_tiny_onnx(path: Path, *, with_metadata: bool = True, seed: int = 0) -> 
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecnn.onnx_metadata import set_metadata
+    from edgecnn.export.onnx_metadata import set_metadata
 
     rng = np.random.default_rng(seed)
     w = numpy_helper.from_array(rng.normal(0, 0.5, (64, 3)).astype(np.float32), "w")
@@ -128,7 +128,7 @@ def fashion_small(fashion):
 def fashion_export(tmp_path_factory, fashion_small):
     """fashion-cnn trained 1 epoch on 3000 real images, exported; shared, so read-only: a test
     that writes into an export folder takes ``fashion_copy``."""
-    from edgecnn.export import export
+    from edgecnn.export.convert import export
     from edgecnn.train import train
 
     out = tmp_path_factory.mktemp("fashion-cnn")

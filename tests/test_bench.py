@@ -8,15 +8,15 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from edgecnn.bench.coldstart import cold_start
-from edgecnn.bench.report import markdown
-from edgecnn.bench.run import run_benchmark
-from edgecnn.bench.targets import BUILTIN, load_targets, resolve_targets
-from edgecnn.bench.timing import Budget
+from edgecnn.benchmark.report import markdown
+from edgecnn.benchmark.run import run_benchmark
 from edgecnn.cli.main import app
 from edgecnn.errors import EdgeCNNError
 from edgecnn.results.bench import BENCH_SCHEMA
 from edgecnn.runtime.isa import host_isa
+from edgecnn.timing.coldstart import cold_start
+from edgecnn.timing.measure import Budget
+from edgecnn.timing.targets import BUILTIN, load_targets, resolve_targets
 
 runner = CliRunner()
 TINY_BUDGET = Budget(warmup=2, runs=15, duration=0.2, min_runs=5)

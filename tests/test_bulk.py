@@ -210,11 +210,11 @@ def test_cli_writes_parquet_and_engine_ray_without_ray_names_the_extra(png_folde
 def test_validation_matrix_as_ray_tasks_equals_the_serial_run(tmp_path, ray_local):
     import shutil
 
-    from edgecnn import ray_engine
-    from edgecnn.validate import validate
+    from edgecnn.runners import ray_cluster
+    from edgecnn.validate.run import validate
 
     need_isa(OTHER_X86)
-    assert OTHER_X86 in ray_engine.labelled_isas()  # its cells are placed on that node
+    assert OTHER_X86 in ray_cluster.labelled_isas()  # its cells are placed on that node
     reports = {}
     for engine in ("local", "ray"):
         folder = tmp_path / engine

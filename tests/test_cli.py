@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecnn.cli.main import app
-from edgecnn.int8_scheme import SCHEMES
+from edgecnn.quantize.int8_scheme import SCHEMES
 from edgecnn.runtime.isa import ISA_CLASSES
 from tests.conftest import TEST_SEED
 

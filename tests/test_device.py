@@ -113,7 +113,7 @@ def test_device_info_cli_prints_the_class_and_runtime(loop):
 
 def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, export, caplog):
     from edgecnn.results.page import write_report_page
-    from edgecnn.validate import validate
+    from edgecnn.validate.run import validate
 
     device, _, _ = loop
     report = validate(export, devices=[device])
@@ -137,10 +137,10 @@ def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, e
 
 
 def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop, export, caplog):
-    from edgecnn.bench.run import run_benchmark
-    from edgecnn.bench.targets import resolve_targets
-    from edgecnn.bench.timing import Budget
+    from edgecnn.benchmark.run import run_benchmark
     from edgecnn.runners.ssh import SshDevice
+    from edgecnn.timing.measure import Budget
+    from edgecnn.timing.targets import resolve_targets
 
     device, _, _ = loop
     targets = resolve_targets(["cpu-1t"])
@@ -248,7 +248,7 @@ def test_an_unknown_host_key_is_refused(sshd, tmp_path):
 
 def test_a_device_without_python_or_onnxruntime_names_what_to_install(sshd, tmp_path, export):
     from edgecnn.runners.ssh import SshDevice
-    from edgecnn.validate import validate
+    from edgecnn.validate.run import validate
 
     targets = _toml(tmp_path / "nopy.toml", sshd, "nopy", tmp_path / "w1", python="/nonexistent/python3")
     with pytest.raises(EdgeCNNError, match=r"has no Python \(/nonexistent/python3\): install Python"):
@@ -272,7 +272,7 @@ def test_a_full_disk_on_the_device_is_one_line(loop, tmp_path, export):
         (small / "venv").symlink_to(workdir / "venv")  # the runtime is there; the space is not
         from dataclasses import replace
 
-        from edgecnn.validate import validate
+        from edgecnn.validate.run import validate
 
         with pytest.raises(EdgeCNNError, match="no space left for edgecnn's cache"):
             validate(export, devices=[replace(device, workdir=str(small))])
@@ -294,7 +294,7 @@ def test_devices_table_and_ad_hoc_devices(tmp_path):
     assert (adhoc.name, adhoc.ssh, adhoc.port) == ("10.0.0.7", "ubuntu@10.0.0.7", 2200)
     assert resolve_device("jetson").ssh == "jetson"  # a Host alias of ~/.ssh/config
     assert [d.name for d in resolve_devices(["pi5", "pi5", "jetson"], path)] == ["pi5", "jetson"]
-    from edgecnn.bench.targets import load_targets
+    from edgecnn.timing.targets import load_targets
 
     (tmp_path / "only.toml").write_text('[devices.a]\nssh = "a"\n')
     assert load_targets(tmp_path / "only.toml") == {}  # a file of devices only is a targets file

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn.export import export
-from edgecnn.onnx_metadata import read_metadata
-from edgecnn.validate import validate
+from edgecnn.export.convert import export
+from edgecnn.export.onnx_metadata import read_metadata
+from edgecnn.validate.run import validate
 from edgecnn.zoo import list_models
 from tests.conftest import TEST_SEED
 
@@ -74,7 +74,7 @@ def test_reexport_is_idempotent_and_never_silently_replaces(fashion_export, tmp_
     import shutil
 
     from edgecnn.errors import OverwriteRefusedError
-    from edgecnn.files import write_bytes
+    from edgecnn.store.files import write_bytes
 
     folder = shutil.copytree(fashion_export, tmp_path / "copy")
     onnx_path = folder / "model.onnx"
@@ -128,7 +128,7 @@ def test_user_keras_file_exports_with_given_preprocessing(tmp_path):
 
 
 def test_training_with_the_same_seed_repeats(tmp_path):
-    from edgecnn.keras_io import load_keras
+    from edgecnn.export.keras_io import load_keras
     from edgecnn.train import train
 
     runs = [train("shapes-toy", out_dir=tmp_path / str(i), epochs=2, limit=600, seed=7, verbose=0)
@@ -145,7 +145,7 @@ def test_the_head_of_a_model_wrapped_in_a_fixed_input_is_read_inside_it():
     inner model as its last layer: its head is read from inside, as its rescaling is."""
     import keras
 
-    from edgecnn.keras_inspect import head
+    from edgecnn.export.keras_inspect import head
 
     layers = keras.layers
     inner = keras.Sequential([keras.Input((None, None, 1)), layers.Conv2D(4, 3, activation="relu"),

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from edgecnn.errors import OverwriteRefusedError
-from edgecnn.files import TMP_PREFIX, atomic_path, check_overwrite, write_bytes
+from edgecnn.store.files import TMP_PREFIX, atomic_path, check_overwrite, write_bytes
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -81,7 +81,7 @@ def test_a_staged_folder_replaces_the_old_set_at_once_and_loses_nothing(tmp_path
     """Inside the block the folder still holds the old set; after it, the new one. A file
     someone else put in the folder meanwhile is kept, a file the run removed is gone, and an
     error leaves the old set as it was."""
-    from edgecnn import files
+    from edgecnn.store import files
 
     if not exchange:  # a system without renameat2: files moved in one by one, the report last
         monkeypatch.setattr(files, "_exchange", lambda a, b: False)

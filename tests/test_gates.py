@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgecnn.accuracy.gates import Gates
+from edgecnn.accuracy.metrics import agreement_metrics
 from edgecnn.errors import EdgeCNNError
-from edgecnn.gates import Gates
-from edgecnn.metrics import agreement_metrics
 from edgecnn.results.report import Report
 from edgecnn.results.schema import from_json
-from edgecnn.verdict import check_required, verdict
+from edgecnn.validate.verdict import check_required, verdict
 
 NAMES = tuple("abcd")
 
@@ -170,11 +170,11 @@ def test_required_variants_are_checked_names():
 def test_a_gate_out_of_range_on_the_command_line_is_a_usage_error(option, value, says, tiny_onnx):
     """A NaN gate compares false with everything, so it would pass any file; -5 pp or 700 %
     judge nothing either: refused up front, before any work."""
+    import re
+
     from typer.testing import CliRunner
 
     from edgecnn.cli.main import app
-
-    import re
 
     result = CliRunner().invoke(app, ["validate", str(tiny_onnx.parent), option, value])
     text = re.sub(r"[\s│╭╮╰╯─]+", " ", result.output)  # rich's usage box wraps the message

@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecnn.graph import float_image_convs
+from edgecnn.quantize.rewrites import float_image_convs
 
 
 def _model(activation: str, second_reader: bool) -> onnx.ModelProto:
@@ -103,7 +103,7 @@ def _conv_affine(scale_shape: tuple[int, ...], with_bias: bool, add_reader: bool
 def test_a_batchnorm_after_a_conv_is_folded_into_its_weights_with_the_same_floats():
     """Mul + Add per channel after a Conv become the Conv's weights and bias (quantization
     would make each its own int8 op); answers unchanged to float rounding."""
-    from edgecnn.graph import fold_conv_affine
+    from edgecnn.export.graph import fold_conv_affine
 
     x = np.random.default_rng(2).normal(size=(3, 2, 8, 8)).astype(np.float32)
     for scale_shape, with_bias in (((1, 4, 1, 1), True), ((4, 1, 1), False), ((), True)):
@@ -116,7 +116,7 @@ def test_a_batchnorm_after_a_conv_is_folded_into_its_weights_with_the_same_float
 
 
 def test_a_mul_that_is_not_per_channel_or_is_read_elsewhere_stays():
-    from edgecnn.graph import fold_conv_affine
+    from edgecnn.export.graph import fold_conv_affine
 
     spatial = _conv_affine((1, 4, 6, 6), True)  # a per-pixel scale is no BatchNorm
     assert fold_conv_affine(spatial) == 0 and len(spatial.graph.node) == 4
@@ -147,7 +147,7 @@ def test_the_models_own_rescaling_folds_into_its_first_conv_with_the_same_floats
     """x * s + t before the first conv: the scale always folds into the weights; the offset
     into the bias without padding, else it stays as x + t/s (quantized, the Mul was a
     QLinearMul over the whole image)."""
-    from edgecnn.graph import fold_input_scale
+    from edgecnn.export.graph import fold_input_scale
 
     x = np.random.default_rng(5).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
     for offset, pads, left in ((0.0, [1, 1, 1, 1], ["Transpose", "Conv"]),

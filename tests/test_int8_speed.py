@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecnn.int8_speed import _after, quantized_groups
+from edgecnn.quantize.int8_speed import _after, quantized_groups
 
 
 def _model(nodes, initializers=()):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgecnn.errors import EdgeCNNError
 from edgecnn.runners.plan import class_runner
 from edgecnn.runners.qemu import unavailable_reason
-from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.isa import ISA_CLASSES, classify_arm64, classify_x86, host_isa, parse_isa_list
 from tests.conftest import committed_tolerance, need_isa
 
@@ -97,13 +97,13 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
     """U8S8 loses ~15 pp on emulated AVX2; the scheme search must refuse it, and validation must
     flag it when it is forced."""
     need_isa("x86-avx2")
-    from edgecnn.onnx_metadata import read_metadata
-    from edgecnn.quantize import quantize
-    from edgecnn.validate import validate
+    from edgecnn.export.onnx_metadata import read_metadata
+    from edgecnn.quantize.quantize import quantize
+    from edgecnn.validate.run import validate
 
     # shapes-toy's conv reads the image: quantized, it saturates without VNNI; edgecnn keeps such
     # a conv in float (next test), so this one has it quantized to prove the scheme search.
-    monkeypatch.setattr("edgecnn.quantize.float_image_convs", lambda model: [])
+    monkeypatch.setattr("edgecnn.quantize.quantize.float_image_convs", lambda model: [])
     folder = _shapes_copy(tmp_path)
     [chosen] = quantize(folder / "model.onnx", variants=["int8"], isa=["x86-avx2"],
                         schemes=["u8s8", "u8s8-reduce-range"])
@@ -133,8 +133,8 @@ def test_a_float_image_conv_does_not_saturate(tmp_path):
     """U8S8 holds on emulated AVX2 when the conv that reads the image stays in float, as edgecnn
     keeps it: the int8 layers after it do not overflow their int16 pair sums."""
     need_isa("x86-avx2")
-    from edgecnn.onnx_metadata import read_metadata
-    from edgecnn.quantize import quantize
+    from edgecnn.export.onnx_metadata import read_metadata
+    from edgecnn.quantize.quantize import quantize
 
     folder = _shapes_copy(tmp_path)
     [chosen] = quantize(folder / "model.onnx", variants=["int8"], isa=["x86-avx2"], schemes=["u8s8"])

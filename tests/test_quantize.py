@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.onnx_metadata import read_metadata
-from edgecnn.quant_prep import calibration_images, make_reader
-from edgecnn.quantize import quantize
+from edgecnn.export.onnx_metadata import read_metadata
+from edgecnn.quantize.calibrate import calibration_images, make_reader
+from edgecnn.quantize.quantize import quantize
 from edgecnn.runtime import Predictor, Preprocessing
 from tests.conftest import impossible_gates
 
@@ -61,7 +61,7 @@ def test_image_conv_and_softmax_stay_float_with_the_same_float_answers(variants,
                                                                        fashion_small, tmp_path):
     import onnx
 
-    from edgecnn.graph import float_image_convs
+    from edgecnn.quantize.rewrites import float_image_convs
 
     model = _load(variants["int8"].path)
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -113,7 +113,7 @@ def pools_faster_in_float(monkeypatch):
     """The speed search's timing replaced by a rule (the MaxPool alone moved to float halves the
     time, any other change costs 20 %), so that what it does with a measurement can be asserted; what
     the timing measures is a benchmark's business (bench/suite.py). Counts the gate checks."""
-    from edgecnn import int8_scheme, int8_speed
+    from edgecnn.quantize import int8_scheme, int8_speed
 
     checks = []
     check = int8_scheme.check
@@ -139,7 +139,7 @@ def test_speed_search_keeps_what_is_timed_faster_gates_it_again_and_a_rerun_keep
     assert speed["float_types"] == ["MaxPool"] and speed["float_nodes"] == quantized_pools
     assert set(quantized_pools) <= set(settings["float_nodes"]) and speed["int8_nodes"] == []
     assert len(pools_faster_in_float) == 2  # the scheme, then the faster file, both gated
-    from edgecnn.files import sha256_file
+    from edgecnn.store.files import sha256_file
 
     assert speed["fp32_sha256"] == sha256_file(model)
     again = quantize(model, variants=["int8"], dataset=fashion_small, calibration=200, isa="host")
@@ -148,7 +148,7 @@ def test_speed_search_keeps_what_is_timed_faster_gates_it_again_and_a_rerun_keep
 
 def test_a_faster_file_that_breaks_a_gate_is_not_kept(fashion_copy, fashion_small, monkeypatch,
                                                        pools_faster_in_float):
-    from edgecnn import int8_scheme
+    from edgecnn.quantize import int8_scheme
 
     check = int8_scheme.check
 
@@ -244,9 +244,8 @@ def test_an_optional_variant_that_fails_is_not_for_that_class_and_a_required_one
 
     from typer.testing import CliRunner
 
+    from edgecnn.accuracy.gates import Gates, Verdict
     from edgecnn.cli.main import app
-
-    from edgecnn.gates import Gates, Verdict
 
     judge = Gates.judge
 
@@ -290,7 +289,7 @@ def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
 
 
 def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
-    from edgecnn.validate import validate
+    from edgecnn.validate.run import validate
 
     strict = impossible_gates(int8_max_accuracy_drop=-1.0)  # int8 must gain 100 pp
     folder = shutil.copytree(quantized, tmp_path / "copy")
@@ -308,8 +307,8 @@ def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
 def test_variant_from_another_keras_model_is_reported_stale(quantized, tmp_path):
     import onnx
 
-    from edgecnn.onnx_metadata import set_metadata
-    from edgecnn.validate import validate
+    from edgecnn.export.onnx_metadata import set_metadata
+    from edgecnn.validate.run import validate
 
     folder = tmp_path / "copy"
     shutil.copytree(quantized, folder)

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import TMP_PREFIX, sweep_stale_temporaries, write_bytes
 from edgecnn.runtime import Predictor
+from edgecnn.store.files import TMP_PREFIX, sweep_stale_temporaries, write_bytes
 from tests.conftest import TEST_SEED, make_tiny_onnx
 
 DTYPES = st.sampled_from([np.uint8, np.int8, np.int16, np.int64, np.uint16, np.float16,
@@ -218,7 +218,7 @@ def test_export_killed_at_any_write_leaves_previous_artifacts_intact(tmp_path):
 
 
 def test_soak_shared_predictor_identical_results_and_bounded_memory(tiny_onnx):
-    from edgecnn.bench.soak import soak
+    from edgecnn.benchmark.soak import soak
 
     images = np.random.default_rng(0).integers(0, 256, (256, 8, 8), dtype=np.uint8)
     result = soak(tiny_onnx, images, calls=4000, threads=8, warmup_calls=200)

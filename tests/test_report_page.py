@@ -116,8 +116,8 @@ def test_page_refuses_a_benchmark_of_other_files(tmp_path):
 
 def test_the_page_finds_its_latency_from_its_folder_wherever_the_command_runs(tmp_path, monkeypatch):
     """The latency comes from the export's own bench.json, matched to its files by sha256."""
-    from edgecnn.files import sha256_file
     from edgecnn.results.page import write_report_page
+    from edgecnn.store.files import sha256_file
 
     folder = shutil.copytree(FASHION, tmp_path / "elsewhere" / "fashion-cnn")
     bench = json.loads((FASHION / "bench.json").read_text())

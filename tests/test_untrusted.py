@@ -198,7 +198,7 @@ def test_missing_external_data_is_not_called_outside_the_folder(tmp_path):
 
 @pytest.mark.parametrize("kind", ["text", "no-config", "config-list", "os-class"])
 def test_corrupt_keras_files_are_one_line(tmp_path, kind):
-    from edgecnn.keras_io import load_keras
+    from edgecnn.export.keras_io import load_keras
 
     path = tmp_path / "m.keras"
     if kind == "text":
@@ -221,7 +221,7 @@ def test_a_keras_archive_that_inflates_too_far_is_refused_before_reading(tmp_pat
     here to keep the test fast; the config limit is the real one."""
     import resource
 
-    from edgecnn import keras_io
+    from edgecnn.export import keras_io
 
     monkeypatch.setattr(keras_io, "MAX_ENTRY_BYTES", 64 * 2**20)
     path = tmp_path / "bomb.keras"
@@ -277,7 +277,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
 
 
 def test_sweep_removes_the_scratch_folder_of_a_killed_process(tmp_path):
-    from edgecnn.files import TMP_PREFIX, sweep_stale_temporaries
+    from edgecnn.store.files import TMP_PREFIX, sweep_stale_temporaries
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
@@ -290,11 +290,11 @@ def test_sweep_removes_the_scratch_folder_of_a_killed_process(tmp_path):
 def test_one_writer_per_export_folder(tmp_path):
     """Another process holding the folder refuses the export; within one process the lock is
     re-entrant (export holds it while quantize and validate take it again)."""
-    from edgecnn.files import folder_lock
     from edgecnn.pipeline import run_pipeline
+    from edgecnn.store.files import folder_lock
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom edgecnn.files import folder_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom edgecnn.store.files import folder_lock\n"
          "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
          str(tmp_path / "out")], stdout=subprocess.PIPE, text=True)
     try:
@@ -311,7 +311,7 @@ def test_one_writer_per_export_folder(tmp_path):
 
 
 def test_export_checks_its_destination_before_training(tmp_path):
-    from edgecnn.export import output_folder
+    from edgecnn.export.convert import output_folder
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(EdgeCNNError, match="exists and is not a folder"):
@@ -348,7 +348,7 @@ def test_quantizing_a_graph_onnxruntime_cannot_analyse_is_one_error_and_leaves_n
     import onnx
     from onnx import helper
 
-    from edgecnn.quantize import quantize
+    from edgecnn.quantize.quantize import quantize
 
     path = make_tiny_onnx(tmp_path / "model.onnx")
     model = onnx.load(str(path))
@@ -368,7 +368,7 @@ def test_quantizing_a_graph_onnxruntime_cannot_analyse_is_one_error_and_leaves_n
 
 
 def test_quantize_takes_a_relative_path(tmp_path, monkeypatch):
-    from edgecnn.quantize import quantize
+    from edgecnn.quantize.quantize import quantize
 
     make_tiny_onnx(tmp_path / "model.onnx")
     monkeypatch.chdir(tmp_path)
@@ -411,8 +411,8 @@ def test_any_image_file_gives_pixels_of_the_model_shape_or_a_clear_error(
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_every_calibration_method_works_with_a_short_last_batch(tmp_path, method):
     """500 calibration images are not a multiple of 32: the histogram calibrators crashed."""
-    from edgecnn.onnx_metadata import read_metadata
-    from edgecnn.quantize import quantize
+    from edgecnn.export.onnx_metadata import read_metadata
+    from edgecnn.quantize.quantize import quantize
 
     make_tiny_onnx(tmp_path / "model.onnx")
     [result] = quantize(tmp_path / "model.onnx", variants=["int8"], method=method, calibration=500,
@@ -421,7 +421,7 @@ def test_every_calibration_method_works_with_a_short_last_batch(tmp_path, method
 
 
 def _loose_gates():
-    from edgecnn.gates import Gates
+    from edgecnn.accuracy.gates import Gates
 
     # the random tiny model is unsure of everything: only the calibration itself is tested here
     return Gates(int8_max_accuracy_drop=1.0, int8_min_agreement=0.0, int8_max_class_drop=1.0)
@@ -436,7 +436,7 @@ def test_untrusted_text_is_printed_with_control_characters_visible(tmp_path, hos
 
     from edgecnn.cli.main import app
     from edgecnn.display import visible
-    from edgecnn.onnx_metadata import read_metadata, set_metadata
+    from edgecnn.export.onnx_metadata import read_metadata, set_metadata
 
     path = make_tiny_onnx(tmp_path / "m.onnx")
     proto = onnx.load(str(path))

@@ -126,7 +126,7 @@ def test_user_model_goes_through_first_try(kind, tmp_path, fashion_small, rgb32)
     assert report["keras_accuracy"] > 0.3 and report["passed"] and not report["warnings"]
     assert report["variants"][0]["max_abs_diff"] <= 1e-4  # probabilities on both sides
     info = json.loads(subprocess.run(
-        [sys.executable, "-c", "import sys; from edgecnn.onnx_metadata import read_metadata; "
+        [sys.executable, "-c", "import sys; from edgecnn.export.onnx_metadata import read_metadata; "
          "print(read_metadata(sys.argv[1]).to_json())", str(out / "model.onnx")],
         capture_output=True, text=True, check=True).stdout)
     assert info["dataset"] == ("fashion_mnist" if kind in ("logits", "rescaling") else str(rgb32))
@@ -179,7 +179,6 @@ def _ships_the_fastest_passing_file(stdout: str, out: Path, report: dict) -> Non
 def test_current_folder_is_never_a_dataset(tmp_path):
     """A model that names no dataset is not calibrated on whatever images lie around."""
     import keras
-
     from PIL import Image
 
     model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
@@ -309,7 +308,7 @@ def test_a_legacy_h5_model_and_a_savedmodel_export_with_their_own_bytes_as_refer
     folder copied whole as model.savedmodel); a folder that is neither is one line."""
     import keras
 
-    from edgecnn.saved_model import tree_sha256
+    from edgecnn.export.saved_model import tree_sha256
 
     keras.utils.set_random_seed(TEST_SEED)
     layers = keras.layers

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecnn.cli.main import app
-from edgecnn.onnx_metadata import read_metadata, set_metadata
-from edgecnn.validate import validate
+from edgecnn.export.onnx_metadata import read_metadata, set_metadata
+from edgecnn.validate.run import validate
 from tests.conftest import OTHER_X86, impossible_gates, need_isa
 
 SHAPES = Path(__file__).resolve().parents[1] / "exported" / "shapes-toy"

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn import ray_engine
 from edgecnn.bulk.classify import BatchClassifier, restore_missing
 from edgecnn.bulk.sinks import check_destination, result_sink
 from edgecnn.bulk.sources import arrow_blocks, open_sources
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import sha256_file
+from edgecnn.runners import ray_cluster
 from edgecnn.runtime.metadata import Preprocessing
+from edgecnn.store.files import sha256_file
 
 log = logging.getLogger(__name__)
 _PROGRESS_EVERY_S = 5.0
@@ -74,7 +74,7 @@ def predict_bulk(
         concurrency: Ray actors (default: the cluster's CPUs / ``threads``).
         skip_unreadable: record an unreadable image as a row with ``error`` instead of stopping.
     """
-    engine = ray_engine.resolve_engine(engine)
+    engine = ray_cluster.resolve_engine(engine)
     for name, value in (("batch_size", batch_size), ("top_k", top_k)):
         if value < 1:
             raise EdgeCNNError(f"{name} must be >= 1, got {value}.")
@@ -97,13 +97,13 @@ def predict_bulk(
             workers, results = 1, _run_local(local, sources, batch_size)
             unreadable = _drain(results, write, progress, skip_unreadable)
         else:
-            with ray_engine.connected() as ray:
-                workers = concurrency or max(1, ray_engine.cluster_cpus(ray) // max(threads, 1))
+            with ray_cluster.connected() as ray:
+                workers = concurrency or max(1, ray_cluster.cluster_cpus(ray) // max(threads, 1))
                 log.info(f"predict: {total:,} images on Ray, {workers} actor(s) x {threads} thread(s)")
                 results = _run_ray(ray, model.read_bytes(), options, sources, batch_size, workers, threads)
                 # closed before Ray shuts down: a Ray Data executor left running after an error
                 # outlives ray.shutdown(), starts a Ray of its own and the run never exits
-                with contextlib.closing(results), ray_engine.worker_errors():
+                with contextlib.closing(results), ray_cluster.worker_errors():
                     unreadable = _drain(results, write, progress, skip_unreadable)
     return BulkSummary(total, unreadable, time.perf_counter() - start, engine, workers,
                        tuple(local.predictor.providers))

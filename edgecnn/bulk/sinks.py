@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn._optional import require
-from edgecnn.display import visible
 from edgecnn.bulk.sources import Batch
+from edgecnn.display import visible
 from edgecnn.errors import EdgeCNNError
-from edgecnn.files import atomic_path, check_overwrite, ensure_folder
+from edgecnn.store.files import atomic_path, check_overwrite, ensure_folder
 
 Write = Callable[[Batch], None]
 FILE_SUFFIXES = (".parquet", ".jsonl")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from edgecnn.cli.options import ImportModules, TargetsFile, int_list, provider_name
 from edgecnn.defaults import DEFAULT_MODEL, SOAK_CALLS, SOAK_THREADS
-from edgecnn.locations import default_folder
+from edgecnn.store.locations import default_folder
 
 
 class Baseline(str, Enum):
@@ -62,12 +62,11 @@ def bench(
     import_module: ImportModules = None,
 ) -> None:
     """Benchmark every variant x batch x target with the Keras baseline in the same run."""
-    from edgecnn.bench.run import run_benchmark
-    from edgecnn.bench.targets import resolve_targets
-    from edgecnn.bench.timing import Budget
-
-    from edgecnn.files import ensure_folder
-    from edgecnn.keras_io import import_user_code
+    from edgecnn.benchmark.run import run_benchmark
+    from edgecnn.export.keras_io import import_user_code
+    from edgecnn.store.files import ensure_folder
+    from edgecnn.timing.measure import Budget
+    from edgecnn.timing.targets import resolve_targets
 
     ensure_folder(out)  # before minutes of timing, not after
     import_user_code(import_module)
@@ -94,7 +93,7 @@ def bench(
                                budget=Budget(warmup, runs, duration, rounds=rounds), keras_baseline=baseline is Baseline.keras,
                                other_engines=other_engines, dataset=dataset, cold=cold, profile=profile,
                                device=remote, on_step=step)
-    from edgecnn.bench.report import save
+    from edgecnn.benchmark.report import save
 
     stem = name or (f"{result.model}@{remote.row}" if remote else None)
     written = save(result, out, stem, png=plot)
@@ -105,11 +104,11 @@ def bench(
 
 def _into_export(result) -> list:
     """An export's own copy of its latest result, and its page rebuilt with this latency."""
-    from edgecnn.files import folder_lock
-    from edgecnn.locations import bench_result_path
     from edgecnn.results.bench import write_bench
     from edgecnn.results.page import write_report_page
     from edgecnn.results.report import REPORT_JSON
+    from edgecnn.store.files import folder_lock
+    from edgecnn.store.locations import bench_result_path
 
     folder = Path(result.files[0]).parent
     if not (folder / REPORT_JSON).is_file():  # ONNX files, not an export: nothing to update
@@ -158,7 +157,7 @@ def bench_compare(
     second: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Result JSON B.")],
 ) -> None:
     """Print the B/A latency and throughput ratios of two saved benchmark results."""
-    from edgecnn.bench.diff import diff_results, where
+    from edgecnn.benchmark.diff import diff_results, where
     from edgecnn.display import visible
     from edgecnn.results.bench import read_bench
 
@@ -185,7 +184,7 @@ def soak(
     """Endurance: one Predictor shared by many threads; identical results, flat memory."""
     import json
 
-    from edgecnn.bench.soak import soak_export
+    from edgecnn.benchmark.soak import soak_export
 
     result, path = soak_export(model, out, calls=calls, threads=threads)
     summary = {k: result[k] for k in ("threads", "calls", "mismatches", "seconds", "calls_per_s",

@@ -9,11 +9,23 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.cli.options import (
+    Force,
     ImportModules,
-    Force, IsaList, Offset, Require, Scale, Seed, int_list, keras_verbosity, preprocessing_from,
+    IsaList,
+    Offset,
+    Require,
+    Scale,
+    Seed,
+    int_list,
+    keras_verbosity,
+    preprocessing_from,
 )
 from edgecnn.defaults import (
-    DEFAULT_CALIBRATION, DEFAULT_MODEL, DEFAULT_OPSET, EMULATED_IMAGES, REQUIRED_VARIANTS,
+    DEFAULT_CALIBRATION,
+    DEFAULT_MODEL,
+    DEFAULT_OPSET,
+    EMULATED_IMAGES,
+    REQUIRED_VARIANTS,
 )
 
 
@@ -72,9 +84,9 @@ def export(
     """
     from edgecnn.cli.report_view import print_quantized, raise_if_failed
     from edgecnn.display import visible
-    from edgecnn.results.terminal import print_report, ship_line
-    from edgecnn.keras_io import import_user_code
+    from edgecnn.export.keras_io import import_user_code
     from edgecnn.pipeline import run_pipeline
+    from edgecnn.results.terminal import print_report, ship_line
 
     import_user_code(import_module)
     result = run_pipeline(

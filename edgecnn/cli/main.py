@@ -16,7 +16,16 @@ from typer.core import TyperGroup
 
 from edgecnn import __version__
 from edgecnn.cli import (
-    bench_cmd, device_cmd, doctor_cmd, export_cmd, isa_cmd, predict_cmd, quantize_cmd, report_cmd, train_cmd, validate_cmd,
+    bench_cmd,
+    device_cmd,
+    doctor_cmd,
+    export_cmd,
+    isa_cmd,
+    predict_cmd,
+    quantize_cmd,
+    report_cmd,
+    train_cmd,
+    validate_cmd,
     zoo_cmd,
 )
 from edgecnn.display import visible

@@ -71,7 +71,7 @@ def scheme_names(values: list[str] | None) -> list[str] | None:
     """Refuse an unknown static int8 scheme in --scheme (usage, exit 2)."""
     if not values:
         return values
-    from edgecnn.int8_scheme import SCHEMES
+    from edgecnn.quantize.int8_scheme import SCHEMES
 
     unknown = [v for v in values if v not in SCHEMES]
     if unknown:
@@ -86,7 +86,7 @@ IsaList = Annotated[Optional[str], typer.Option(
 def required_variants(value: str) -> str:
     """Refuse an unknown variant name in --require (usage, exit 2)."""
     from edgecnn.errors import EdgeCNNError
-    from edgecnn.verdict import check_required
+    from edgecnn.validate.verdict import check_required
 
     try:
         return ",".join(check_required(value))

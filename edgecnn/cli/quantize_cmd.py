@@ -61,12 +61,12 @@ def quantize(
     force: Force = False,
 ) -> None:
     """Write int8 (static QDQ, dynamic) and fp16 variants next to MODEL."""
-    from edgecnn.quantize import DEFAULT_DYNAMIC_OPS, QUANTIZED
-    from edgecnn.quantize import quantize as run_quantize
+    from edgecnn.quantize.quantize import DEFAULT_DYNAMIC_OPS, QUANTIZED
+    from edgecnn.quantize.quantize import quantize as run_quantize
 
     variants = QUANTIZED if variant is Variant.all else (variant.value,)
     ops = (*DEFAULT_DYNAMIC_OPS, "Conv") if dynamic_conv else DEFAULT_DYNAMIC_OPS
-    from edgecnn.int8_scheme import SCHEMES
+    from edgecnn.quantize.int8_scheme import SCHEMES
 
     print_quantized(run_quantize(model, variants=variants, calibration=calibration, method=method.value,
                                  per_channel=per_channel, dataset=dataset, dynamic_ops=ops,

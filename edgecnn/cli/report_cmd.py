@@ -18,8 +18,8 @@ def report(
         help="Benchmark result to show (default: the export's bench.json, which edgecnn bench writes).")] = None,
 ) -> None:
     """Rebuild an export's report.html: which file for which CPU, accuracy x latency."""
-    from edgecnn.locations import export_folder
     from edgecnn.results.page import write_report_page
+    from edgecnn.store.locations import export_folder
 
     folder = export_folder(model)
     typer.echo(f"Wrote {write_report_page(folder, bench_json)}")

@@ -10,7 +10,7 @@ from edgecnn.errors import GateFailedError
 
 
 def print_quantized(results: list[Any]) -> None:
-    """One line per variant written by ``edgecnn.quantize.quantize``."""
+    """One line per variant written by ``edgecnn.quantize.quantize.quantize``."""
     for q in results:
         if q.failure:
             typer.secho(f"{q.variant:>8}: no file written (int8 is not required): {q.failure}", fg="yellow")

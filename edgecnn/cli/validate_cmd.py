@@ -7,11 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgecnn.accuracy.gates import Gates
 from edgecnn.cli.options import DeviceNames, Engine, ImportModules, IsaList, Provider, Require, TargetsFile
 from edgecnn.cli.report_view import raise_if_failed
 from edgecnn.defaults import DEFAULT_MODEL, EMULATED_IMAGES, REQUIRED_VARIANTS
-from edgecnn.gates import Gates
-from edgecnn.locations import default_folder
+from edgecnn.store.locations import default_folder
 
 _DEFAULT = Gates()
 
@@ -62,11 +62,11 @@ def validate(
     import json
 
     from edgecnn.errors import EdgeCNNError
-    from edgecnn.keras_io import import_user_code
+    from edgecnn.export.keras_io import import_user_code
     from edgecnn.results.schema import to_json
     from edgecnn.results.terminal import print_report
     from edgecnn.runners.devices import resolve_devices
-    from edgecnn.validate import validate as run_validate
+    from edgecnn.validate.run import validate as run_validate
 
     try:
         gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgecnn.locations import EXPORTS
+from edgecnn.store.locations import EXPORTS
 
 
 def zoo(
@@ -50,7 +50,7 @@ def _measured(folder: Path) -> dict | None:
     """The headline numbers of an export's report, None when there is none, ``stale`` instead
     of numbers when its files changed since it was written, ``unreadable`` with the reason."""
     from edgecnn.errors import EdgeCNNError
-    from edgecnn.evidence import changed_files
+    from edgecnn.results.evidence import changed_files
     from edgecnn.results.report import REPORT_JSON, read_report
 
     if not (folder / REPORT_JSON).is_file():

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgecnn.data.dataset import Dataset
-from edgecnn.data.folder import load_catsdogs, load_image_folder
 from edgecnn.data.fashion_mnist import load_fashion_mnist
+from edgecnn.data.folder import load_catsdogs, load_image_folder
 from edgecnn.data.mnist import load_mnist, load_mnist_5k
 from edgecnn.data.npz import load_npz
 from edgecnn.data.shapes import make_shapes

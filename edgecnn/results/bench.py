@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.files import sha256_file, write_json
 from edgecnn.results.schema import RecordError, finite, from_json, read_json, to_json
+from edgecnn.store.files import sha256_file, write_json
 
 BENCH_SCHEMA = "edgecnn.bench/1"
 
@@ -34,7 +34,7 @@ class BenchMachine:
 @dataclass(frozen=True)
 class TargetSettings:
     """A hardware target's session configuration: everything besides the model that changes
-    latency. Declared here, where results record it; :class:`edgecnn.bench.targets.Target`
+    latency. Declared here, where results record it; :class:`edgecnn.timing.targets.Target`
     adds the checks and the session it makes."""
 
     name: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecnn.metrics import CLASS_CALLOUT_PP
+from edgecnn.accuracy.metrics import CLASS_CALLOUT_PP
 from edgecnn.results.matrix import columns, emulated_images, entries
 from edgecnn.results.report import Report, VariantRow
 

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgecnn.evidence import check_current
-from edgecnn.files import write_text, writes_into
-from edgecnn.locations import bench_result_path, device_bench_paths
 from edgecnn.results.bench import BenchResult, read_bench
+from edgecnn.results.evidence import check_current
 from edgecnn.results.matrix import Column, columns, entries, one_thread_latency, recommendation
 from edgecnn.results.report import REPORT_HTML, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
+from edgecnn.store.files import write_text, writes_into
+from edgecnn.store.locations import bench_result_path, device_bench_paths
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.files import write_json
 from edgecnn.results.schema import RecordError, from_json, read_json, to_json
+from edgecnn.store.files import write_json
 
 REPORT_SCHEMA = "edgecnn.report/1"
 REPORT_JSON = "report.json"
@@ -24,7 +24,7 @@ REPORT_HTML = "report.html"
 
 @dataclass
 class Flips:
-    """The answers a variant changed against Keras, split as :func:`edgecnn.gates.count_flips` does."""
+    """The answers a variant changed against Keras, split as :func:`edgecnn.accuracy.gates.count_flips` does."""
 
     total: int
     near_tie: int

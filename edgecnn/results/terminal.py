@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecnn.display import visible
-from edgecnn.results.matrix import Entry, columns, entries, one_thread_latency, recommendation, slower_than_fp32
 from edgecnn.results.bench import BenchResult
+from edgecnn.results.matrix import Entry, columns, entries, one_thread_latency, recommendation, slower_than_fp32
 from edgecnn.results.report import Report, VariantRow
 
 

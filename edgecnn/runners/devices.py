@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime.isa import ISA_CLASSES
-from edgecnn.toml_file import read_toml
+from edgecnn.store.toml_file import read_toml
 
 DEFAULT_WORKDIR = ".cache/edgecnn-device"
 CONNECT_TIMEOUT_S = 10

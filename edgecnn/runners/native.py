@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.runners.base import NATIVE, CellRun, Provenance
+from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import host_isa
 
 
@@ -24,8 +25,6 @@ class Native:
         self.threads, self.providers = threads, providers
 
     def run(self, models: Sequence[Path], images: np.ndarray) -> CellRun:
-        from edgecnn.runtime import Predictor
-
         predictors = [Predictor(m, providers=self.providers, intra_op_threads=self.threads) for m in models]
         where = f"this machine ({socket.gethostname()}, {', '.join(predictors[0].providers)})"
         return CellRun([p.predict(images).probabilities for p in predictors],

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn import ray_engine
 from edgecnn.errors import EdgeCNNError
+from edgecnn.runners import ray_cluster
 from edgecnn.runners.base import CellRun
+from edgecnn.runners.plan import class_runner
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,18 @@ log = logging.getLogger(__name__)
 def run_on_ray(rows: Sequence[str], models: Sequence[Path], images: np.ndarray,
                emulated_images: int, labelled: set[str]) -> dict[str, CellRun]:
     """Like :func:`edgecnn.runners.plan.run_all` for classes ``rows``, on Ray's nodes."""
-    with ray_engine.connected() as ray:
+    with ray_cluster.connected() as ray:
         images_ref = ray.put(np.ascontiguousarray(images))
         task = ray.remote(num_cpus=1, max_retries=0)(_cell)
         pending = {}
         for row in rows:
-            options = {"resources": {ray_engine.ISA_RESOURCE_PREFIX + row: 0.001}} if row in labelled else {}
+            options = {"resources": {ray_cluster.ISA_RESOURCE_PREFIX + row: 0.001}} if row in labelled else {}
             for i, model in enumerate(models):
                 pending[(row, i)] = task.options(**options).remote(
                     row, Path(model).name, Path(model).read_bytes(), images_ref, emulated_images)
         log.info(f"  {len(pending)} (class x variant) cells as Ray tasks on "
-                 f"{ray_engine.cluster_cpus(ray)} CPUs...")
-        with ray_engine.worker_errors():
+                 f"{ray_cluster.cluster_cpus(ray)} CPUs...")
+        with ray_cluster.worker_errors():
             done = dict(zip(pending, ray.get(list(pending.values()))))
     out = {}
     for row in rows:
@@ -53,8 +54,6 @@ def run_on_ray(rows: Sequence[str], models: Sequence[Path], images: np.ndarray,
 
 
 def _cell(row: str, name: str, model: bytes, images: np.ndarray, emulated_images: int) -> CellRun:
-    from edgecnn.runners.plan import class_runner
-
     runner = class_runner(row)
     with tempfile.TemporaryDirectory(prefix="edgecnn-isa-task-") as tmp:
         path = Path(tmp) / name

@@ -19,7 +19,7 @@ from pathlib import Path
 
 def info() -> dict:
     """This machine as edgecnn sees it, and its onnxruntime (None when missing)."""
-    from edgecnn.bench.machine import machine_info
+    from edgecnn.timing.machine import machine_info
 
     found = machine_info()
     found.update(executable=sys.executable, os_release=_os_release(), machine=platform.machine(),
@@ -34,17 +34,16 @@ def info() -> dict:
 
 
 def bench(spec_path: str, out_path: str) -> None:
-    """Time the spec's files on its targets here (see :func:`edgecnn.bench.rounds.time_onnxruntime`)."""
+    """Time the spec's files on its targets here (see :func:`edgecnn.timing.rounds.time_onnxruntime`)."""
     import numpy as np
+    import onnxruntime
 
-    from edgecnn.bench.machine import machine_info
-    from edgecnn.bench.rounds import time_onnxruntime
-    from edgecnn.bench.targets import Target
-    from edgecnn.bench.timing import Budget
     from edgecnn.results.schema import to_json
     from edgecnn.runtime import providers as _providers
-
-    import onnxruntime
+    from edgecnn.timing.machine import machine_info
+    from edgecnn.timing.measure import Budget
+    from edgecnn.timing.rounds import time_onnxruntime
+    from edgecnn.timing.targets import Target
 
     spec = json.loads(Path(spec_path).read_text())
     targets = [Target(**t) for t in spec["targets"]]

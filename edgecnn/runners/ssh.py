@@ -23,6 +23,7 @@ import shlex
 import subprocess
 import zipfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,14 @@ import numpy as np
 
 import edgecnn
 from edgecnn.errors import EdgeCNNError
+from edgecnn.results.bench import BenchRow
+from edgecnn.results.schema import from_json
 from edgecnn.runners import remote, worker
 from edgecnn.runners.base import DEVICE, CellRun, Provenance
 from edgecnn.runners.devices import Device
+from edgecnn.store.files import sha256_file
+from edgecnn.timing.measure import Budget
+from edgecnn.timing.targets import Target
 
 log = logging.getLogger(__name__)
 # ssh's own failures exit 255; these are the device-side ones the scripts below signal.
@@ -81,15 +87,10 @@ class SshDevice:
 
     # -- timing, information, setup -------------------------------------------------------
 
-    def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Any],
-              batches: Sequence[int], budget: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Target],
+              batches: Sequence[int], budget: Budget) -> tuple[list[BenchRow], dict[str, Any], dict[str, Any]]:
         """The onnxruntime rows of ``edgecnn bench`` timed on the device: (rows, Predictor
         overhead per target, the device's machine info)."""
-        from dataclasses import asdict
-
-        from edgecnn.results.bench import BenchRow
-        from edgecnn.results.schema import from_json
-
         images = _array_blob(pixels)
         names = [_file_blob(f) for f in files]
         blobs = {**dict(zip(names, map(Path, files))), images[0]: images[1]}
@@ -290,8 +291,6 @@ def _digest(data: bytes) -> str:
 
 
 def _file_blob(path: Path) -> str:
-    from edgecnn.files import sha256_file
-
     return sha256_file(path) + Path(path).suffix
 
 

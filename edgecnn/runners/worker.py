@@ -18,13 +18,13 @@ import sys
 
 import numpy as np
 
+from edgecnn.errors import EdgeCNNError
+from edgecnn.runtime import Predictor
+from edgecnn.runtime.isa import cpu_features, host_isa
+from edgecnn.timing.machine import machine_info
+
 
 def main(argv: list[str]) -> int:
-    from edgecnn.bench.machine import machine_info
-    from edgecnn.errors import EdgeCNNError
-    from edgecnn.runtime import Predictor
-    from edgecnn.runtime.isa import cpu_features, host_isa
-
     threads = 0
     if argv[:1] == ["--threads"] and len(argv) > 1 and argv[1].isdigit():
         threads, argv = int(argv[1]), argv[2:]

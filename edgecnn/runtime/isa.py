@@ -12,6 +12,8 @@ import ctypes
 import platform
 from pathlib import Path
 
+from edgecnn.errors import EdgeCNNError
+
 # Class name -> what it stands for. The order is the order reports list them in.
 ISA_CLASSES: dict[str, str] = {
     "x86-vnni": "x86-64 with AVX-512 VNNI or AVX-VNNI (Ice Lake, Sapphire Rapids, Zen 4 servers)",
@@ -128,8 +130,6 @@ def parse_isa_list(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
 
     ``None`` and ``"host"`` mean the host's class alone.
     """
-    from edgecnn.errors import EdgeCNNError
-
     if text is None:
         items = ["host"]
     elif isinstance(text, str):

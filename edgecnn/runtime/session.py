@@ -14,6 +14,7 @@ from typing import Any
 from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import providers as _providers
+from edgecnn.runtime.cuda import cuda_reason
 
 
 def session_options(intra_op_threads: int = 0, inter_op_threads: int = 0) -> Any:
@@ -78,8 +79,6 @@ def load_session(
     active = session.get_providers()
     reason = None
     if requested[0] not in active and _providers.needs_cuda_libraries(requested[:1]):
-        from edgecnn.runtime.cuda import cuda_reason
-
         reason = cuda_reason(ort, requested[0])
     _providers.check_active(requested, active, reason)
     return session

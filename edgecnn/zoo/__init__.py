@@ -4,7 +4,7 @@ Importing a family module runs its ``@register_model`` decorators, so the famili
 here, after the registry (timm's layout): the registry never imports them back.
 """
 
-from edgecnn.zoo.registry import ModelSpec, Recipe, create_model, get_spec, list_models
 from edgecnn.zoo import catsdogs, doit, fashion, mnist, shapes  # noqa: F401  (registers them)
+from edgecnn.zoo.registry import ModelSpec, Recipe, create_model, get_spec, list_models
 
 __all__ = ["ModelSpec", "Recipe", "create_model", "get_spec", "list_models"]

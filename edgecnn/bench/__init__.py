@@ -1,1 +1,0 @@
-"""Latency benchmarks per hardware target, side by side with Keras (and LiteRT/OpenVINO)."""

@@ -1,0 +1,403 @@
+"""int8 and fp16 variants of an exported model, through onnxruntime's quantization tools.
+
+- static: QDQ, uint8 activations, per-channel weights, calibrated on training images with the
+  Predictor's preprocessing; the weight scheme is chosen by measurement on each instruction-set
+  class the file is for (:mod:`edgecnn.quantize.int8_scheme`). The conv that reads the image and the
+  output softmax stay float (faster and more exact: :func:`edgecnn.quantize.rewrites.float_image_convs`),
+  and so does each op type that is timed faster in float here (:mod:`edgecnn.quantize.int8_speed`).
+- dynamic: int8 weights of MatMul/Gemm only; dynamic Conv (ConvInteger) is several times slower
+  than fp32 on x86 CPUs (bench/README.md), so it is opt-in.
+- fp16: float16 weights with float32 inputs/outputs; a GPU format (slower on the CPU provider).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn._optional import require
+from edgecnn.accuracy.gates import Gates
+from edgecnn.data import Dataset, load_dataset
+from edgecnn.defaults import DEFAULT_CALIBRATION
+from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
+from edgecnn.export.onnx_metadata import load_proto, read_metadata, set_metadata
+from edgecnn.quantize import int8_scheme, int8_speed
+from edgecnn.quantize.calibrate import (
+    calibration_images,
+    input_name,
+    make_reader,
+    preprocess_for_quantization,
+    quantization_module,
+    selection_images,
+)
+from edgecnn.quantize.int8_scheme import SCHEMES
+from edgecnn.quantize.qdq_loss_debug import layer_drift
+from edgecnn.quantize.rewrites import (
+    average_pools_as_depthwise_convs,
+    float_image_convs,
+    float_softmax_outputs,
+    gemm_float_outputs,
+)
+from edgecnn.runtime import Predictor
+from edgecnn.runtime.isa import parse_isa_list
+from edgecnn.runtime.metadata import ModelInfo
+from edgecnn.store.files import check_overwrite, sha256_file, temporary_folder, write_bytes, writes_into
+from edgecnn.variants import VARIANT_FILE, variant_names
+
+QUANTIZED = tuple(VARIANT_FILE)
+METHODS = ("minmax", "entropy", "percentile")
+DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    variant: str
+    path: Path
+    size_bytes: int
+    written: bool
+    failure: str | None = None  # static int8 only: why no file was written
+
+
+def _check_args(method: str, dynamic_ops: Sequence[str]) -> None:
+    if method not in METHODS:
+        raise EdgeCNNError(f"Unknown calibration method '{method}'; use {', '.join(METHODS)}.")
+    if not dynamic_ops:
+        raise EdgeCNNError("Dynamic quantization needs at least one op type.")
+
+
+@writes_into(lambda model_path: model_path.parent)
+def quantize(
+    model_path: str | Path,
+    *,
+    variants: Iterable[str] = QUANTIZED,
+    calibration: int = DEFAULT_CALIBRATION,
+    method: str = "minmax",
+    per_channel: bool = True,
+    dataset: str | Dataset | None = None,
+    dynamic_ops: Sequence[str] = DEFAULT_DYNAMIC_OPS,
+    seed: int = 0,
+    isa: str | Sequence[str] = "all",
+    schemes: Sequence[str] = tuple(SCHEMES),
+    gates: Gates = Gates(),
+    exclude: Sequence[str] = (),
+    auto_exclude: bool = True,
+    speed_search: bool = True,
+    force: bool = False,
+    strict: bool = True,
+) -> list[QuantizeResult]:
+    """Write the requested variants of an fp32 edgecnn ONNX model next to it.
+
+    Static int8 tries ``schemes`` in order and keeps the first that holds the int8 ``gates``
+    accuracy (and keeps the agreement and per-class gates) against fp32 on held-out training
+    images on every class in ``isa`` that can be run
+    here (see :mod:`edgecnn.quantize.int8_scheme`), then the first scheme with its most-drifting layers
+    in float. When nothing holds, no int8 file is written (a stale one is removed, so nothing
+    takes it for a good one) and GateFailedError is raised after the other variants are written.
+
+    Args:
+        model_path: the fp32 ``model.onnx``.
+        variants: any of ``int8``, ``dynint8``, ``fp16`` (``static`` and ``dynamic``, onnxruntime's
+            names for the two int8 methods, mean int8 and dynint8).
+        calibration: number of training images for static calibration.
+        method: static calibration method: minmax, entropy or percentile.
+        per_channel: per-channel weight scales for static int8.
+        dataset: calibration data (default: the dataset stored in the model).
+        dynamic_ops: op types quantized dynamically (Conv is allowed but slow on CPUs).
+        seed: picks the calibration images.
+        isa: instruction-set classes the int8 file is for: "all", "host", a list or a
+            comma-separated string (see :mod:`edgecnn.runtime.isa`).
+        schemes: static int8 schemes to try, in order (names from ``int8_scheme.SCHEMES``).
+        gates: the int8 gates (accuracy drop, agreement, worst class) each scheme must hold.
+        exclude: node names or op types kept in float in static int8.
+        auto_exclude: when no scheme holds, keep the layers that drift most from fp32 (per-layer
+            SQNR) in float, 1, 2, 4 and 8 of them, until the int8 file holds.
+        speed_search: then keep each op type in float that makes the file faster here (batch 1
+            and 64, one thread), gating the result again (see :mod:`edgecnn.quantize.int8_speed`). An
+            existing int8 file made from this same fp32 file keeps its choice unless ``force``,
+            so a re-export gives the same bytes rather than the noise of a new timing.
+        force: replace existing variant files that differ.
+        strict: raise GateFailedError when no int8 scheme holds; otherwise that is a result
+            with ``failure`` set (the pipeline does so when int8 is not a required variant).
+    """
+    variants = variant_names(variants)
+    _check_args(method, dynamic_ops)
+    unknown = [name for name in schemes if name not in SCHEMES]
+    if unknown or not schemes:
+        raise EdgeCNNError(f"Unknown int8 scheme {unknown or list(schemes)}; use {', '.join(SCHEMES)}.")
+    isas = parse_isa_list(isa)
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise EdgeCNNError(f"Model file not found: {model_path}")
+    onnx = require("onnx", "Quantization")
+    try:
+        info = read_metadata(model_path)
+        onnx.checker.check_model(str(model_path))
+    except EdgeCNNError:
+        raise
+    except Exception as exc:  # protobuf and checker errors for non-ONNX input
+        raise EdgeCNNError(f"{model_path} is not a valid ONNX model: {str(exc)[:200]}") from exc
+    if info is None:
+        raise EdgeCNNError(f"{model_path} has no edgecnn metadata; export it with edgecnn first.")
+    if info.variant != "fp32":
+        raise EdgeCNNError(f"{model_path} is already a {info.variant} variant; quantize the fp32 model.")
+    data = None
+    if "int8" in variants:
+        if not (dataset or info.dataset):
+            raise EdgeCNNError(
+                f"{model_path} does not name the data it was trained on, and static int8 needs "
+                "calibration images from it; name the dataset."
+            )
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(
+            dataset or info.dataset, image_size=info.input_shape[:2]
+        )
+        calibration_images(data, calibration, seed)  # checks the count before any work
+
+    results, failure = [], None
+    with temporary_folder(model_path.parent, "quant") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        if {"int8", "dynint8"} & set(variants):
+            preprocess_for_quantization(model_path, pre)
+        for variant in variants:
+            log.info(f"Quantizing {model_path.name}: {variant}")
+            out = Path(tmp) / VARIANT_FILE[variant]
+            if variant == "int8":
+                options = StaticOptions(calibration, seed, method, per_channel, gates, tuple(exclude),
+                                        auto_exclude, speed_search, keep_speed_choice=not force)
+                settings, failure = _static(model_path, pre, out, data, info, isas, schemes, options)
+                if failure:
+                    stale = model_path.parent / VARIANT_FILE[variant]
+                    if stale.exists():  # made from an earlier model.onnx: must not pass for this one's
+                        stale.unlink()
+                    log.warning(f"No int8 file written: {failure}")
+                    results.append(QuantizeResult(variant, stale, 0, False, failure))
+                    continue
+            elif variant == "dynint8":
+                settings = _dynamic(pre, out, dynamic_ops)
+            else:
+                settings = _fp16(model_path, out)
+            proto = onnx.load(str(out))
+            set_metadata(proto, info.replace(variant=variant, quantization=settings))
+            onnx.checker.check_model(proto)
+            data_bytes = proto.SerializeToString()
+            dest = model_path.parent / VARIANT_FILE[variant]
+            written = check_overwrite(dest, data_bytes, force)
+            if written:
+                write_bytes(dest, data_bytes)
+            results.append(QuantizeResult(variant, dest, len(data_bytes), written))
+    if failure and strict:
+        raise GateFailedError(f"no static int8 scheme holds the gate: {failure}")
+    return results
+
+
+@dataclass(frozen=True)
+class StaticOptions:
+    """How static int8 is calibrated and judged."""
+
+    calibration: int
+    seed: int
+    method: str
+    per_channel: bool
+    gates: Gates
+    exclude: tuple[str, ...] = ()
+    auto_exclude: bool = True
+    speed_search: bool = True
+    keep_speed_choice: bool = True  # an existing int8 file's, when made from the same fp32 bytes
+
+
+def _kept_choice(earlier: dict[str, Any], float_nodes: list[str]) -> int8_speed.SpeedChoice:
+    """The existing int8 file's speed choice applied to ``float_nodes``: a re-export then writes
+    the same bytes, where a new timing could flip a change that was near the margin."""
+    to_int8 = list(earlier.get("int8_nodes", []))
+    to_float = list(earlier.get("float_nodes", []))
+    types = list(earlier.get("float_types", []))
+    log.info(f"  keeping the existing int8 file's choice for speed: {', '.join(types + to_int8) or 'none'} "
+             "(force re-measures)")
+    nodes = [n for n in dict.fromkeys([*float_nodes, *to_float]) if n not in to_int8]
+    return int8_speed.SpeedChoice(nodes, types, to_int8)
+
+
+def _earlier_speed_choice(fp32: Path, fp32_sha256: str) -> dict[str, Any] | None:
+    """The speed choice recorded in the int8 file beside ``fp32`` when it was made from these
+    very fp32 bytes (``fp32_sha256``); None when there is no such file."""
+    try:
+        info = read_metadata(fp32.parent / VARIANT_FILE["int8"])
+    except (EdgeCNNError, OSError):
+        return None
+    speed = ((info.quantization or {}) if info is not None else {}).get("speed")
+    if isinstance(speed, dict) and speed.get("fp32_sha256") == fp32_sha256:
+        return speed
+    return None
+
+
+def _static(
+    fp32: Path, pre: Path, out: Path, data: Dataset, info: ModelInfo, isas: list[str],
+    schemes: Sequence[str], options: StaticOptions,
+) -> tuple[dict[str, Any], str | None]:
+    """Quantize with each scheme in turn until one holds on every class; then, if none did, keep
+    the most-drifting layers of the first scheme in float, 1, 2, 4, 8 of them, until it holds.
+    Returns (settings, failure)."""
+    calib = calibration_images(data, options.calibration, options.seed)
+    images, labels = selection_images(data, options.calibration, seed=options.seed)
+    fp32_probs = Predictor(fp32, providers="cpu").predict(images).probabilities
+    graph = load_proto(pre)
+    # these rewrite the graph (pools before activations, average pools as depthwise convs),
+    # hence a graph file of its own
+    average_pools_as_depthwise_convs(graph)
+    image_convs = float_image_convs(graph)
+    excluded = image_convs + float_softmax_outputs(graph)
+    pre = pre.with_name("preprocessed-static.onnx")
+    pre.write_bytes(graph.SerializeToString())
+    producers = {out_name: node for node in graph.graph.node for out_name in node.output}
+    excluded += [n for n in _named_nodes(options.exclude, list(producers.values())) if n not in excluded]
+
+    def attempt(name: str, float_nodes: list[str]) -> int8_scheme.Trial:
+        label = name + (f" with {len(float_nodes)} node(s) in float" if float_nodes else "")
+        log.info(f"  static int8 scheme {label} on {', '.join(isas)}")
+        _quantize_static(pre, out, calib, info, options, SCHEMES[name], float_nodes)
+        trial = int8_scheme.check(SCHEMES[name], out, images, labels, fp32_probs, isas, options.gates)
+        trial.float_nodes = list(float_nodes)
+        if not trial.passed:
+            log.info(f"    {label} rejected: {trial.failure}")
+        return trial
+
+    def faster(trial: int8_scheme.Trial) -> int8_scheme.Trial:
+        """``trial``, or a gated trial with precision changed where that is measured faster here;
+        ``out`` holds the returned trial's file."""
+        if not options.speed_search:
+            return trial
+        name, sha = trial.scheme, sha256_file(fp32)
+        earlier = _earlier_speed_choice(fp32, sha) if options.keep_speed_choice else None
+        if earlier is not None and earlier.get("scheme") == name:
+            choice = _kept_choice(earlier, trial.float_nodes)
+            if choice.float_nodes != trial.float_nodes:
+                choice.trial = attempt(name, choice.float_nodes)
+                if not choice.trial.passed:  # e.g. judged on more classes than when it was made
+                    _quantize_static(pre, out, calib, info, options, SCHEMES[name], trial.float_nodes)
+                    choice = int8_speed.SpeedChoice(list(trial.float_nodes))
+        else:
+            log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
+            user = set(_named_nodes(options.exclude, list(producers.values())))
+            pixels = info.preprocessing.apply(images[:512])
+            choice = int8_speed.choose(
+                pre, out, trial.float_nodes, [n for n in image_convs if n not in user],
+                lambda nodes, dest: _quantize_static(pre, dest, calib, info, options, SCHEMES[name], nodes),
+                {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},
+                lambda path: int8_scheme.check(SCHEMES[name], path, images, labels, fp32_probs, isas,
+                                               options.gates),
+            )
+        chosen = trial if choice.trial is None else choice.trial
+        chosen.float_nodes = list(choice.float_nodes)
+        chosen.speed = {"fp32_sha256": sha, "scheme": name, "float_types": choice.float_types,
+                        "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
+                        "int8_nodes": choice.int8_nodes}
+        return chosen
+
+    rejected = []
+    for name in schemes:
+        trial = attempt(name, excluded)
+        if trial.passed:
+            return _static_settings(faster(trial), rejected, calib, labels, isas, options), None
+        rejected.append(trial)
+    if options.auto_exclude:
+        if schemes[-1] != schemes[0]:  # ``out`` holds the last scheme tried; drift is the first's
+            _quantize_static(pre, out, calib, info, options, SCHEMES[schemes[0]], excluded)
+        drift = layer_drift(pre, out, calib[:200], info.preprocessing, top=32, preprocessed=True)
+        worst = list(dict.fromkeys(
+            producers[d["tensor"]].name for d in drift
+            if d["tensor"] in producers and producers[d["tensor"]].name not in excluded
+        ))
+        for k in (1, 2, 4, 8):
+            if k > len(worst):
+                break
+            trial = attempt(schemes[0], [*excluded, *worst[:k]])
+            if trial.passed:
+                return _static_settings(faster(trial), rejected, calib, labels, isas, options), None
+            rejected.append(trial)
+    return {}, "; ".join(f"{t.scheme} ({len(t.float_nodes)} float nodes) {t.failure}"
+                         if t.float_nodes else f"{t.scheme} {t.failure}" for t in rejected)
+
+
+def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
+                     options: StaticOptions, scheme: int8_scheme.Scheme, float_nodes: list[str]) -> None:
+    quant = quantization_module()
+    try:
+        quant.quantize_static(
+            str(pre), str(out), make_reader(calib, info.preprocessing, input_name(pre)),
+            quant_format=quant.QuantFormat.QDQ,
+            per_channel=options.per_channel,
+            nodes_to_exclude=list(float_nodes),
+            calibrate_method={
+                "minmax": quant.CalibrationMethod.MinMax,
+                "entropy": quant.CalibrationMethod.Entropy,
+                "percentile": quant.CalibrationMethod.Percentile,
+            }[options.method],
+            **int8_scheme.static_options(scheme, quant),
+        )
+    except Exception as exc:  # onnxruntime's calibrators raise bare ValueErrors and worse
+        raise EdgeCNNError(
+            f"Static int8 quantization ({options.method} calibration) failed: {one_line(exc)}"
+        ) from exc
+    model = load_proto(out)  # a scratch file: the kept variant is written atomically later
+    if gemm_float_outputs(model, float_nodes):
+        out.write_bytes(model.SerializeToString())
+
+
+def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:
+    """Node names from names or op types (``Conv`` keeps every Conv in float)."""
+    by_name = {n.name for n in nodes}
+    out = []
+    for item in names:
+        matched = [n.name for n in nodes if n.op_type == item] or ([item] if item in by_name else [])
+        if not matched:
+            raise EdgeCNNError(
+                f"Nothing named '{item}' to keep in float: not a node name or op type of the graph "
+                f"(op types: {', '.join(sorted({n.op_type for n in nodes}))})."
+            )
+        out.extend(m for m in matched if m not in out)
+    return out
+
+
+def _static_settings(trial: int8_scheme.Trial, rejected: list[int8_scheme.Trial], calib: np.ndarray,
+                     labels: np.ndarray, isas: list[str], options: StaticOptions) -> dict[str, Any]:
+    scheme = SCHEMES[trial.scheme]
+    return {
+        "mode": "static", "format": "QDQ", "activations": "uint8",
+        "weights": scheme.weights, "reduce_range": scheme.reduce_range,
+        "per_channel": options.per_channel, "method": options.method,
+        "calibration_images": int(len(calib)), "calibration_split": "train",
+        "float_nodes": trial.float_nodes, "isa": isas,
+        **int8_scheme.summary(trial, rejected, len(labels)),
+    }
+
+
+def _dynamic(pre: Path, out: Path, ops: Sequence[str]) -> dict:
+    quant = quantization_module()
+    quant.quantize_dynamic(
+        str(pre), str(out), op_types_to_quantize=list(ops), weight_type=quant.QuantType.QInt8
+    )
+    settings: dict[str, Any] = {"mode": "dynamic", "weights": "int8", "op_types": list(ops)}
+    if "Conv" in ops:
+        settings["warning"] = (
+            "Conv quantized dynamically (ConvInteger): measured 4-11x slower than fp32 on x86 CPUs."
+        )
+    return settings
+
+
+def _fp16(model_path: Path, out: Path) -> dict:
+    onnx = require("onnx", "fp16 conversion")
+    float16 = require("onnxconverter_common.float16", "fp16 conversion")
+    with warnings.catch_warnings():
+        # It warns for every tiny weight clipped to fp16's range: expected, and checked by
+        # validation's agreement gate rather than by reading warnings.
+        warnings.simplefilter("ignore", UserWarning)
+        model = float16.convert_float_to_float16(onnx.load(str(model_path)), keep_io_types=True)
+    onnx.save(model, str(out))
+    return {"mode": "fp16", "weights": "float16", "io": "float32", "note": "a GPU format; "
+            "slower than fp32 on the CPU provider"}

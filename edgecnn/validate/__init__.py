@@ -1,0 +1,1 @@
+"""Validation: every variant checked against Keras on held-out data, on every CPU class it is for."""
