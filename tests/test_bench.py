@@ -8,6 +8,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from edgecnn.benchmark.diff import diff_results
 from edgecnn.benchmark.report import markdown
 from edgecnn.benchmark.run import run_benchmark
 from edgecnn.cli.main import app
@@ -33,6 +34,8 @@ def _check_rows(rows):
         assert values == sorted(values), r
         assert r["min_ms"] <= r["mean_ms"] <= r["max_ms"] and r["std_ms"] >= 0
         assert 5 <= r["runs"] <= 15
+        # images per second over the same timed runs as the mean, batch included
+        assert r["throughput_ips"] == pytest.approx(r["batch"] * 1e3 / r["mean_ms"])
 
 
 def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
@@ -56,8 +59,15 @@ def test_bench_tiny_model_schema_and_ordered_numbers(tiny_onnx, tmp_path):
     assert (out / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any(c["check"].startswith("predictor overhead") for c in data["checks"])
 
-    again = runner.invoke(app, ["bench-compare", str(out / "tiny.json"), str(out / "tiny.json")])
-    assert again.exit_code == 0 and "1.00" in again.output
+    # B/A ratios: a copy whose onnxruntime rows take 3x as long, one row left out
+    slower = dict(data, results=[dict(r, p50_ms=3 * r["p50_ms"], throughput_ips=r["throughput_ips"] / 3)
+                                 for r in data["results"] if (r["engine"], r["batch"]) != ("predictor", 4)])
+    (out / "slower.json").write_text(json.dumps(slower))
+    ratios = diff_results(out / "tiny.json", out / "slower.json")
+    assert {(r.engine, r.batch) for r in ratios} == {("onnxruntime", 1), ("onnxruntime", 4), ("predictor", 1)}
+    assert all(r.p50_ratio == pytest.approx(3) and r.throughput_ratio == pytest.approx(1 / 3) for r in ratios)
+    compared = runner.invoke(app, ["bench-compare", str(out / "tiny.json"), str(out / "slower.json")])
+    assert compared.exit_code == 0 and compared.output.count("3.00") >= 3, compared.output
 
 
 @pytest.mark.slow
@@ -67,15 +77,20 @@ def test_bench_with_keras_baseline(fashion_export):
     _check_rows(result.results)
     engines = {r.engine for r in result.results}
     assert {"keras-eager", "keras-predict", "keras-predict_on_batch", "keras-tf.function"} <= engines
-    for r in result.results:
-        # the speed-up is the fastest Keras path's p50 at the same batch over this row's, and
-        # that path's own row is 1 exactly (a speed-up against another batch, or the slowest
-        # path, would differ)
-        keras = min(k.p50_ms for k in result.rows(batch=r.batch) if k.engine.startswith("keras-"))
-        assert r.speedup_vs_keras == pytest.approx(keras / r.p50_ms)
-    fastest = result.keras_fastest["1"]
-    assert fastest.startswith("keras-")
-    assert result.rows(engine=fastest, batch=1)[0].speedup_vs_keras == pytest.approx(1.0)
+    for batch in (1, 2):
+        rows = result.rows(batch=batch)
+        keras = [r for r in rows if r.engine.startswith("keras-")]
+        # against the fastest Keras path of the same batch: it alone is 1, every other Keras
+        # path below 1, and a row faster than it above 1 (against the slowest path, or another
+        # batch, some of these would break)
+        fastest = result.keras_fastest[str(batch)]
+        assert [r.engine for r in keras if r.speedup_vs_keras == pytest.approx(1.0)] == [fastest]
+        assert all(r.speedup_vs_keras <= 1.0 for r in keras)
+        floor = min(r.p50_ms for r in keras)
+        for r in rows:
+            assert (r.speedup_vs_keras > 1) == (r.p50_ms < floor) or r.p50_ms == floor
+        # a speed-up is a ratio of latencies: halving a row's p50 doubles it
+        assert rows[0].speedup_vs_keras * rows[0].p50_ms == pytest.approx(floor)
     # ONNX against Keras at equal threads only (Keras runs on one thread count per process)
     keras_threads = result.settings.keras["threads"]
     compared = {c.check.split("(")[1].split(")")[0] for c in result.checks

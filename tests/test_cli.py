@@ -22,24 +22,42 @@ def test_version_and_help():
     assert result.exit_code == 0 and "export" in result.output
 
 
-def test_zoo_json():
+def test_zoo_json(tmp_path):
+    """The zoo shows what an export measured, checked against the model run here, and only for
+    the folders that hold one."""
+    import shutil
     from pathlib import Path
 
-    exported = Path(__file__).resolve().parents[1] / "exported"
+    from edgecnn.data import load_dataset
+    from edgecnn.runtime import Predictor
+    from edgecnn.store.files import sha256_file
+
+    committed = Path(__file__).resolve().parents[1] / "exported" / "fashion-cnn"
+    exported = tmp_path / "exported"
+    shutil.copytree(committed, exported / "fashion-cnn")
+    # as a current validation writes it: each variant with the sha256 of the file it measured
+    report_path = exported / "fashion-cnn" / "report.json"
+    report = json.loads(report_path.read_text())
+    for variant in report["variants"]:
+        variant["sha256"] = sha256_file(exported / "fashion-cnn" / variant["file"])
+    report_path.write_text(json.dumps(report))
     result = runner.invoke(app, ["zoo", "--json", "--exported", str(exported)])
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)}
-    assert rows["fashion-cnn"]["params"] == 333_526
-    # every committed export is shown with what its report measured, beside the tutorial's figure
-    for name, row in rows.items():
-        report = exported / name / "report.json"
-        if report.exists():
-            measured = json.loads(report.read_text())
-            assert row["export"]["keras_accuracy"] == measured["keras_accuracy"]
-            assert row["export"]["dataset"] == measured["dataset"]
-        else:
-            assert row["export"] is None
-    assert rows["mnist-convnet"]["export"]["dataset"] == "mnist-5k"
+    assert rows["fashion-cnn"]["params"] == 333_526  # the tutorial's model
+    assert [name for name, row in rows.items() if row["export"] is not None] == ["fashion-cnn"]
+    shown = rows["fashion-cnn"]["export"]
+    data = load_dataset("fashion_mnist")
+    assert shown["dataset"] == "fashion_mnist" and shown["test_images"] == len(data.y_test) == 10_000
+    # fp32 agrees with Keras to the image (near-ties aside): its accuracy measured now is Keras's
+    fp32 = Predictor(exported / "fashion-cnn" / "model.onnx", providers="cpu").predict(data.x_test)
+    assert shown["keras_accuracy"] == pytest.approx(float((fp32.labels == data.y_test).mean()), abs=1e-3)
+    assert shown["int8_accuracy"] != shown["keras_accuracy"] and shown["passed"] is True
+    # a variant changed since the report was written: its old numbers are not shown
+    (exported / "fashion-cnn" / "model.int8.onnx").write_bytes(b"other bytes")
+    again = runner.invoke(app, ["zoo", "--json", "--exported", str(exported)])
+    [row] = [r for r in json.loads(again.output) if r["name"] == "fashion-cnn"]
+    assert row["export"]["stale"] == ["model.int8.onnx"] and "keras_accuracy" not in row["export"]
 
 
 def test_unknown_model_is_one_line_not_a_traceback():

@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from edgecnn.errors import EdgeCNNError
-from edgecnn.runners.devices import Device, load_devices, resolve_device, resolve_devices
+from edgecnn.runners import worker
+from edgecnn.runners.devices import (
+    Device,
+    load_devices,
+    resolve_device,
+    resolve_devices,
+)
 from edgecnn.runtime.isa import host_isa
 from tests.sshd import Sshd, free_port
 
@@ -139,6 +145,7 @@ def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, e
 def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop, export, caplog):
     from edgecnn.benchmark.run import run_benchmark
     from edgecnn.runners.ssh import SshDevice
+    from edgecnn.store.files import sha256_file
     from edgecnn.timing.measure import Budget
     from edgecnn.timing.targets import resolve_targets
 
@@ -155,7 +162,15 @@ def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop
     assert {r.batch for r in onnx} == {1, 4} and all(r.threads == 1 for r in onnx)
     assert all(r.ran_on is None for r in onnx) and keras and all(r.ran_on == "host" for r in keras)
     assert all(r.speedup_vs_keras is None for r in onnx)  # two machines' latencies are no ratio
-    assert result.predictor_overhead["cpu-1t"]["ratio"] > 0
+    # the Predictor's overhead, timed there (on the fp32 bytes, cached by their sha256) at batch 1
+    # against bare sessions
+    overhead = result.predictor_overhead["cpu-1t"]
+    fp32_blob = sha256_file(export / "model.onnx") + ".onnx"
+    assert (overhead["file"], overhead["batch"]) == (fp32_blob, 1) and overhead["runs"] >= budget.min_runs
+    p50 = overhead["p50_ms"]
+    assert set(p50) == {"session", "session_prepared", "predictor"} and min(p50.values()) > 0
+    assert overhead["ratio"] == pytest.approx(p50["predictor"] / p50["session"])
+    assert overhead["ratio_strict"] == pytest.approx(p50["predictor"] / p50["session_prepared"])
     with caplog.at_level(logging.INFO, logger="edgecnn"):
         again = run_benchmark(export, targets=targets, batches=(1, 4), budget=budget, other_engines=False,
                               keras_baseline=False, device=SshDevice(device))
@@ -185,17 +200,15 @@ def test_a_connection_dropped_mid_run_leaves_nothing_half_done_and_the_rerun_com
     targets = _toml(tmp_path / "devices.toml", sshd, "drop", workdir)
     setup_device(load_devices(targets)["drop"], push_wheels=True)
     before = (export / "report.json").read_bytes()
+    hold = workdir / worker.HOLD_FILE
+    hold.touch()  # the worker waits there before any model runs: the cut lands mid-run, always
     proc = subprocess.Popen([*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file",
                              str(targets)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             cwd=ROOT)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "on the device" in line:
-            _wait_for_worker(workdir)  # connected, and the models are running there
-            sshd.stop()
-            break
-    stderr = "".join(lines) + proc.stderr.read()
+    _wait_for(workdir / worker.HELD_FILE, proc)
+    sshd.stop()
+    hold.unlink()
+    stderr = proc.stderr.read()
     try:
         assert proc.wait(timeout=60) == 1, stderr
     finally:
@@ -212,19 +225,13 @@ def test_a_connection_dropped_mid_run_leaves_nothing_half_done_and_the_rerun_com
     assert "drop" in (export / "report.json").read_text()
 
 
-def _wait_for_worker(workdir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            try:
-                if (entry.name.isdigit() and b"edgecnn.runners.worker" in (entry / "cmdline").read_bytes()
-                        and Path(os.readlink(entry / "cwd")) == workdir):
-                    return
-            except OSError:
-                continue
-        time.sleep(0.02)
-    raise AssertionError("the worker never started on the device")
-
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    """Until the held worker wrote ``path`` (the validation failing first is a failure)."""
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the device's worker never started"
+        time.sleep(0.05)
 
 def test_a_closed_port_is_one_line_within_the_connect_timeout():
     port = free_port()  # bound and released: nothing listens there

@@ -14,7 +14,13 @@ import pytest
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runners.plan import class_runner
 from edgecnn.runners.qemu import unavailable_reason
-from edgecnn.runtime.isa import ISA_CLASSES, classify_arm64, classify_x86, host_isa, parse_isa_list
+from edgecnn.runtime.isa import (
+    ISA_CLASSES,
+    classify_arm64,
+    classify_x86,
+    host_isa,
+    parse_isa_list,
+)
 from tests.conftest import committed_tolerance, need_isa
 
 SHAPES = Path(__file__).resolve().parents[1] / "exported" / "shapes-toy"

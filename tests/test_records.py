@@ -107,11 +107,19 @@ def test_bench_compare_refuses_a_latency_that_means_nothing(value, tmp_path):
     assert "results[3].p50_ms" in line and "bad.json" in line
 
 
-@pytest.mark.parametrize("content", ["[]", '{"schema": "edgecnn.bench/1"}', "not json", ""])
-def test_bench_compare_refuses_what_is_not_a_result(content, tmp_path):
+@pytest.mark.parametrize("content, says", [
+    ("[]", "the top level should be an object, got list"),
+    ('{"schema": "edgecnn.bench/1"}', "the top level has no 'created'"),
+    ("not json", "Cannot read the bench result"),
+    ("", "Cannot read the bench result"),
+])
+def test_bench_compare_refuses_what_is_not_a_result(content, says, tmp_path):
+    """One line that names the file and what is wrong with it, whichever side it is on."""
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    _one_line_error(runner.invoke(app, ["bench-compare", str(bad), str(BENCH)]))
+    for args in ([str(bad), str(BENCH)], [str(BENCH), str(bad)]):
+        line = _one_line_error(runner.invoke(app, ["bench-compare", *args]))
+        assert str(bad) in line and says in line, line
 
 
 def test_a_bench_result_reads_back_as_written(tmp_path):

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,27 +80,53 @@ def test_page_shows_the_json_numbers_in_a_real_browser(page):
     assert point and abs(float(point.group(1)) - host_int8["p50_ms"]) <= 5e-4
 
 
-def test_the_host_recommendation_is_the_fastest_passing_file(page):
-    """On the host, the page names the passing variant with the lowest batch-1 p50 of the
-    one-thread target, of those not slower than fp32 at batch 64: computed here from the two JSON
-    files."""
-    path, report, bench = page
-    host = report["machine"]["native_row"]
-    p50 = {b: {r["variant"]: r["p50_ms"] for r in bench["results"]
-               if (r["engine"], r["target"], r["batch"]) == ("onnxruntime", "cpu-1t", b)} for b in (1, 64)}
-    passing = [v for v in report["variants"] if v["by_isa"][host]["passed"] and v["variant"] in p50[1]
-               and (not p50[64] or p50[64][v["variant"]] <= p50[64]["fp32"])]
-    fastest = min(passing, key=lambda v: p50[1][v["variant"]])
-    shown = re.search(rf'id="rec-{host}".*?<code class="file">([^<]+)</code>', path.read_text(), re.S)
-    assert shown.group(1) == fastest["file"]
+@pytest.mark.parametrize("b1, b64, shipped", [
+    # p50 in ms at batch 1 and at 64 on one thread; the file the page must name, by hand
+    ({"fp32": 0.30, "int8": 0.20, "dynint8": 0.10, "fp16": 0.40}, {"fp32": 4.0, "int8": 2.0, "dynint8": 3.9, "fp16": 5.0},
+     "model.dynint8.onnx"),
+    ({"fp32": 0.30, "int8": 0.20, "dynint8": 0.10, "fp16": 0.40}, {"fp32": 4.0, "int8": 2.0, "dynint8": 4.1, "fp16": 5.0},
+     "model.int8.onnx"),  # dynint8 is slower than fp32 at 64
+    ({"fp32": 0.30, "int8": 0.20, "dynint8": 0.25, "fp16": 0.05}, {"fp32": 4.0, "int8": 4.5, "dynint8": 4.2, "fp16": 3.0},
+     "model.fp16.onnx"),
+    ({"fp32": 0.30, "int8": 0.20, "dynint8": 0.25, "fp16": 0.40}, {"fp32": 4.0, "int8": 4.5, "dynint8": 4.2, "fp16": 5.0},
+     "model.onnx"),  # every file faster at batch 1 loses at 64
+])
+def test_the_host_recommendation_is_the_fastest_passing_file(tmp_path, b1, b64, shipped):
+    """On the host, the page names the passing file fastest at batch 1 on one thread, of those
+    not slower than fp32 at batch 64 (every fashion-cnn variant passes on its host row)."""
+    report = read_report(FASHION)
+    assert all(v.by_isa[report.machine.native_row].passed for v in report.variants)
+    bench = read_bench(ROOT / "bench" / "results" / "fashion-cnn.json")
+    bench.results = [r for r in bench.results if not (r.engine == "onnxruntime" and r.target == "cpu-1t")]
+    template = read_bench(ROOT / "bench" / "results" / "fashion-cnn.json").rows(engine="onnxruntime", target="cpu-1t")[0]
+    for batch, p50 in ((1, b1), (64, b64)):
+        bench.results += [replace(template, variant=v, batch=batch, p50_ms=ms) for v, ms in p50.items()]
+    html = render(report, bench)
+    shown = re.search(rf'id="rec-{report.machine.native_row}".*?<code class="file">([^<]+)</code>', html, re.S)
+    assert shown.group(1) == shipped
 
 
 def test_screenshot_of_the_page(page, tmp_path):
+    """What a person sees: the matrix's cells green (every fashion-cnn variant passes), the
+    per-class bars in both colours, the recommendation boxes, on a page longer than a screen."""
+    from PIL import Image
+
     path, _, _ = page
     shot = tmp_path / "report.png"
     out = _chromium("--window-size=1100,1800", f"--screenshot={shot}", path.as_uri())
-    assert out.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 20_000  # a page with tables and charts, not a blank one
+    assert out.returncode == 0, out.stderr[-2000:]
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1100, 1800)
+    counts = {colour: n for n, colour in image.getcolors(1100 * 1800)}
+
+    def share(hex_colour: str) -> float:
+        return counts.get(tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)), 0) / (1100 * 1800)
+
+    assert share("#e6f4e6") > 0.01  # passing matrix cells
+    assert share("#f8d7d7") == 0  # no failing cell
+    assert share("#eef3fb") > 0.02  # the six recommendation boxes
+    assert share("#55aa99") > 0 and share("#cc5555") > 0  # per-class gains and losses
+    assert share("#ffffff") < 0.9  # not a blank page
 
 
 def test_page_refuses_a_benchmark_of_other_files(tmp_path):

@@ -36,7 +36,13 @@ from edgecnn.runtime import providers as _providers
 from edgecnn.store.files import sha256_file
 from edgecnn.store.locations import export_folder
 from edgecnn.timing.coldstart import cold_start
-from edgecnn.timing.engines import keras_engines, litert_engines, litert_models, litert_workdir, openvino_engines
+from edgecnn.timing.engines import (
+    keras_engines,
+    litert_engines,
+    litert_models,
+    litert_workdir,
+    openvino_engines,
+)
 from edgecnn.timing.machine import machine_info
 from edgecnn.timing.measure import Budget
 from edgecnn.timing.profile import profile_ops

@@ -17,7 +17,12 @@ def isa(
     from rich.console import Console
     from rich.table import Table
 
-    from edgecnn.runners.qemu import EMULATIONS, cache_dir, setup_arm64, unavailable_reason
+    from edgecnn.runners.qemu import (
+        EMULATIONS,
+        cache_dir,
+        setup_arm64,
+        unavailable_reason,
+    )
     from edgecnn.runtime.isa import ISA_CLASSES, host_isa
 
     if setup:

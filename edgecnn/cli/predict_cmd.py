@@ -8,7 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecnn.cli.options import Engine, Force, Offset, Provider, Scale, preprocessing_from
+from edgecnn.cli.options import (
+    Engine,
+    Force,
+    Offset,
+    Provider,
+    Scale,
+    preprocessing_from,
+)
 
 
 class Fit(str, Enum):

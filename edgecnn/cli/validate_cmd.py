@@ -8,7 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from edgecnn.accuracy.gates import Gates
-from edgecnn.cli.options import DeviceNames, Engine, ImportModules, IsaList, Provider, Require, TargetsFile
+from edgecnn.cli.options import (
+    DeviceNames,
+    Engine,
+    ImportModules,
+    IsaList,
+    Provider,
+    Require,
+    TargetsFile,
+)
 from edgecnn.cli.report_view import raise_if_failed
 from edgecnn.defaults import DEFAULT_MODEL, EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.store.locations import default_folder

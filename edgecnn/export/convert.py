@@ -21,8 +21,19 @@ from edgecnn.data.fashion_mnist import FASHION_CLASSES
 from edgecnn.defaults import DEFAULT_MODEL, DEFAULT_OPSET
 from edgecnn.errors import EdgeCNNError
 from edgecnn.export import keras_inspect, pixel_conventions
-from edgecnn.export.graph import check_inference_graph, fold_batch_reshapes, fold_conv_affine, fold_input_scale
-from edgecnn.export.keras_io import KERAS_SUFFIXES, REFERENCE_NAMES, load_keras, reference_name, reference_sha256
+from edgecnn.export.graph import (
+    check_inference_graph,
+    fold_batch_reshapes,
+    fold_conv_affine,
+    fold_input_scale,
+)
+from edgecnn.export.keras_io import (
+    KERAS_SUFFIXES,
+    REFERENCE_NAMES,
+    load_keras,
+    reference_name,
+    reference_sha256,
+)
 from edgecnn.export.onnx_metadata import load_proto, metadata_of, set_metadata
 from edgecnn.export.saved_model import tree_sha256
 from edgecnn.runtime.metadata import ModelInfo, Preprocessing

@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 
 from edgecnn._optional import require
-from edgecnn.quantize.calibrate import input_name, make_reader, preprocess_for_quantization
+from edgecnn.quantize.calibrate import (
+    input_name,
+    make_reader,
+    preprocess_for_quantization,
+)
 from edgecnn.runtime.metadata import Preprocessing
 
 

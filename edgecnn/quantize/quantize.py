@@ -47,7 +47,13 @@ from edgecnn.quantize.rewrites import (
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import parse_isa_list
 from edgecnn.runtime.metadata import ModelInfo
-from edgecnn.store.files import check_overwrite, sha256_file, temporary_folder, write_bytes, writes_into
+from edgecnn.store.files import (
+    check_overwrite,
+    sha256_file,
+    temporary_folder,
+    write_bytes,
+    writes_into,
+)
 from edgecnn.variants import VARIANT_FILE, variant_names
 
 QUANTIZED = tuple(VARIANT_FILE)

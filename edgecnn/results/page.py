@@ -14,7 +14,13 @@ from typing import Any
 
 from edgecnn.results.bench import BenchResult, read_bench
 from edgecnn.results.evidence import check_current
-from edgecnn.results.matrix import Column, columns, entries, one_thread_latency, recommendation
+from edgecnn.results.matrix import (
+    Column,
+    columns,
+    entries,
+    one_thread_latency,
+    recommendation,
+)
 from edgecnn.results.report import REPORT_HTML, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
 from edgecnn.store.files import write_text, writes_into

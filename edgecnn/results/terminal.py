@@ -10,7 +10,14 @@ from rich.table import Table
 
 from edgecnn.display import visible
 from edgecnn.results.bench import BenchResult
-from edgecnn.results.matrix import Entry, columns, entries, one_thread_latency, recommendation, slower_than_fp32
+from edgecnn.results.matrix import (
+    Entry,
+    columns,
+    entries,
+    one_thread_latency,
+    recommendation,
+    slower_than_fp32,
+)
 from edgecnn.results.report import Report, VariantRow
 
 

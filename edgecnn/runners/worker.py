@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +24,21 @@ from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import cpu_features, host_isa
 from edgecnn.timing.machine import machine_info
+
+# Fault injection for the tests: a worker started in a folder holding HOLD_FILE says so in
+# HELD_FILE and waits while HOLD_FILE exists (at most HOLD_LIMIT_S), before any model runs, so that
+# a test cuts its connection at a known point instead of racing it.
+HOLD_FILE, HELD_FILE, HOLD_LIMIT_S = ".edgecnn-hold-worker", ".edgecnn-worker-held", 120
+
+
+def _hold_if_asked() -> None:
+    hold = Path(HOLD_FILE)
+    if not hold.exists():
+        return
+    Path(HELD_FILE).write_text(str(os.getpid()))
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while hold.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def main(argv: list[str]) -> int:
@@ -36,6 +53,7 @@ def main(argv: list[str]) -> int:
     present = sorted(name for name, on in cpu_features().items() if on)
     out: dict[str, np.ndarray] = {"cpu_features": np.array(present), "isa": np.array(host_isa()),
                                   "machine": np.array(json.dumps(machine_info()))}
+    _hold_if_asked()
     try:
         for i, model in enumerate(argv[2:]):
             predictor = Predictor(model, providers="cpu", intra_op_threads=threads)

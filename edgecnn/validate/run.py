@@ -21,7 +21,12 @@ from edgecnn.accuracy.metrics import agreement_metrics
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.errors import EdgeCNNError
-from edgecnn.export.keras_io import imported_code, load_keras, reference_file, reference_sha256
+from edgecnn.export.keras_io import (
+    imported_code,
+    load_keras,
+    reference_file,
+    reference_sha256,
+)
 from edgecnn.quantize.calibrate import calibration_images
 from edgecnn.quantize.qdq_loss_debug import layer_drift
 from edgecnn.results.evidence import carry_earlier_rows, read_previous
