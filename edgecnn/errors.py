@@ -21,11 +21,18 @@ class OverwriteRefusedError(EdgeCNNError):
     """A file exists and differs from what would be written; replacing it needs ``force``."""
 
 
+def last_line(output: str | None, default: str = "no output") -> str:
+    """What a child process said last: the last non-empty line of its output (where Python's
+    traceback and most tools put the cause), at most 300 characters; ``default`` when silent."""
+    lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else default
+
+
 def one_line(exc: BaseException, *, first: bool = False) -> str:
     """A library exception's message as one line of at most 300 characters, for an error that
     wraps it: its last line (where onnxruntime and numpy put the cause), or its first with
     ``first`` (Keras), or the exception's type when it has no message."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    return (lines[0] if first else lines[-1]).strip()[:300]
+    if not first:
+        return last_line(str(exc), type(exc).__name__)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__

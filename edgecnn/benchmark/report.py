@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn._optional import require
-from edgecnn.results.bench import BenchResult, BenchRow, write_bench
+from edgecnn.results.bench import (
+    BenchResult,
+    BenchRow,
+    EngineName,
+    is_keras,
+    write_bench,
+)
 from edgecnn.store.files import atomic_path, write_text
 from edgecnn.timing.profile import PROFILE_RUNS
 
@@ -95,7 +101,7 @@ def plot(result: BenchResult, path: Path) -> Path:
                title=f"{result.model} on {target}")
         ax.legend(fontsize=7)
     right = axes[-1]
-    best = [r for r in rows if r.speedup_vs_keras and r.engine == "onnxruntime"
+    best = [r for r in rows if r.speedup_vs_keras and r.engine == EngineName.ONNXRUNTIME
             and r.variant in ("fp32", "int8")]
     labels = list(dict.fromkeys((r.target, r.variant) for r in best))
     batches = sorted({r.batch for r in best})
@@ -130,14 +136,14 @@ def _per_image_series(rows: list[BenchRow], target: str) -> list[tuple[str, list
 
     series = []
     for variant in ("fp32", "int8", "dynint8", "fp16"):
-        selected = [r for r in rows if r.engine == "onnxruntime" and r.target == target
+        selected = [r for r in rows if r.engine == EngineName.ONNXRUNTIME and r.target == target
                     and r.variant == variant]
         if selected:
             series.append((f"onnxruntime {variant}", per_image(selected), "-"))
-    keras = [r for r in rows if r.engine.startswith("keras")]
+    keras = [r for r in rows if is_keras(r.engine)]
     if keras:
         series.append(("Keras, fastest path", per_image(keras), "--"))
-    litert = [r for r in rows if r.engine == "litert" and r.target == target]
+    litert = [r for r in rows if r.engine == EngineName.LITERT and r.target == target]
     if litert:
         series.append(("LiteRT, best", per_image(litert), ":"))
     return series

@@ -29,6 +29,9 @@ from edgecnn.results.bench import (
     BenchSettings,
     BenchTarget,
     Check,
+    EngineName,
+    is_keras,
+    keras_target,
 )
 from edgecnn.runners.ssh import SshDevice
 from edgecnn.runtime import Predictor
@@ -235,7 +238,7 @@ def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: conte
         notes.append("Keras baseline skipped: the reference is a TensorFlow SavedModel, not a Keras model.")
         return None, []
     model = load_keras(keras_path)
-    tinfo = {"name": f"keras@{threads}t", "provider": "tensorflow", "threads": threads}
+    tinfo = {"name": keras_target(threads), "provider": "tensorflow", "threads": threads}
     size = keras_path.stat().st_size
     jobs = [(e, tinfo, size) for e in keras_engines(model)]
     if other_engines:
@@ -255,7 +258,7 @@ def add_speedups(result: BenchResult) -> None:
     """Each row's speed-up over Keras's fastest path at the same batch (p50 ratio)."""
     keras_best: dict[int, BenchRow] = {}
     for r in result.results:
-        if r.engine.startswith("keras-"):
+        if is_keras(r.engine):
             best = keras_best.get(r.batch)
             if best is None or r.p50_ms < best.p50_ms:
                 keras_best[r.batch] = r
@@ -291,8 +294,8 @@ def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
                 f"prepared in advance {pair['p50_ms']['session_prepared']:.4f} ms "
                 f"({pair['ratio_strict']:.2f}x)", pair["ratio"], pair["ratio"] <= goals.max_predictor_overhead))
         largest = max(result.settings.batches)
-        fp32 = result.rows(engine="onnxruntime", variant="fp32", target=t, batch=largest)
-        int8 = result.rows(engine="onnxruntime", variant="int8", target=t, batch=largest)
+        fp32 = result.rows(engine=EngineName.ONNXRUNTIME, variant="fp32", target=t, batch=largest)
+        int8 = result.rows(engine=EngineName.ONNXRUNTIME, variant="int8", target=t, batch=largest)
         if fp32 and int8 and target.threads == 1:
             ratio = int8[0].throughput_ips / fp32[0].throughput_ips
             out.append(Check(f"int8 throughput ({t}, batch {largest})", f">= {goals.min_int8_throughput_gain:g}x fp32",
@@ -300,11 +303,11 @@ def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
                              ratio, ratio >= goals.min_int8_throughput_gain))
     keras = result.settings.keras if result.device is None else None  # Keras ran elsewhere
     if keras:
-        k_best = result.p50(target=f"keras@{keras['threads']}t", batch=1)
+        k_best = result.p50(target=keras_target(keras["threads"]), batch=1)
         # At equal threads: Keras is timed once, on the most threads a CPU target uses
         # (TensorFlow's thread pools are fixed per process).
         for target in (t for t in result.targets if t.threads == keras["threads"]):
-            onnx = result.p50(engine="onnxruntime", variant="fp32", target=target.name, batch=1)
+            onnx = result.p50(engine=EngineName.ONNXRUNTIME, variant="fp32", target=target.name, batch=1)
             if k_best and onnx:
                 out.append(Check(
                     f"ONNX fp32 ({target.name}) vs fastest Keras ({keras['threads']} threads), batch 1",
@@ -330,7 +333,7 @@ def litert_verdicts(result: BenchResult) -> list[Check]:
     out = []
     for target in result.targets:
         for batch in result.settings.batches:
-            ours = result.rows(target=target.name, batch=batch, engine="onnxruntime")
+            ours = result.rows(target=target.name, batch=batch, engine=EngineName.ONNXRUNTIME)
             theirs = [r for r in result.rows(target=target.name, batch=batch, engine="litert")
                       if ours and r.ran_on == ours[0].ran_on]  # timed on the same machine
             if not ours or not theirs:

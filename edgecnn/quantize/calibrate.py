@@ -15,7 +15,7 @@ import numpy as np
 
 from edgecnn._optional import require
 from edgecnn.data import Dataset
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, last_line
 from edgecnn.export.onnx_metadata import load_proto
 from edgecnn.runtime.metadata import Preprocessing
 
@@ -107,10 +107,9 @@ def preprocess_for_quantization(model_path: Path, out: Path) -> None:
     done = subprocess.run([sys.executable, "-c", _PRE_PROCESS, str(source), str(target)],
                           cwd=target.parent, capture_output=True, text=True)
     if done.returncode != 0:  # onnxruntime raises bare Exception for graphs it cannot analyse
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise EdgeCNNError(
             f"onnxruntime's quantization pre-processing cannot handle {model_path.name}: "
-            f"{lines[-1].strip()[:300] if lines else f'exit {done.returncode}'}"
+            f"{last_line(done.stderr, f'exit {done.returncode}')}"
         )
 
 

@@ -8,6 +8,7 @@ write: a ratio of it would be a number that means nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,44 @@ from edgecnn.results.schema import RecordError, finite, from_json, read_json, to
 from edgecnn.store.files import sha256_file, write_json
 
 BENCH_SCHEMA = "edgecnn.bench/1"
+
+
+class EngineName(str, Enum):
+    """What a bench row timed: onnxruntime's bare session (with IO binding on a device), the
+    Predictor, one of Keras's four ways to run a model, LiteRT or OpenVINO. A ``str``, so the
+    result file holds the plain name."""
+
+    ONNXRUNTIME = "onnxruntime"
+    ONNXRUNTIME_IOBINDING = "onnxruntime-iobinding"
+    PREDICTOR = "predictor"
+    KERAS_EAGER = "keras-eager"
+    KERAS_PREDICT = "keras-predict"
+    KERAS_PREDICT_ON_BATCH = "keras-predict_on_batch"
+    KERAS_TF_FUNCTION = "keras-tf.function"
+    LITERT = "litert"
+    OPENVINO = "openvino"
+
+    @property
+    def is_keras(self) -> bool:
+        return self.value.startswith("keras-")
+
+
+def is_keras(engine: str) -> bool:
+    """Whether a row's engine is one of Keras's paths (rows read back hold plain strings)."""
+    return engine in _KERAS_ENGINES
+
+
+_KERAS_ENGINES = frozenset(e.value for e in EngineName if e.is_keras)
+
+
+def keras_target(threads: int) -> str:
+    """The target name of the Keras rows: TensorFlow's thread pools are fixed per process, so
+    Keras runs on one thread count, named in its target."""
+    return f"keras@{threads}t"
+
+
+def is_keras_target(name: str) -> bool:
+    return name.startswith("keras@")
 
 
 @dataclass

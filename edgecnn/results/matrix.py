@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecnn.results.bench import BenchResult
-from edgecnn.results.report import Cell, Report, VariantRow
+from edgecnn.results.bench import BenchResult, EngineName
+from edgecnn.results.report import Cell, Place, Report, VariantRow
 from edgecnn.runtime.isa import ISA_CLASSES
 
 
@@ -21,7 +21,7 @@ class Column:
     SSH device, natively) or carried (an earlier run's, measured at ``measured_at``)."""
 
     row: str
-    how: str
+    how: Place
     isa: str
     measured_at: str | None = None
 
@@ -30,16 +30,16 @@ class Column:
         """The column's heading in words."""
         if self.how == "carried":
             return f"{self.row} (earlier run, {str(self.measured_at)[:10]})"
-        if self.how == "device":
+        if self.how == Place.DEVICE:
             return f"{self.row} ({self.isa}, device)"
-        return self.row if self.how == "native" else f"{self.row} (emulated)"
+        return self.row if self.how == Place.NATIVE else f"{self.row} (emulated)"
 
     @property
     def short(self) -> str:
         """The heading where room is short: ``*`` marks a column not measured natively now."""
-        if self.how == "device":
+        if self.how == Place.DEVICE:
             return f"{self.row} ({self.isa})"
-        return self.row if self.how == "native" else f"{self.row}*"
+        return self.row if self.how == Place.NATIVE else f"{self.row}*"
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,13 @@ def columns(report: Report) -> list[Column]:
         device = report.devices.get(row)
         isa = device.isa if device else (cell.isa if cell and cell.isa else row)
         if row == report.machine.native_row:
-            out.append(Column(row, "native", isa))
+            out.append(Column(row, Place.NATIVE, isa))
         elif cell is not None and cell.carried:
             out.append(Column(row, "carried", isa, cell.measured_at))
-        elif device is not None or (cell is not None and cell.how == "device"):
-            out.append(Column(row, "device", isa))
+        elif device is not None or (cell is not None and cell.how == Place.DEVICE):
+            out.append(Column(row, Place.DEVICE, isa))
         else:
-            out.append(Column(row, "emulated", isa))
+            out.append(Column(row, Place.EMULATED, isa))
     return out
 
 
@@ -126,4 +126,4 @@ def one_thread_latency(report: Report, bench: BenchResult | None, batch: int = 1
     if bench is None or target is None:
         return None, None
     return target, {v.variant: ms for v in report.variants
-                    if (ms := bench.p50(engine="onnxruntime", variant=v.variant, target=target, batch=batch))}
+                    if (ms := bench.p50(engine=EngineName.ONNXRUNTIME, variant=v.variant, target=target, batch=batch))}

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgecnn.results.bench import BenchResult, read_bench
+from edgecnn.results.bench import BenchResult, EngineName, is_keras_target, read_bench
 from edgecnn.results.evidence import check_current
 from edgecnn.results.matrix import (
     Column,
@@ -21,7 +21,7 @@ from edgecnn.results.matrix import (
     one_thread_latency,
     recommendation,
 )
-from edgecnn.results.report import REPORT_HTML, Report, read_report
+from edgecnn.results.report import REPORT_HTML, Place, Report, read_report
 from edgecnn.runtime.isa import ISA_CLASSES
 from edgecnn.store.files import write_text, writes_into
 from edgecnn.store.locations import bench_result_path, device_bench_paths
@@ -95,7 +95,7 @@ def _latency_source(report: Report, col: Column, bench: BenchResult | None,
                     on_devices: dict[str, BenchResult]) -> tuple[BenchResult | None, str]:
     """The bench result measured on a CPU of this column, and where: this machine for its own
     class, the device for a device's column, else a device of that class (named)."""
-    if col.how == "device":
+    if col.how == Place.DEVICE:
         return on_devices.get(col.row), f"the device {col.row}"
     if col.row == report.machine.native_row and bench is not None:
         return bench, "this machine"
@@ -172,11 +172,11 @@ def _matrix(report: Report) -> list[str]:
 
 
 def _column_note(col: Column) -> str:
-    if col.how == "native":
+    if col.how == Place.NATIVE:
         return ""
-    if col.how == "device":
+    if col.how == Place.DEVICE:
         return f" <span class=emu>device, {_esc(col.isa)}</span>"
-    return " <span class=emu>emulated</span>" if col.how == "emulated" else " <span class=emu>earlier</span>"
+    return " <span class=emu>emulated</span>" if col.how == Place.EMULATED else " <span class=emu>earlier</span>"
 
 
 def _class_bars(report: Report) -> list[str]:
@@ -232,11 +232,11 @@ def _latency_charts(report: Report, bench: BenchResult, row: str, where: str) ->
     out = [f"<h2 id=\"latency-{_esc(row)}\">Accuracy against latency on {_esc(where)} ({_esc(cls)})</h2>",
            "<p class=note>Batch 1, p50. Up and left is better; the line joins the variants no other "
            "beats on both.</p>"]
-    keras = [r for r in bench.results if r.target.startswith("keras@") and r.batch == 1 and r.ran_on is None]
+    keras = [r for r in bench.results if is_keras_target(r.target) and r.batch == 1 and r.ran_on is None]
     for target in (t for t in bench.targets if t.provider == "cpu"):
         points = []
         for v in report.variants:
-            ms = bench.p50(engine="onnxruntime", variant=v.variant, target=target.name, batch=1)
+            ms = bench.p50(engine=EngineName.ONNXRUNTIME, variant=v.variant, target=target.name, batch=1)
             if ms is not None and host in v.by_isa:
                 points.append((v.variant, ms, v.by_isa[host].accuracy))
         refs = []

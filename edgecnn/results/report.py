@@ -10,6 +10,7 @@ hashes, flips or verdict) still read: their missing fields take the defaults bel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,15 @@ REPORT_SCHEMA = "edgecnn.report/1"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+
+
+class Place(str, Enum):
+    """How a cell's outputs were obtained: on this machine's own CPU, under qemu-user, or on a
+    device reached over SSH (natively there). A ``str``, so reports hold the plain word."""
+
+    NATIVE = "native"
+    EMULATED = "emulated"
+    DEVICE = "device"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-NATIVE, EMULATED, DEVICE = "native", "emulated", "device"
+from edgecnn.results.report import Place
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,13 @@ class Provenance:
     ran the models saw there, read by :func:`edgecnn.runtime.isa.host_isa` in that process.
     """
 
-    how: str
+    how: Place
     where: str
     isa: str
 
     @property
     def emulated(self) -> bool:
-        return self.how == EMULATED
+        return self.how == Place.EMULATED
 
 
 @dataclass

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.runners.base import NATIVE, CellRun, Provenance
+from edgecnn.results.report import Place
+from edgecnn.runners.base import CellRun, Provenance
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import host_isa
 
@@ -28,4 +29,4 @@ class Native:
         predictors = [Predictor(m, providers=self.providers, intra_op_threads=self.threads) for m in models]
         where = f"this machine ({socket.gethostname()}, {', '.join(predictors[0].providers)})"
         return CellRun([p.predict(images).probabilities for p in predictors],
-                       Provenance(NATIVE, where, host_isa()))
+                       Provenance(Place.NATIVE, where, host_isa()))

@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 import edgecnn
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, last_line
+from edgecnn.results.report import Place
 from edgecnn.runners import wheels, worker
-from edgecnn.runners.base import EMULATED, CellRun, Provenance
-from edgecnn.runtime.isa import ISA_CLASSES, host_isa
+from edgecnn.runners.base import CellRun, Provenance
+from edgecnn.runtime.isa import AT_HWCAP, AT_HWCAP2, ISA_CLASSES, host_isa
 
 log = logging.getLogger(__name__)
 SETUP_HINT = ("make isa (or: apt-get install --no-install-recommends qemu-user mmdebstrap && "
@@ -130,15 +131,11 @@ class Emulated:
                      f"{len(models)} model(s) x {len(images)} images...")
             returncode, stderr = _run_with_progress(argv, self.isa, models)
             if returncode != 0:
-                last = [line for line in stderr.splitlines() if line.strip()]
-                raise EdgeCNNError(
-                    f"The emulated {self.isa} run failed (exit {returncode}): "
-                    f"{last[-1] if last else 'no output'}"
-                )
+                raise EdgeCNNError(f"The emulated {self.isa} run failed (exit {returncode}): {last_line(stderr)}")
             with np.load(outputs, allow_pickle=False) as result:
                 _check_cpu(self.isa, set(result["cpu_features"].tolist()), str(result["isa"]))
                 probs = [result[f"p{i}"] for i in range(len(models))]
-        return CellRun(probs, Provenance(EMULATED, f"{emulation.qemu} -cpu {emulation.cpu}", self.isa))
+        return CellRun(probs, Provenance(Place.EMULATED, f"{emulation.qemu} -cpu {emulation.cpu}", self.isa))
 
 
 def _run_with_progress(argv: list[str], isa: str, models: list[Path]) -> tuple[int, str]:
@@ -252,12 +249,12 @@ def _probe_features(isa: str) -> str:
     """
     emulation = EMULATIONS[isa]
     probe = ("import ctypes; c = ctypes.CDLL(None); c.getauxval.restype = ctypes.c_ulong; "
-             "print(c.getauxval(16), c.getauxval(26))")
+             f"print(c.getauxval({AT_HWCAP}), c.getauxval({AT_HWCAP2}))")
     done = subprocess.run(
         [emulation.qemu, "-L", str(_arm64_root()), "-cpu", emulation.cpu, str(_arm64_python()),
          "-c", probe], capture_output=True, text=True, env=_environment(isa), timeout=120)
     if done.returncode != 0:
-        raise EdgeCNNError(f"Could not start the Arm64 Python under qemu: {done.stderr.strip()[-300:]}")
+        raise EdgeCNNError(f"Could not start the Arm64 Python under qemu: {last_line(done.stderr)}")
     hwcap, hwcap2 = (int(v) for v in done.stdout.split())
     names = [n for i, n in enumerate(_HWCAP_NAMES) if hwcap >> i & 1]
     names += [n for i, n in enumerate(_HWCAP2_NAMES) if hwcap2 >> i & 1]
@@ -305,5 +302,4 @@ def _arm64_python_version() -> str:
 def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()
-        raise EdgeCNNError(f"{Path(argv[0]).name} failed: {tail[-1] if tail else 'no output'}")
+        raise EdgeCNNError(f"{Path(argv[0]).name} failed: {last_line(done.stderr or done.stdout)}")

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 import edgecnn
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, last_line
 from edgecnn.results.bench import BenchRow
+from edgecnn.results.report import Place
 from edgecnn.results.schema import from_json
 from edgecnn.runners import remote, worker
-from edgecnn.runners.base import DEVICE, CellRun, Provenance
+from edgecnn.runners.base import CellRun, Provenance
 from edgecnn.runners.devices import Device
 from edgecnn.store.files import sha256_file
 from edgecnn.timing.measure import Budget
@@ -83,7 +84,7 @@ class SshDevice:
             raise EdgeCNNError(f"The result from {self.row} could not be read ({exc}); re-run to "
                                "fetch it again from the device's cache.") from None
         self.isa = seen
-        return CellRun(probs, Provenance(DEVICE, f"{self.row} ({self.device.address})", seen))
+        return CellRun(probs, Provenance(Place.DEVICE, f"{self.row} ({self.device.address})", seen))
 
     # -- timing, information, setup -------------------------------------------------------
 
@@ -226,8 +227,7 @@ def ssh_argv(device: Device) -> list[str]:
 
 def fault(device: Device, what: str, code: int, stderr: str, needs_runtime: bool = True) -> str:
     """One line for a failed ``ssh`` call: what went wrong and what to do."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else "no output"
+    last = last_line(stderr)
     text = stderr.lower()
     where = f"{device.name} ({device.address})"
     if code == 255 or "ssh:" in text and "connect to host" in text:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, last_line
 from edgecnn.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,7 @@ def download(machine: str, python: str, dest: Path, glibc: tuple[int, int] = (2,
                            "--disable-pip-version-check", *platform_args(machine, python, glibc),
                            "-d", str(dest), *wanted], capture_output=True, text=True)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()
-        raise EdgeCNNError(f"pip could not download the wheels: {tail[-1] if tail else 'no output'}")
+        raise EdgeCNNError(f"pip could not download the wheels: {last_line(done.stderr or done.stdout)}")
     names = {v.split("==")[0].replace("-", "_").lower() for v in wanted}
     wheels = [w for w in sorted(dest.glob("*.whl")) if w.name.split("-")[0].lower() in names
               and w.name.split("-")[1] in versions.values()]

@@ -26,7 +26,7 @@ ISA_CLASSES: dict[str, str] = {
 UNKNOWN = "unknown"
 
 # Linux auxiliary-vector bits (asm/hwcap.h) that select onnxruntime's Arm int8 kernels.
-_AT_HWCAP, _AT_HWCAP2 = 16, 26
+AT_HWCAP, AT_HWCAP2 = 16, 26
 _HWCAP_ASIMDDP = 1 << 20
 _HWCAP2_I8MM = 1 << 13
 
@@ -120,7 +120,7 @@ def _arm64_hwcaps() -> tuple[int, int] | None:
         libc = ctypes.CDLL(None)
         libc.getauxval.restype = ctypes.c_ulong
         libc.getauxval.argtypes = [ctypes.c_ulong]
-        return int(libc.getauxval(_AT_HWCAP)), int(libc.getauxval(_AT_HWCAP2))
+        return int(libc.getauxval(AT_HWCAP)), int(libc.getauxval(AT_HWCAP2))
     except (OSError, AttributeError):  # not Linux/glibc
         return None
 

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgecnn.errors import last_line
+
 _RUNTIME = """
 import time
 t0 = time.perf_counter()
@@ -47,7 +49,7 @@ def _median_of(script: str, repeats: int) -> dict[str, Any]:
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              timeout=300)
         if out.returncode != 0:
-            return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+            return {"error": last_line(out.stderr, "failed")}
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {k: (statistics.median(r[k] for r in runs) if isinstance(runs[0][k], float) else runs[0][k])
             for k in runs[0]} | {"repeats": repeats}

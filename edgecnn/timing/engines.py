@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn._optional import require
+from edgecnn.results.bench import EngineName
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.session import load_session
 from edgecnn.timing.measure import RunFn
@@ -59,10 +60,10 @@ def onnxruntime_engines(path: Path, variant: str, target: Target) -> list[Engine
                       inter_op_threads=target.inter_op_threads)
         return p.predict
 
-    engines = [Engine("onnxruntime", variant, lambda: bare_session(path, target), copies_included=True),
-               Engine("predictor", variant, predictor, pixels=True, copies_included=True)]
+    engines = [Engine(EngineName.ONNXRUNTIME, variant, lambda: bare_session(path, target), copies_included=True),
+               Engine(EngineName.PREDICTOR, variant, predictor, pixels=True, copies_included=True)]
     if target.provider in ("cuda", "tensorrt"):
-        engines.append(Engine("onnxruntime-iobinding", variant,
+        engines.append(Engine(EngineName.ONNXRUNTIME_IOBINDING, variant,
                               lambda: _bound_on_device(path, target), copies_included=False))
     return engines
 
@@ -93,10 +94,10 @@ def keras_engines(model: Any) -> list[Engine]:
     tf = require("tensorflow", "The Keras baseline")
     graph_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     return [
-        Engine("keras-eager", "keras", lambda: lambda x: model(x, training=False)),
-        Engine("keras-predict", "keras", lambda: lambda x: model.predict(x, batch_size=len(x), verbose=0)),
-        Engine("keras-predict_on_batch", "keras", lambda: model.predict_on_batch),
-        Engine("keras-tf.function", "keras", lambda: graph_fn),
+        Engine(EngineName.KERAS_EAGER, "keras", lambda: lambda x: model(x, training=False)),
+        Engine(EngineName.KERAS_PREDICT, "keras", lambda: lambda x: model.predict(x, batch_size=len(x), verbose=0)),
+        Engine(EngineName.KERAS_PREDICT_ON_BATCH, "keras", lambda: model.predict_on_batch),
+        Engine(EngineName.KERAS_TF_FUNCTION, "keras", lambda: graph_fn),
     ]
 
 
@@ -139,7 +140,7 @@ def litert_engines(models: dict[str, Path], threads: int) -> list[Engine]:
 
             return run
 
-        engines.append(Engine("litert", variant, make))
+        engines.append(Engine(EngineName.LITERT, variant, make))
     return engines
 
 
@@ -155,7 +156,7 @@ def openvino_engines(path: Path, variant: str, threads: int) -> list[Engine]:
         request = compiled.create_infer_request()
         return lambda x: request.infer([x])
 
-    return [Engine("openvino", f"openvino-{variant}", make)]
+    return [Engine(EngineName.OPENVINO, f"openvino-{variant}", make)]
 
 
 def litert_workdir() -> tempfile.TemporaryDirectory:
