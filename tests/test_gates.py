@@ -60,11 +60,11 @@ def test_fp16_flips_between_near_tied_classes_are_noise():
     variant = _noisy(ref, 0.002)
     variant = _swap(variant, ties)
     m = agreement_metrics(ref, variant, labels, NAMES)
-    assert m["agreement"] == pytest.approx(0.997)  # below the 99.9 % fp16 gate as raw agreement
+    assert m.agreement == pytest.approx(0.997)  # below the 99.9 % fp16 gate as raw agreement
     judged = Gates().judge("fp16", m)
     assert judged.passed, judged.breaches
-    assert judged.flips["total"] == 3 and judged.flips["near_tie"] == 3
-    assert judged.flips["firm_agreement"] == 1.0
+    assert judged.flips.total == 3 and judged.flips.near_tie == 3
+    assert judged.flips.firm_agreement == 1.0
 
 
 def test_fp16_flip_of_a_separated_answer_counts():
@@ -72,7 +72,7 @@ def test_fp16_flip_of_a_separated_answer_counts():
     ref = _near_tie(ref, [3, 50, 700], gap=0.2)  # separated by 0.2: far above fp16 noise
     variant = _swap(_noisy(ref, 0.002), [3, 50, 700])
     judged = Gates().judge("fp16", agreement_metrics(ref, variant, labels, NAMES))
-    assert not judged.passed and judged.flips["near_tie"] == 0
+    assert not judged.passed and judged.flips.near_tie == 0
     assert any("beyond near-ties" in b for b in judged.breaches)
 
 
@@ -80,10 +80,10 @@ def test_a_confident_flip_fails_every_kind_whatever_the_agreement():
     ref, labels = _reference()
     variant = _swap(_noisy(ref, 0.001), [10])  # 0.85 vs 0.05: one confident answer changed
     m = agreement_metrics(ref, variant, labels, NAMES)
-    assert m["agreement"] == pytest.approx(0.999)
+    assert m.agreement == pytest.approx(0.999)
     for kind in ("fp16", "int8", "dynint8"):
         judged = Gates().judge(kind, m)
-        assert not judged.passed and judged.flips["confident"] == 1, kind
+        assert not judged.passed and judged.flips.confident == 1, kind
         assert any("confident" in b for b in judged.breaches)
 
 
@@ -93,10 +93,10 @@ def test_the_tie_margin_follows_the_files_own_error_and_is_capped():
     variant = _swap(_noisy(ref, 0.03), [1, 2])  # a noisy file: 2 x its error exceeds fp16's cap
     m = agreement_metrics(ref, variant, labels, NAMES)
     fp16, int8 = Gates().judge("fp16", m), Gates().judge("int8", m)
-    assert fp16.flips["tie_margin"] == pytest.approx(0.01)  # capped: the flips count
-    assert fp16.flips["near_tie"] == 0 and not fp16.passed
-    assert int8.flips["tie_margin"] == pytest.approx(2 * m["kept_max_abs_diff"])
-    assert int8.flips["near_tie"] == 2 and int8.passed, int8.breaches
+    assert fp16.flips.tie_margin == pytest.approx(0.01)  # capped: the flips count
+    assert fp16.flips.near_tie == 0 and not fp16.passed
+    assert int8.flips.tie_margin == pytest.approx(2 * m.kept_max_abs_diff)
+    assert int8.flips.near_tie == 2 and int8.passed, int8.breaches
 
 
 def test_int8_still_judges_accuracy_and_the_worst_class():

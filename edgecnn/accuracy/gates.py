@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
+from edgecnn.accuracy.metrics import Agreement, Flips
 from edgecnn.errors import EdgeCNNError
 
 KINDS = ("fp32", "fp16", "int8")
@@ -49,20 +49,20 @@ class Gates:
                 raise EdgeCNNError(f"Gate {name} must be a fraction between 0 and 1, not {value!r} "
                                    "(percentage-point options are divided by 100 first).")
 
-    def judge(self, kind: str, metrics: dict[str, Any]) -> Verdict:
+    def judge(self, kind: str, metrics: Agreement) -> Verdict:
         """The verdict of the gates of ``kind`` (fp32, fp16 or int8, dynint8 counting as int8)
         on ``metrics`` from :func:`edgecnn.accuracy.metrics.agreement_metrics`."""
         kind = _kind(kind)
         min_agreement, cap = self._agreement_gate(kind)
         flips = count_flips(metrics, cap, self.confident_margin)
-        firm = flips["firm_agreement"]
+        firm = flips.firm_agreement
         broken = []
-        if kind == "fp32" and metrics["max_abs_diff"] > self.fp32_max_abs_diff:
-            broken.append(f"max |Δp| {metrics['max_abs_diff']:.1e} (gate {self.fp32_max_abs_diff:g})")
+        if kind == "fp32" and metrics.max_abs_diff > self.fp32_max_abs_diff:
+            broken.append(f"max |Δp| {metrics.max_abs_diff:.1e} (gate {self.fp32_max_abs_diff:g})")
         if firm < min_agreement:
             broken.append(f"agrees {firm:.2%} beyond near-ties (gate {min_agreement:.2%})")
-        if flips["confident"]:
-            broken.append(f"flips {flips['confident']} confident answer(s) (reference margin >= "
+        if flips.confident:
+            broken.append(f"flips {flips.confident} confident answer(s) (reference margin >= "
                           f"{self.confident_margin:g})")
         if kind == "int8":
             broken += self._int8_drop_breaches(metrics)
@@ -89,11 +89,11 @@ class Gates:
                 "fp16": (self.fp16_min_agreement, self.fp16_max_tie_margin),
                 "int8": (self.int8_min_agreement, self.int8_max_tie_margin)}[kind]
 
-    def int8_breaches(self, metrics: dict[str, Any]) -> list[str]:
+    def int8_breaches(self, metrics: Agreement) -> list[str]:
         """The int8 gates that ``metrics`` break, in words; empty when all hold."""
         return self.judge("int8", metrics).breaches
 
-    def _int8_drop_breaches(self, metrics: dict[str, Any]) -> list[str]:
+    def _int8_drop_breaches(self, metrics: Agreement) -> list[str]:
         drop, worst = int8_drops(metrics)
         checks = (
             (drop > self.int8_max_accuracy_drop + 1e-12,
@@ -110,7 +110,7 @@ class Verdict:
 
     passed: bool
     breaches: list[str]
-    flips: dict[str, Any]
+    flips: Flips
 
 
 def _kind(variant: str) -> str:
@@ -121,27 +121,24 @@ def _kind(variant: str) -> str:
     return kind
 
 
-def count_flips(metrics: dict[str, Any], cap: float, confident_margin: float) -> dict[str, Any]:
+def count_flips(metrics: Agreement, cap: float, confident_margin: float) -> Flips:
     """The variant's changed answers split into near-ties, firm flips and confident flips.
 
-    ``metrics["flip_margins"]`` holds the reference's margin between its answer and the
-    variant's for every changed answer; ``metrics["kept_max_abs_diff"]`` the largest |Δp| on
+    ``metrics.flip_margins`` holds the reference's margin between its answer and the
+    variant's for every changed answer; ``metrics.kept_max_abs_diff`` the largest |Δp| on
     the answers the variant kept.
     """
-    margins = metrics["flip_margins"]
-    tie = min(2 * metrics["kept_max_abs_diff"], cap)
+    margins = metrics.flip_margins
+    tie = min(2 * metrics.kept_max_abs_diff, cap)
     near_tie = sum(1 for m in margins if m <= tie)
-    n = metrics["images"]
-    return {
-        "total": len(margins), "near_tie": near_tie,
-        "confident": sum(1 for m in margins if m >= confident_margin),
-        "tie_margin": tie,
-        "firm_agreement": 1.0 - (len(margins) - near_tie) / n if n else 1.0,
-    }
+    n = metrics.images
+    return Flips(total=len(margins), near_tie=near_tie,
+                 confident=sum(1 for m in margins if m >= confident_margin), tie_margin=tie,
+                 firm_agreement=1.0 - (len(margins) - near_tie) / n if n else 1.0)
 
 
-def int8_drops(metrics: dict[str, Any]) -> tuple[float, float]:
+def int8_drops(metrics: Agreement) -> tuple[float, float]:
     """(accuracy drop, worst class's drop) against the reference, from
     :func:`edgecnn.accuracy.metrics.agreement_metrics`: what the int8 gates judge."""
-    worst = max((-d for d in metrics["per_class_delta"].values() if d is not None), default=0.0)
-    return -metrics["accuracy_delta"], worst
+    worst = max((-d for d in metrics.per_class_delta.values() if d is not None), default=0.0)
+    return -metrics.accuracy_delta, worst

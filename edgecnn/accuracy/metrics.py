@@ -6,12 +6,50 @@ with fp32. Both measure with this module, and judge with :class:`edgecnn.accurac
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 # A class is called out when it loses this much more accuracy than the average class.
 CLASS_CALLOUT_PP = 1.0
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A variant's answers against a reference's on the same labelled images.
+
+    ``flip_margins`` holds the reference's margin between its own answer and the variant's for
+    every changed answer, ``kept_max_abs_diff`` the largest |Δp| on the answers kept: what the
+    gates tell near-ties from damage with (:func:`edgecnn.accuracy.gates.count_flips`).
+    ``confusion_delta`` is (true class, predicted class) counts, the variant's minus the
+    reference's: where answers moved.
+    """
+
+    accuracy: float
+    reference_accuracy: float
+    accuracy_delta: float
+    images: int
+    agreement: float
+    max_abs_diff: float
+    kept_max_abs_diff: float
+    flip_margins: list[float]
+    mean_abs_diff: float
+    per_class_accuracy: dict[str, float | None]
+    per_class_delta: dict[str, float | None]
+    classes_called_out: list[str]
+    confusion_delta: list[list[int]]
+
+
+@dataclass(frozen=True)
+class Flips:
+    """The answers a variant changed against its reference, split as
+    :func:`edgecnn.accuracy.gates.count_flips` does."""
+
+    total: int
+    near_tie: int
+    confident: int
+    tie_margin: float
+    firm_agreement: float
 
 
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
@@ -24,7 +62,7 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> 
 
 def agreement_metrics(
     reference_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]
-) -> dict[str, Any]:
+) -> Agreement:
     """Agreement and error of ``probs`` against a reference (Keras, or fp32) on labelled images."""
     ref_pred, pred = reference_probs.argmax(1), probs.argmax(1)
     diff = np.abs(probs.astype(np.float64) - reference_probs.astype(np.float64))
@@ -50,19 +88,18 @@ def agreement_metrics(
     confusion = np.zeros((n, n), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)
     np.add.at(confusion, (labels, ref_pred), -1)
-    return {
-        "accuracy": accuracy,
-        "reference_accuracy": ref_accuracy,
-        "accuracy_delta": accuracy - ref_accuracy,
-        "images": int(len(labels)),
-        "agreement": float((pred == ref_pred).mean()),
-        "max_abs_diff": float(diff.max()),
-        # what the gates tell near-ties from damage with (edgecnn.accuracy.gates.count_flips)
-        "kept_max_abs_diff": float(diff[~flipped].max()) if (~flipped).any() else 0.0,
-        "flip_margins": sorted(flip_margins.tolist()),
-        "mean_abs_diff": float(diff.mean()),
-        "per_class_accuracy": dict(zip(class_names, pc)),
-        "per_class_delta": dict(zip(class_names, deltas)),
-        "classes_called_out": callouts,
-        "confusion_delta": confusion.tolist(),
-    }
+    return Agreement(
+        accuracy=accuracy,
+        reference_accuracy=ref_accuracy,
+        accuracy_delta=accuracy - ref_accuracy,
+        images=int(len(labels)),
+        agreement=float((pred == ref_pred).mean()),
+        max_abs_diff=float(diff.max()),
+        kept_max_abs_diff=float(diff[~flipped].max()) if (~flipped).any() else 0.0,
+        flip_margins=sorted(flip_margins.tolist()),
+        mean_abs_diff=float(diff.mean()),
+        per_class_accuracy=dict(zip(class_names, pc)),
+        per_class_delta=dict(zip(class_names, deltas)),
+        classes_called_out=callouts,
+        confusion_delta=confusion.tolist(),
+    )

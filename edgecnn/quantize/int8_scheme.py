@@ -100,10 +100,10 @@ def check(
         cell = class_runner(isa).run([int8_path], images)
         metrics = agreement_metrics(fp32_probs, cell.probs[0], labels, names)
         drop, worst = int8_drops(metrics)
-        trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics["agreement"],
+        trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics.agreement,
                                "worst_class_drop": worst, "emulated": cell.provenance.emulated}
         log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp, agreement "
-                 f"{metrics['agreement']:.2%}, worst class {0.0 - worst * 100:+.1f} pp vs fp32 on "
+                 f"{metrics.agreement:.2%}, worst class {0.0 - worst * 100:+.1f} pp vs fp32 on "
                  f"{len(labels)} held-out training images")
         broken = gates.int8_breaches(metrics)
         if broken:

@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from edgecnn.accuracy.metrics import Flips
 from edgecnn.results.schema import RecordError, from_json, read_json, to_json
 from edgecnn.store.files import write_json
 
@@ -30,17 +31,6 @@ class Place(str, Enum):
     NATIVE = "native"
     EMULATED = "emulated"
     DEVICE = "device"
-
-
-@dataclass
-class Flips:
-    """The answers a variant changed against Keras, split as :func:`edgecnn.accuracy.gates.count_flips` does."""
-
-    total: int
-    near_tie: int
-    confident: int
-    tie_margin: float
-    firm_agreement: float
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.accuracy.gates import Gates
-from edgecnn.accuracy.metrics import agreement_metrics
+from edgecnn.accuracy.metrics import Agreement, agreement_metrics
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.errors import EdgeCNNError
@@ -37,7 +37,6 @@ from edgecnn.results.report import (
     Cell,
     DeviceRecord,
     Drift,
-    Flips,
     Machine,
     Report,
     VariantRow,
@@ -245,9 +244,9 @@ def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequ
             n = len(probs)
             metrics = agreement_metrics(reference.probs[:n], probs, data.y_test[:n], info.class_names)
             judged = gates.judge(kind, metrics)
-            by_isa[row] = Cell(metrics["accuracy"], metrics["accuracy_delta"], metrics["agreement"],
-                               metrics["max_abs_diff"], n, how.emulated, judged.passed,
-                               judged.breaches, Flips(**judged.flips), validated_at,
+            by_isa[row] = Cell(metrics.accuracy, metrics.accuracy_delta, metrics.agreement,
+                               metrics.max_abs_diff, n, how.emulated, judged.passed,
+                               judged.breaches, judged.flips, validated_at,
                                how=how.how, where=how.where, isa=how.isa)
             if row == reference.native:
                 native_metrics = metrics
@@ -265,7 +264,7 @@ def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequ
 
 
 def _variant_row(reference: Reference, path: Path, predictor: Predictor, by_isa: dict[str, Cell],
-                 metrics: dict[str, Any], gates: Gates, fp32_size: int) -> VariantRow:
+                 metrics: Agreement, gates: Gates, fp32_size: int) -> VariantRow:
     """One variant's row: its native metrics and cells, and whether it passes as a file."""
     kind = predictor.info.variant
     rule = gates.rule(kind)
@@ -294,10 +293,10 @@ def _variant_row(reference: Reference, path: Path, predictor: Predictor, by_isa:
         file=path.name, variant=kind, size_bytes=size, compression=fp32_size / size,
         images=native.images, accuracy=native.accuracy, accuracy_delta=native.accuracy_delta,
         agreement=native.agreement, max_abs_diff=native.max_abs_diff,
-        mean_abs_diff=metrics["mean_abs_diff"], per_class_accuracy=metrics["per_class_accuracy"],
-        per_class_delta=metrics["per_class_delta"], classes_called_out=metrics["classes_called_out"],
+        mean_abs_diff=metrics.mean_abs_diff, per_class_accuracy=metrics.per_class_accuracy,
+        per_class_delta=metrics.per_class_delta, classes_called_out=metrics.classes_called_out,
         by_isa=by_isa, gate=rule, passed=passed, sha256=sha256_file(path),
-        quantization=predictor.info.quantization, confusion_delta=metrics["confusion_delta"],
+        quantization=predictor.info.quantization, confusion_delta=metrics.confusion_delta,
         breaches=native.breaches, flips=native.flips, failed_on=failed_rows, stale=stale,
         mismatch=mismatch, layer_drift=drift,
     )
