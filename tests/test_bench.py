@@ -140,13 +140,15 @@ def test_bad_bench_arguments(tiny_onnx, tmp_path):
 
 def test_cold_start_runtime_does_not_load_tensorflow(tiny_onnx):
     measured = cold_start(tiny_onnx, repeats=1, tensorflow=False)
-    result = measured["runtime"]
-    assert result["tensorflow_loaded"] is False
-    assert 0 < result["import_s"] < result["total_s"]
+    result = measured.runtime
+    assert result.tensorflow_loaded is False and result.error is None
+    assert 0 < result.import_s < result.total_s
+    assert result.total_s == pytest.approx(result.import_s + result.session_s + result.first_result_s)
     # the floor is timed in other processes: only its presence is checked, never an order
     # between timings of different processes (noise decides that on a busy machine)
-    floor = measured["libraries_import"]
-    assert floor["import_s"] > 0 and floor["repeats"] == 1 and "error" not in floor
+    floor = measured.libraries_import
+    assert floor.import_s > 0 and floor.repeats == 1 and floor.error is None
+    assert measured.tensorflow_import is None
 
 
 def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):

@@ -166,11 +166,11 @@ def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop
     # against bare sessions
     overhead = result.predictor_overhead["cpu-1t"]
     fp32_blob = sha256_file(export / "model.onnx") + ".onnx"
-    assert (overhead["file"], overhead["batch"]) == (fp32_blob, 1) and overhead["runs"] >= budget.min_runs
-    p50 = overhead["p50_ms"]
+    assert (overhead.file, overhead.batch) == (fp32_blob, 1) and overhead.runs >= budget.min_runs
+    p50 = overhead.p50_ms
     assert set(p50) == {"session", "session_prepared", "predictor"} and min(p50.values()) > 0
-    assert overhead["ratio"] == pytest.approx(p50["predictor"] / p50["session"])
-    assert overhead["ratio_strict"] == pytest.approx(p50["predictor"] / p50["session_prepared"])
+    assert overhead.ratio == pytest.approx(p50["predictor"] / p50["session"])
+    assert overhead.ratio_strict == pytest.approx(p50["predictor"] / p50["session_prepared"])
     with caplog.at_level(logging.INFO, logger="edgecnn"):
         again = run_benchmark(export, targets=targets, batches=(1, 4), budget=budget, other_engines=False,
                               keras_baseline=False, device=SshDevice(device))

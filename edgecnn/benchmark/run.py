@@ -29,6 +29,8 @@ from edgecnn.results.bench import (
     BenchSettings,
     BenchTarget,
     Check,
+    ColdStart,
+    ColdStartRun,
     EngineName,
     is_keras,
     keras_target,
@@ -288,11 +290,11 @@ def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
         if pair:
             out.append(Check(
                 f"predictor overhead ({t})", f"<= {goals.max_predictor_overhead:.2f}x bare session, batch 1",
-                f"interleaved, {pair['runs']} runs each on uint8 frames: Predictor p50 "
-                f"{pair['p50_ms']['predictor']:.4f} ms vs numpy preprocessing + "
-                f"InferenceSession.run {pair['p50_ms']['session']:.4f} ms; vs run on floats "
-                f"prepared in advance {pair['p50_ms']['session_prepared']:.4f} ms "
-                f"({pair['ratio_strict']:.2f}x)", pair["ratio"], pair["ratio"] <= goals.max_predictor_overhead))
+                f"interleaved, {pair.runs} runs each on uint8 frames: Predictor p50 "
+                f"{pair.p50_ms['predictor']:.4f} ms vs numpy preprocessing + "
+                f"InferenceSession.run {pair.p50_ms['session']:.4f} ms; vs run on floats "
+                f"prepared in advance {pair.p50_ms['session_prepared']:.4f} ms "
+                f"({pair.ratio_strict:.2f}x)", pair.ratio, pair.ratio <= goals.max_predictor_overhead))
         largest = max(result.settings.batches)
         fp32 = result.rows(engine=EngineName.ONNXRUNTIME, variant="fp32", target=t, batch=largest)
         int8 = result.rows(engine=EngineName.ONNXRUNTIME, variant="int8", target=t, batch=largest)
@@ -314,17 +316,17 @@ def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
                     f">= {goals.min_speedup_vs_keras:g}x",
                     f"Keras {result.keras_fastest.get('1')} {k_best:.3f} ms vs ONNX {onnx:.4f} ms",
                     k_best / onnx, k_best / onnx >= goals.min_speedup_vs_keras))
-    cold = result.cold_start or {}
-    runtime = cold.get("runtime", {})
-    if "total_s" in runtime:
+    cold = result.cold_start or ColdStart()
+    runtime = cold.runtime or ColdStartRun()
+    if runtime.total_s is not None:
+        libraries, tensorflow = (run.import_s if run and run.import_s is not None else float("nan")
+                                 for run in (cold.libraries_import, cold.tensorflow_import))
         out.append(Check(
             "runtime cold start", f"<= {goals.max_cold_start_s:g} s",
-            f"import {runtime['import_s']:.3f} s + session {runtime['session_s']:.3f} s + first "
-            f"result {runtime['first_result_s']:.3f} s; importing numpy + onnxruntime alone "
-            f"{cold.get('libraries_import', {}).get('import_s', float('nan')):.3f} s; "
-            "TensorFlow import alone "
-            f"{cold.get('tensorflow_import', {}).get('import_s', float('nan')):.2f} s",
-            runtime["total_s"], runtime["total_s"] <= goals.max_cold_start_s))
+            f"import {runtime.import_s:.3f} s + session {runtime.session_s:.3f} s + first "
+            f"result {runtime.first_result_s:.3f} s; importing numpy + onnxruntime alone "
+            f"{libraries:.3f} s; TensorFlow import alone {tensorflow:.2f} s",
+            runtime.total_s, runtime.total_s <= goals.max_cold_start_s))
     return out + litert_verdicts(result)
 
 

@@ -165,6 +165,45 @@ class Check:
 
 
 @dataclass
+class PredictorOverhead:
+    """The batch-1 Predictor against bare sessions on the same frames, timed in alternation:
+    p50 of ``session`` (numpy preprocessing + ``run``, what an app writes without edgecnn),
+    ``session_prepared`` (floats prepared before the call) and ``predictor``; ``ratio`` is
+    predictor over session, ``ratio_strict`` over session_prepared."""
+
+    file: str
+    batch: int
+    p50_ms: dict[str, float]
+    runs: int
+    ratio: float
+    ratio_strict: float
+
+
+@dataclass
+class ColdStartRun:
+    """The median of ``repeats`` fresh processes, each timing one step in seconds (only the
+    steps it has), or the ``error`` a process printed."""
+
+    repeats: int | None = None
+    import_s: float | None = None
+    session_s: float | None = None
+    first_result_s: float | None = None
+    total_s: float | None = None
+    tensorflow_loaded: bool | None = None
+    error: str | None = None
+
+
+@dataclass
+class ColdStart:
+    """How long an app waits for its first answer: the runtime's import + session + first
+    result, and beside it the floor of importing numpy + onnxruntime and TensorFlow's import."""
+
+    runtime: ColdStartRun | None = None
+    libraries_import: ColdStartRun | None = None
+    tensorflow_import: ColdStartRun | None = None
+
+
+@dataclass
 class BenchResult:
     """Every configuration of one ``edgecnn bench`` run, with the machine and settings.
 
@@ -182,10 +221,10 @@ class BenchResult:
     schema: str = BENCH_SCHEMA
     # sha256 per file, in the order of ``files``: the page shows latency only for these files
     file_sha256: list[str] = field(default_factory=list)
-    predictor_overhead: dict[str, Any] = field(default_factory=dict)
+    predictor_overhead: dict[str, PredictorOverhead] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     profiles: dict[str, Any] | None = None
-    cold_start: dict[str, Any] | None = None
+    cold_start: ColdStart | None = None
     keras_fastest: dict[str, str] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     device: BenchDevice | None = None

@@ -251,8 +251,8 @@ def _latency_charts(report: Report, bench: BenchResult, row: str, where: str) ->
             out.append(_scatter(points))
             if refs:
                 out.append(f"<p class=note>For reference on the same target: {_esc('; '.join(refs))}.</p>")
-    total = ((bench.cold_start or {}).get("runtime") or {}).get("total_s")
-    if isinstance(total, (int, float)):
+    total = bench.cold_start.runtime.total_s if bench.cold_start and bench.cold_start.runtime else None
+    if total is not None:
         out.append(f"<p>Runtime cold start (import + session + first result): {total:.3f} s.</p>")
     return out
 

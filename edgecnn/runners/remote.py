@@ -53,7 +53,8 @@ def bench(spec_path: str, out_path: str) -> None:
     rows, overhead = time_onnxruntime([Path(f) for f in spec["files"]], targets, pixels,
                                       spec["batches"], Budget(**spec["budget"]),
                                       on_step=lambda step: print(step, file=sys.stderr, flush=True))
-    result = {"rows": [to_json(r) for r in rows], "overhead": overhead, "machine": machine_info()}
+    result = {"rows": [to_json(r) for r in rows], "overhead": {t: to_json(o) for t, o in overhead.items()},
+              "machine": machine_info()}
     part = f"{out_path}.part{os.getpid()}"
     Path(part).write_text(json.dumps(result))
     os.replace(part, out_path)

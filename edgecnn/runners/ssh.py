@@ -31,7 +31,7 @@ import numpy as np
 
 import edgecnn
 from edgecnn.errors import EdgeCNNError, last_line
-from edgecnn.results.bench import BenchRow
+from edgecnn.results.bench import BenchRow, PredictorOverhead
 from edgecnn.results.report import Place
 from edgecnn.results.schema import from_json
 from edgecnn.runners import remote, worker
@@ -88,8 +88,8 @@ class SshDevice:
 
     # -- timing, information, setup -------------------------------------------------------
 
-    def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Target],
-              batches: Sequence[int], budget: Budget) -> tuple[list[BenchRow], dict[str, Any], dict[str, Any]]:
+    def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Target], batches: Sequence[int],
+              budget: Budget) -> tuple[list[BenchRow], dict[str, PredictorOverhead], dict[str, Any]]:
         """The onnxruntime rows of ``edgecnn bench`` timed on the device: (rows, Predictor
         overhead per target, the device's machine info)."""
         images = _array_blob(pixels)
@@ -110,7 +110,8 @@ class SshDevice:
         result = json.loads(self._call(command, f"timing on {self.row}"))
         rows = [from_json(BenchRow, r, f"{self.row}'s result") for r in result["rows"]]
         self.isa = result["machine"].get("isa") or self.isa
-        return rows, result["overhead"], result["machine"]
+        overhead = {t: from_json(PredictorOverhead, o, f"{self.row}'s result") for t, o in result["overhead"].items()}
+        return rows, overhead, result["machine"]
 
     def info(self) -> dict[str, Any]:
         """What the device is, read there by edgecnn's own code: its CPU class, CPU, cores, OS,

@@ -10,9 +10,9 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from edgecnn.errors import last_line
+from edgecnn.results.bench import ColdStart, ColdStartRun
 
 _RUNTIME = """
 import time
@@ -43,23 +43,21 @@ print(__import__("json").dumps({"import_s": time.perf_counter() - t0}))
 """
 
 
-def _median_of(script: str, repeats: int) -> dict[str, Any]:
+def _median_of(script: str, repeats: int) -> ColdStartRun:
     runs = []
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              timeout=300)
         if out.returncode != 0:
-            return {"error": last_line(out.stderr, "failed")}
+            return ColdStartRun(error=last_line(out.stderr, "failed"))
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {k: (statistics.median(r[k] for r in runs) if isinstance(runs[0][k], float) else runs[0][k])
-            for k in runs[0]} | {"repeats": repeats}
+    return ColdStartRun(repeats=repeats, **{
+        k: (statistics.median(r[k] for r in runs) if isinstance(runs[0][k], float) else runs[0][k]) for k in runs[0]})
 
 
-def cold_start(model_path: Path, repeats: int = 5, tensorflow: bool = True) -> dict[str, Any]:
+def cold_start(model_path: Path, repeats: int = 5, tensorflow: bool = True) -> ColdStart:
     """Median cold-start times of the runtime path; of importing numpy + onnxruntime alone, the
     part edgecnn cannot remove; and of importing TensorFlow for contrast."""
-    result = {"runtime": _median_of(_RUNTIME.format(path=str(model_path)), repeats),
-              "libraries_import": _median_of(_LIBRARIES, repeats)}
-    if tensorflow:
-        result["tensorflow_import"] = _median_of(_TENSORFLOW, max(1, repeats // 2))
-    return result
+    return ColdStart(runtime=_median_of(_RUNTIME.format(path=str(model_path)), repeats),
+                     libraries_import=_median_of(_LIBRARIES, repeats),
+                     tensorflow_import=_median_of(_TENSORFLOW, max(1, repeats // 2)) if tensorflow else None)

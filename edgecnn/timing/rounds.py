@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgeCNNError, one_line
-from edgecnn.results.bench import BenchRow
+from edgecnn.results.bench import BenchRow, PredictorOverhead
 from edgecnn.runtime import Predictor
 from edgecnn.timing.engines import Engine, onnxruntime_engines
 from edgecnn.timing.measure import Budget, measure, measure_interleaved, pool
@@ -56,7 +56,7 @@ def target_info(target: Target) -> dict[str, Any]:
     return {"name": target.name, "provider": target.provider, "threads": target.threads}
 
 
-def predictor_overhead(path, target, preprocessing, pixels, floats, budget: Budget) -> dict[str, Any]:
+def predictor_overhead(path, target, preprocessing, pixels, floats, budget: Budget) -> PredictorOverhead:
     """Batch-1 Predictor against a bare session, timed in alternation on the same frames.
 
     The fair baseline is what an app writes without edgecnn: uint8 frame -> float32 in numpy ->
@@ -77,9 +77,9 @@ def predictor_overhead(path, target, preprocessing, pixels, floats, budget: Budg
     long = Budget(budget.warmup, budget.runs * 5, budget.duration * 2, budget.min_runs)
     stats = measure_interleaved(makers, inputs, long)
     p50 = {k: v["p50_ms"] for k, v in stats.items()}
-    return {"file": path.name, "batch": 1, "p50_ms": p50, "runs": stats["predictor"]["runs"],
-            "ratio": p50["predictor"] / p50["session"],
-            "ratio_strict": p50["predictor"] / p50["session_prepared"]}
+    return PredictorOverhead(file=path.name, batch=1, p50_ms=p50, runs=stats["predictor"]["runs"],
+                             ratio=p50["predictor"] / p50["session"],
+                             ratio_strict=p50["predictor"] / p50["session_prepared"])
 
 
 def run_rounds(jobs, batches, pixels, floats, budget: Budget, on_step) -> list[BenchRow]:
