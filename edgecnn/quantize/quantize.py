@@ -71,34 +71,51 @@ class QuantizeResult:
     failure: str | None = None  # static int8 only: why no file was written
 
 
-def _check_args(method: str, dynamic_ops: Sequence[str]) -> None:
-    if method not in METHODS:
-        raise EdgeCNNError(f"Unknown calibration method '{method}'; use {', '.join(METHODS)}.")
-    if not dynamic_ops:
-        raise EdgeCNNError("Dynamic quantization needs at least one op type.")
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """Everything a quantization run is told, checked once when made, before any work (names
+    resolved: variants, schemes, CPU classes). Fields as :func:`quantize` documents them."""
+
+    variants: Iterable[str] = QUANTIZED
+    calibration: int = DEFAULT_CALIBRATION
+    method: str = "minmax"
+    per_channel: bool = True
+    dataset: str | Dataset | None = None
+    dynamic_ops: Sequence[str] = DEFAULT_DYNAMIC_OPS
+    seed: int = 0
+    isa: str | Sequence[str] = "all"
+    schemes: Sequence[str] = tuple(SCHEMES)
+    gates: Gates = Gates()
+    exclude: Sequence[str] = ()
+    auto_exclude: bool = True
+    speed_search: bool = True
+    force: bool = False
+    strict: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise EdgeCNNError(f"Unknown calibration method '{self.method}'; use {', '.join(METHODS)}.")
+        if not self.dynamic_ops:
+            raise EdgeCNNError("Dynamic quantization needs at least one op type.")
+        unknown = [name for name in self.schemes if name not in SCHEMES]
+        if unknown or not self.schemes:
+            raise EdgeCNNError(f"Unknown int8 scheme {unknown or list(self.schemes)}; use {', '.join(SCHEMES)}.")
+        resolved = {"variants": tuple(variant_names(self.variants)), "isa": tuple(parse_isa_list(self.isa)),
+                    "schemes": tuple(self.schemes), "exclude": tuple(self.exclude),
+                    "dynamic_ops": tuple(self.dynamic_ops)}
+        for name, value in resolved.items():  # frozen: the checked form replaces the given one
+            object.__setattr__(self, name, value)
+
+    @property
+    def keep_speed_choice(self) -> bool:
+        """An existing int8 file's speed choice is kept when made from the same fp32 bytes."""
+        return not self.force
 
 
 @writes_into(lambda model_path: model_path.parent)
-def quantize(
-    model_path: str | Path,
-    *,
-    variants: Iterable[str] = QUANTIZED,
-    calibration: int = DEFAULT_CALIBRATION,
-    method: str = "minmax",
-    per_channel: bool = True,
-    dataset: str | Dataset | None = None,
-    dynamic_ops: Sequence[str] = DEFAULT_DYNAMIC_OPS,
-    seed: int = 0,
-    isa: str | Sequence[str] = "all",
-    schemes: Sequence[str] = tuple(SCHEMES),
-    gates: Gates = Gates(),
-    exclude: Sequence[str] = (),
-    auto_exclude: bool = True,
-    speed_search: bool = True,
-    force: bool = False,
-    strict: bool = True,
-) -> list[QuantizeResult]:
-    """Write the requested variants of an fp32 edgecnn ONNX model next to it.
+def quantize(model_path: str | Path, **settings: Any) -> list[QuantizeResult]:
+    """Write the requested variants of an fp32 edgecnn ONNX model next to it; ``settings`` are
+    the fields of :class:`QuantizeOptions`, checked before any work.
 
     Static int8 tries ``schemes`` in order and keeps the first that holds the int8 ``gates``
     accuracy (and keeps the agreement and per-class gates) against fp32 on held-out training
@@ -132,16 +149,43 @@ def quantize(
         strict: raise GateFailedError when no int8 scheme holds; otherwise that is a result
             with ``failure`` set (the pipeline does so when int8 is not a required variant).
     """
-    variants = variant_names(variants)
-    _check_args(method, dynamic_ops)
-    unknown = [name for name in schemes if name not in SCHEMES]
-    if unknown or not schemes:
-        raise EdgeCNNError(f"Unknown int8 scheme {unknown or list(schemes)}; use {', '.join(SCHEMES)}.")
-    isas = parse_isa_list(isa)
+    options = QuantizeOptions(**settings)
     model_path = Path(model_path)
+    onnx = require("onnx", "Quantization")
+    info = _fp32_metadata(model_path, onnx)
+    data = _calibration_data(model_path, info, options) if "int8" in options.variants else None
+    results, failure = [], None
+    with temporary_folder(model_path.parent, "quant") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        if {"int8", "dynint8"} & set(options.variants):
+            preprocess_for_quantization(model_path, pre)
+        for variant in options.variants:
+            log.info(f"Quantizing {model_path.name}: {variant}")
+            out = Path(tmp) / VARIANT_FILE[variant]
+            if variant == "int8":
+                settings, failure = _static(model_path, pre, out, data, info, options)
+                if failure:
+                    stale = model_path.parent / VARIANT_FILE[variant]
+                    if stale.exists():  # made from an earlier model.onnx: must not pass for this one's
+                        stale.unlink()
+                    log.warning(f"No int8 file written: {failure}")
+                    results.append(QuantizeResult(variant, stale, 0, False, failure))
+                    continue
+            elif variant == "dynint8":
+                settings = _dynamic(pre, out, options.dynamic_ops)
+            else:
+                settings = _fp16(model_path, out)
+            results.append(_write_variant(onnx, out, model_path.parent / VARIANT_FILE[variant],
+                                          info.replace(variant=variant, quantization=settings), options.force))
+    if failure and options.strict:
+        raise GateFailedError(f"no static int8 scheme holds the gate: {failure}")
+    return results
+
+
+def _fp32_metadata(model_path: Path, onnx: Any) -> ModelInfo:
+    """The metadata of an fp32 edgecnn model, or one line saying why the file is not one."""
     if not model_path.is_file():
         raise EdgeCNNError(f"Model file not found: {model_path}")
-    onnx = require("onnx", "Quantization")
     try:
         info = read_metadata(model_path)
         onnx.checker.check_model(str(model_path))
@@ -153,68 +197,34 @@ def quantize(
         raise EdgeCNNError(f"{model_path} has no edgecnn metadata; export it with edgecnn first.")
     if info.variant != "fp32":
         raise EdgeCNNError(f"{model_path} is already a {info.variant} variant; quantize the fp32 model.")
-    data = None
-    if "int8" in variants:
-        if not (dataset or info.dataset):
-            raise EdgeCNNError(
-                f"{model_path} does not name the data it was trained on, and static int8 needs "
-                "calibration images from it; name the dataset."
-            )
-        data = dataset if isinstance(dataset, Dataset) else load_dataset(
-            dataset or info.dataset, image_size=info.input_shape[:2]
+    return info
+
+
+def _calibration_data(model_path: Path, info: ModelInfo, options: QuantizeOptions) -> Dataset:
+    """The dataset static int8 calibrates on, with enough training images (checked now)."""
+    if not (options.dataset or info.dataset):
+        raise EdgeCNNError(
+            f"{model_path} does not name the data it was trained on, and static int8 needs "
+            "calibration images from it; name the dataset."
         )
-        calibration_images(data, calibration, seed)  # checks the count before any work
-
-    results, failure = [], None
-    with temporary_folder(model_path.parent, "quant") as tmp:
-        pre = Path(tmp) / "preprocessed.onnx"
-        if {"int8", "dynint8"} & set(variants):
-            preprocess_for_quantization(model_path, pre)
-        for variant in variants:
-            log.info(f"Quantizing {model_path.name}: {variant}")
-            out = Path(tmp) / VARIANT_FILE[variant]
-            if variant == "int8":
-                options = StaticOptions(calibration, seed, method, per_channel, gates, tuple(exclude),
-                                        auto_exclude, speed_search, keep_speed_choice=not force)
-                settings, failure = _static(model_path, pre, out, data, info, isas, schemes, options)
-                if failure:
-                    stale = model_path.parent / VARIANT_FILE[variant]
-                    if stale.exists():  # made from an earlier model.onnx: must not pass for this one's
-                        stale.unlink()
-                    log.warning(f"No int8 file written: {failure}")
-                    results.append(QuantizeResult(variant, stale, 0, False, failure))
-                    continue
-            elif variant == "dynint8":
-                settings = _dynamic(pre, out, dynamic_ops)
-            else:
-                settings = _fp16(model_path, out)
-            proto = onnx.load(str(out))
-            set_metadata(proto, info.replace(variant=variant, quantization=settings))
-            onnx.checker.check_model(proto)
-            data_bytes = proto.SerializeToString()
-            dest = model_path.parent / VARIANT_FILE[variant]
-            written = check_overwrite(dest, data_bytes, force)
-            if written:
-                write_bytes(dest, data_bytes)
-            results.append(QuantizeResult(variant, dest, len(data_bytes), written))
-    if failure and strict:
-        raise GateFailedError(f"no static int8 scheme holds the gate: {failure}")
-    return results
+    data = options.dataset if isinstance(options.dataset, Dataset) else load_dataset(
+        options.dataset or info.dataset, image_size=info.input_shape[:2]
+    )
+    calibration_images(data, options.calibration, options.seed)  # checks the count before any work
+    return data
 
 
-@dataclass(frozen=True)
-class StaticOptions:
-    """How static int8 is calibrated and judged."""
-
-    calibration: int
-    seed: int
-    method: str
-    per_channel: bool
-    gates: Gates
-    exclude: tuple[str, ...] = ()
-    auto_exclude: bool = True
-    speed_search: bool = True
-    keep_speed_choice: bool = True  # an existing int8 file's, when made from the same fp32 bytes
+def _write_variant(onnx: Any, scratch: Path, dest: Path, info: ModelInfo, force: bool) -> QuantizeResult:
+    """The scratch file with its metadata, checked and written atomically (unless the same
+    bytes are there already, or different ones are and ``force`` is not given)."""
+    proto = onnx.load(str(scratch))
+    set_metadata(proto, info)
+    onnx.checker.check_model(proto)
+    data_bytes = proto.SerializeToString()
+    written = check_overwrite(dest, data_bytes, force)
+    if written:
+        write_bytes(dest, data_bytes)
+    return QuantizeResult(info.variant, dest, len(data_bytes), written)
 
 
 def _kept_choice(earlier: dict[str, Any], float_nodes: list[str]) -> int8_speed.SpeedChoice:
@@ -243,12 +253,12 @@ def _earlier_speed_choice(fp32: Path, fp32_sha256: str) -> dict[str, Any] | None
 
 
 def _static(
-    fp32: Path, pre: Path, out: Path, data: Dataset, info: ModelInfo, isas: list[str],
-    schemes: Sequence[str], options: StaticOptions,
+    fp32: Path, pre: Path, out: Path, data: Dataset, info: ModelInfo, options: QuantizeOptions,
 ) -> tuple[dict[str, Any], str | None]:
     """Quantize with each scheme in turn until one holds on every class; then, if none did, keep
     the most-drifting layers of the first scheme in float, 1, 2, 4, 8 of them, until it holds.
     Returns (settings, failure)."""
+    isas, schemes = list(options.isa), options.schemes
     calib = calibration_images(data, options.calibration, options.seed)
     images, labels = selection_images(data, options.calibration, seed=options.seed)
     fp32_probs = Predictor(fp32, providers="cpu").predict(images).probabilities
@@ -331,7 +341,7 @@ def _static(
 
 
 def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
-                     options: StaticOptions, scheme: int8_scheme.Scheme, float_nodes: list[str]) -> None:
+                     options: QuantizeOptions, scheme: int8_scheme.Scheme, float_nodes: list[str]) -> None:
     quant = quantization_module()
     try:
         quant.quantize_static(
@@ -371,7 +381,7 @@ def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:
 
 
 def _static_settings(trial: int8_scheme.Trial, rejected: list[int8_scheme.Trial], calib: np.ndarray,
-                     labels: np.ndarray, isas: list[str], options: StaticOptions) -> dict[str, Any]:
+                     labels: np.ndarray, isas: list[str], options: QuantizeOptions) -> dict[str, Any]:
     scheme = SCHEMES[trial.scheme]
     return {
         "mode": "static", "format": "QDQ", "activations": "uint8",
