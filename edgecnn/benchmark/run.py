@@ -32,6 +32,7 @@ from edgecnn.results.bench import (
     ColdStart,
     ColdStartRun,
     EngineName,
+    PredictorOverhead,
     is_keras,
     keras_target,
 )
@@ -131,13 +132,7 @@ def run_benchmark(
             "host".
         on_step: called before each configuration with a short description.
     """
-    if not targets:
-        raise EdgeCNNError("No target to benchmark.")
-    if not batches or min(batches) < 1:
-        raise EdgeCNNError(f"Batch sizes must be >= 1, got {list(batches)}.")
-    ort = require("onnxruntime", "Benchmarking")
-    for target in targets if device is None else ():  # a device checks its own, before timing
-        _providers.resolve(target.provider, ort.get_available_providers())
+    _check_request(targets, batches, device)
     files, keras_path = resolve_models(model)
     if device is not None:  # unreachable, or no runtime there: one line before any timing here
         device.check_ready()
@@ -145,76 +140,122 @@ def run_benchmark(
     info = variants[files[0]]
     pixels = _inputs(info, dataset, max(batches) * INPUT_BATCHES, seed)
     floats = info.preprocessing.apply(pixels)
-    keras_threads = max(t.threads for t in targets if t.provider == "cpu") if any(
-        t.provider == "cpu" for t in targets) else os.cpu_count()
     notes: list[str] = []
-    jobs: list[Job] = []
-    overhead = {}
-    if device is None:
-        for target in targets:
-            on_step(f"Predictor vs bare session, interleaved, {target.name}")
-            overhead[target.name] = predictor_overhead(files[0], target, info.preprocessing, pixels,
-                                                       floats, budget)
-        jobs += onnxruntime_jobs(files, [variants[p].variant for p in files], targets)
-        if other_engines and any(t.provider == "cpu" for t in targets):
-            jobs += _openvino_jobs(files, variants, targets, notes)
-
+    # Here, onnxruntime's rows join the same rounds as the other engines; a device times its own
+    jobs, overhead = ([], {}) if device is not None else _onnxruntime_here(
+        files, variants, targets, pixels, floats, budget, other_engines, notes, on_step)
     with contextlib.ExitStack() as stack:
-        keras_info: dict[str, Any] | None = None
-        if keras_baseline and keras_path is None:
-            notes.append("Keras baseline skipped: no model.keras beside the ONNX files.")
-        elif keras_baseline and not _has("tensorflow"):
-            notes.append("Keras baseline skipped: TensorFlow not installed (pip install 'edgecnn[export]').")
-        elif keras_baseline:
-            keras_info, keras_jobs = _keras_jobs(keras_path, keras_threads, targets, other_engines, notes,
-                                                 stack)
-            jobs += keras_jobs
-        rows = run_rounds(jobs, batches, pixels, floats, budget, on_step) if jobs else []
-
-    machine, host_machine, on_device = BenchMachine(**machine_info()), None, None
+        keras_info, keras_jobs = _keras_baseline(keras_path, targets, keras_baseline, other_engines, notes, stack)
+        rows = run_rounds(jobs + keras_jobs, batches, pixels, floats, budget, on_step) if jobs or keras_jobs else []
+    timed = _Timed(rows, overhead, BenchMachine(**machine_info()))
     if device is not None:
-        name, address = device.device.name, device.device.address
-        on_step(f"onnxruntime on {name} ({address})")
-        device_rows, overhead, device_machine = device.bench(files, pixels, targets, batches, budget)
-        for row in rows:  # Keras and LiteRT ran here
-            row.ran_on = "host"
-        rows = device_rows + rows
-        machine, host_machine = BenchMachine(**device_machine), machine
-        on_device = BenchDevice(name, address)
-        if keras_info:
-            notes.append(f"Keras and LiteRT ran on this machine ({host_machine.cpu}), onnxruntime on "
-                         f"{name}: their latencies are not a ratio of one machine.")
+        timed = _on_device(device, timed, files, pixels, targets, batches, budget, bool(keras_info), notes, on_step)
     result = BenchResult(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         model=info.name, files=[str(p) for p in files], file_sha256=[sha256_file(p) for p in files],
-        machine=machine,
+        machine=timed.machine,
         settings=BenchSettings(
             batches=list(batches), warmup=budget.warmup, runs=budget.runs,
             duration_s=budget.duration, min_runs=budget.min_runs, rounds=budget.rounds,
             inputs=f"{INPUT_BATCHES} distinct batches of real test images of "
                    f"{dataset or info.dataset}, cycled", keras=keras_info),
-        targets=[BenchTarget(**t.to_dict(), threads=t.intra_op_threads or machine.cores) for t in targets],
-        results=rows, predictor_overhead=overhead, notes=list(dict.fromkeys(notes)),  # once each
-        device=on_device, host_machine=host_machine)
+        targets=[BenchTarget(**t.to_dict(), threads=t.intra_op_threads or timed.machine.cores) for t in targets],
+        results=timed.rows, predictor_overhead=timed.overhead, notes=list(dict.fromkeys(notes)),  # once each
+        device=timed.device, host_machine=timed.host_machine)
     if device is not None and (profile or cold):
         result.notes.append("Per-op profile and cold start are measured on this machine only; "
                             "skipped for a device run.")
-        profile = cold = False
-    if profile:
-        result.profiles = {}
-        for target in (t for t in targets if t.provider == "cpu"):
-            for path in files:
-                on_step(f"profiling {variants[path].variant} on {target.name}")
-                result.profiles.setdefault(target.name, {})[variants[path].variant] = {
-                    str(b): profile_ops(path, target, [floats[i * b:(i + 1) * b] for i in range(INPUT_BATCHES)])
-                    for b in sorted({min(batches), max(batches)})
-                }
-    if cold:
+    elif profile:
+        result.profiles = _profiles(files, variants, targets, floats, batches, on_step)
+    if cold and device is None:
         on_step("cold start (fresh processes)")
         result.cold_start = cold_start(files[0], tensorflow=_has("tensorflow"))
     add_speedups(result)
     result.checks = checks(result)
     return result
+
+
+def _check_request(targets: Sequence[Target], batches: Sequence[int], device: SshDevice | None) -> None:
+    """One line before any work: no target, a batch below 1, a provider this onnxruntime lacks
+    (a device checks its own providers, before timing)."""
+    if not targets:
+        raise EdgeCNNError("No target to benchmark.")
+    if not batches or min(batches) < 1:
+        raise EdgeCNNError(f"Batch sizes must be >= 1, got {list(batches)}.")
+    ort = require("onnxruntime", "Benchmarking")
+    for target in targets if device is None else ():
+        _providers.resolve(target.provider, ort.get_available_providers())
+
+
+@dataclass
+class _Timed:
+    """The onnxruntime side of a run: its rows (with every other engine's), the Predictor's
+    overhead per target, and the machine that timed them (a device, with this one as host)."""
+
+    rows: list[BenchRow]
+    overhead: dict[str, PredictorOverhead]
+    machine: BenchMachine
+    host_machine: BenchMachine | None = None
+    device: BenchDevice | None = None
+
+
+def _onnxruntime_here(files, variants, targets, pixels, floats, budget, other_engines, notes,
+                      on_step) -> tuple[list[Job], dict[str, PredictorOverhead]]:
+    """This machine's onnxruntime (and OpenVINO) jobs, and the Predictor's overhead per target."""
+    overhead = {}
+    for target in targets:
+        on_step(f"Predictor vs bare session, interleaved, {target.name}")
+        overhead[target.name] = predictor_overhead(files[0], target, variants[files[0]].preprocessing, pixels,
+                                                   floats, budget)
+    jobs = onnxruntime_jobs(files, [variants[p].variant for p in files], targets)
+    if other_engines and any(t.provider == "cpu" for t in targets):
+        jobs += _openvino_jobs(files, variants, targets, notes)
+    return jobs, overhead
+
+
+def _on_device(device: SshDevice, here: _Timed, files, pixels, targets, batches, budget, keras_ran: bool,
+               notes: list[str], on_step) -> _Timed:
+    """The onnxruntime rows timed on ``device``, before this machine's (Keras, LiteRT) rows,
+    which are marked as run on the host."""
+    name, address = device.device.name, device.device.address
+    on_step(f"onnxruntime on {name} ({address})")
+    device_rows, overhead, device_machine = device.bench(files, pixels, targets, batches, budget)
+    for row in here.rows:
+        row.ran_on = "host"
+    if keras_ran:
+        notes.append(f"Keras and LiteRT ran on this machine ({here.machine.cpu}), onnxruntime on "
+                     f"{name}: their latencies are not a ratio of one machine.")
+    return _Timed(device_rows + here.rows, overhead, BenchMachine(**device_machine), here.machine,
+                  BenchDevice(name, address))
+
+
+def _keras_baseline(keras_path, targets, wanted: bool, other_engines: bool, notes: list[str],
+                    stack: contextlib.ExitStack) -> tuple[dict[str, Any] | None, list[Job]]:
+    """Keras's jobs (and LiteRT's, converted from it) on the most threads a CPU target uses, or
+    a note saying why there are none."""
+    if not wanted:
+        return None, []
+    if keras_path is None:
+        notes.append("Keras baseline skipped: no model.keras beside the ONNX files.")
+        return None, []
+    if not _has("tensorflow"):
+        notes.append("Keras baseline skipped: TensorFlow not installed (pip install 'edgecnn[export]').")
+        return None, []
+    cpu = [t.threads for t in targets if t.provider == "cpu"]
+    return _keras_jobs(keras_path, max(cpu) if cpu else os.cpu_count(), targets, other_engines, notes, stack)
+
+
+def _profiles(files, variants, targets, floats, batches, on_step) -> dict[str, Any]:
+    """Per-operator times of every variant on each CPU target, at the smallest and largest batch."""
+    profiles: dict[str, Any] = {}
+    for target in (t for t in targets if t.provider == "cpu"):
+        for path in files:
+            on_step(f"profiling {variants[path].variant} on {target.name}")
+            profiles.setdefault(target.name, {})[variants[path].variant] = {
+                str(b): profile_ops(path, target, [floats[i * b:(i + 1) * b] for i in range(INPUT_BATCHES)])
+                for b in sorted({min(batches), max(batches)})
+            }
+    return profiles
 
 
 def _openvino_jobs(files, variants, targets, notes: list[str]) -> list[Job]:
