@@ -23,14 +23,16 @@ import functools
 import logging
 import math
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecnn.export.graph import readers_of
 from edgecnn.export.onnx_metadata import load_proto
+from edgecnn.quantize.int8_scheme import Scheme, Trial
+from edgecnn.quantize.static import StaticRun
 from edgecnn.timing.engines import bare_session
 from edgecnn.timing.measure import Budget, measure_interleaved
 from edgecnn.timing.targets import BUILTIN
@@ -55,7 +57,7 @@ class SpeedChoice:
     float_nodes: list[str]
     float_types: list[str] = field(default_factory=list)  # op types (or a block) moved to float
     int8_nodes: list[str] = field(default_factory=list)  # float nodes moved to int8
-    trial: Any = None  # the gate check of the last change kept; None when none was
+    trial: Trial | None = None  # the gate check of the last change kept; None when none was
 
 
 def quantized_groups(graph: Any, quantized: Any, skip: list[str]) -> dict[str, list[str]]:
@@ -92,29 +94,28 @@ def _group(node: Any) -> str:
 
 
 def choose(
-    graph_path: Path,
+    run: StaticRun,
+    scheme: Scheme,
     quantized: Path,
     start: list[str],
     image: list[str],
-    quantize: Callable[[list[str], Path], None],
     batches: dict[int, np.ndarray],
-    check: Callable[[Path], Any],
 ) -> SpeedChoice:
     """Try the image conv in int8, the layers after it in float, then each quantized op type of
     ``quantized`` in float, keeping each change that makes the file faster and holds the gates.
 
     Args:
-        graph_path: the float graph that was quantized.
+        run: the static quantization that made ``quantized``: candidates are written and gated
+            through it, with ``scheme``.
+        scheme: the int8 scheme that held the gates.
         quantized: its int8 file, made with ``start`` in float; replaced by the faster file when
             a change is kept.
         start: the nodes already in float (for accuracy, for speed or by request).
         image: those of ``start`` that make the conv reading the image (float because that is
             faster on most graphs, not for accuracy).
-        quantize: writes the int8 file with the given float nodes to the given path.
         batches: preprocessed float images by batch size, for the timing.
-        check: gates an int8 file on every class; returns an ``int8_scheme.Trial``.
     """
-    graph = load_proto(graph_path)
+    graph = load_proto(run.graph)
     groups = quantized_groups(graph, load_proto(quantized), start)
     image = [name for name in image if name in start]
     after = [name for name in _after(graph, image) if name not in start]
@@ -131,12 +132,12 @@ def choose(
             label = f"{name} in {'float' if to_float else 'int8'} ({len(nodes)} node(s))"
             candidate = work / f"candidate-{i}.onnx"
             trial = [*choice.float_nodes, *nodes] if to_float else [n for n in choice.float_nodes if n not in nodes]
-            quantize(trial, candidate)
+            run.write(scheme, trial, candidate)
             ratios = _ratios(candidate, best, batches)
             faster = math.prod(ratios.values()) ** (1 / len(ratios)) <= _MARGIN and max(ratios.values()) <= _WORSE
             log.info(f"    {label}: " + ", ".join(f"batch {b} x{r:.2f}" for b, r in ratios.items())
                      + f" the time of the best int8 file so far{': faster, gating it' if faster else ''}")
-            gated = check(candidate) if faster else None
+            gated = run.gate(scheme, candidate) if faster else None
             if gated is None or not gated.passed:
                 if gated is not None:
                     log.info(f"    {label} not kept: {gated.failure}")
@@ -157,10 +158,7 @@ def choose(
 def _after(graph: Any, image: list[str]) -> list[str]:
     """The nodes that follow the image conv's nodes one reader each, up to the next dense conv
     or matrix product (the layer whose int8 kernel pays for the boundary)."""
-    readers: dict[str, list[Any]] = {}
-    for node in graph.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = readers_of(graph)
     by_name = {node.name: node for node in graph.graph.node}
     outputs = {o.name for o in graph.graph.output}
     chain: list[str] = []

@@ -25,13 +25,11 @@ from edgecnn._optional import require
 from edgecnn.accuracy.gates import Gates
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
-from edgecnn.errors import EdgeCNNError, GateFailedError, one_line
+from edgecnn.errors import EdgeCNNError, GateFailedError
 from edgecnn.export.onnx_metadata import load_proto, read_metadata, set_metadata
 from edgecnn.quantize import int8_scheme, int8_speed
 from edgecnn.quantize.calibrate import (
     calibration_images,
-    input_name,
-    make_reader,
     preprocess_for_quantization,
     quantization_module,
     selection_images,
@@ -42,8 +40,8 @@ from edgecnn.quantize.rewrites import (
     average_pools_as_depthwise_convs,
     float_image_convs,
     float_softmax_outputs,
-    gemm_float_outputs,
 )
+from edgecnn.quantize.static import StaticRun
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import parse_isa_list
 from edgecnn.runtime.metadata import ModelInfo
@@ -272,12 +270,14 @@ def _static(
     pre.write_bytes(graph.SerializeToString())
     producers = {out_name: node for node in graph.graph.node for out_name in node.output}
     excluded += [n for n in _named_nodes(options.exclude, list(producers.values())) if n not in excluded]
+    run = StaticRun(pre, info.preprocessing, calib, images, labels, fp32_probs, isas, options.gates,
+                    options.method, options.per_channel)
 
     def attempt(name: str, float_nodes: list[str]) -> int8_scheme.Trial:
         label = name + (f" with {len(float_nodes)} node(s) in float" if float_nodes else "")
         log.info(f"  static int8 scheme {label} on {', '.join(isas)}")
-        _quantize_static(pre, out, calib, info, options, SCHEMES[name], float_nodes)
-        trial = int8_scheme.check(SCHEMES[name], out, images, labels, fp32_probs, isas, options.gates)
+        run.write(SCHEMES[name], float_nodes, out)
+        trial = run.gate(SCHEMES[name], out)
         trial.float_nodes = list(float_nodes)
         if not trial.passed:
             log.info(f"    {label} rejected: {trial.failure}")
@@ -295,18 +295,15 @@ def _static(
             if choice.float_nodes != trial.float_nodes:
                 choice.trial = attempt(name, choice.float_nodes)
                 if not choice.trial.passed:  # e.g. judged on more classes than when it was made
-                    _quantize_static(pre, out, calib, info, options, SCHEMES[name], trial.float_nodes)
+                    run.write(SCHEMES[name], trial.float_nodes, out)
                     choice = int8_speed.SpeedChoice(list(trial.float_nodes))
         else:
             log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
             user = set(_named_nodes(options.exclude, list(producers.values())))
             pixels = info.preprocessing.apply(images[:512])
             choice = int8_speed.choose(
-                pre, out, trial.float_nodes, [n for n in image_convs if n not in user],
-                lambda nodes, dest: _quantize_static(pre, dest, calib, info, options, SCHEMES[name], nodes),
+                run, SCHEMES[name], out, trial.float_nodes, [n for n in image_convs if n not in user],
                 {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},
-                lambda path: int8_scheme.check(SCHEMES[name], path, images, labels, fp32_probs, isas,
-                                               options.gates),
             )
         chosen = trial if choice.trial is None else choice.trial
         chosen.float_nodes = list(choice.float_nodes)
@@ -323,7 +320,7 @@ def _static(
         rejected.append(trial)
     if options.auto_exclude:
         if schemes[-1] != schemes[0]:  # ``out`` holds the last scheme tried; drift is the first's
-            _quantize_static(pre, out, calib, info, options, SCHEMES[schemes[0]], excluded)
+            run.write(SCHEMES[schemes[0]], excluded, out)
         drift = layer_drift(pre, out, calib[:200], info.preprocessing, top=32, preprocessed=True)
         worst = list(dict.fromkeys(
             producers[d["tensor"]].name for d in drift
@@ -338,31 +335,6 @@ def _static(
             rejected.append(trial)
     return {}, "; ".join(f"{t.scheme} ({len(t.float_nodes)} float nodes) {t.failure}"
                          if t.float_nodes else f"{t.scheme} {t.failure}" for t in rejected)
-
-
-def _quantize_static(pre: Path, out: Path, calib: np.ndarray, info: ModelInfo,
-                     options: QuantizeOptions, scheme: int8_scheme.Scheme, float_nodes: list[str]) -> None:
-    quant = quantization_module()
-    try:
-        quant.quantize_static(
-            str(pre), str(out), make_reader(calib, info.preprocessing, input_name(pre)),
-            quant_format=quant.QuantFormat.QDQ,
-            per_channel=options.per_channel,
-            nodes_to_exclude=list(float_nodes),
-            calibrate_method={
-                "minmax": quant.CalibrationMethod.MinMax,
-                "entropy": quant.CalibrationMethod.Entropy,
-                "percentile": quant.CalibrationMethod.Percentile,
-            }[options.method],
-            **int8_scheme.static_options(scheme, quant),
-        )
-    except Exception as exc:  # onnxruntime's calibrators raise bare ValueErrors and worse
-        raise EdgeCNNError(
-            f"Static int8 quantization ({options.method} calibration) failed: {one_line(exc)}"
-        ) from exc
-    model = load_proto(out)  # a scratch file: the kept variant is written atomically later
-    if gemm_float_outputs(model, float_nodes):
-        out.write_bytes(model.SerializeToString())
 
 
 def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:
