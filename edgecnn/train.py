@@ -122,21 +122,8 @@ def train(
     net = spec.build()
     check_compatible(spec, data, net)
     net.compile(optimizer=recipe.optimizer, loss=_LOSSES[recipe.loss], metrics=["accuracy"])
-
-    x = spec.preprocessing.apply(data.x_train)
-    y = _targets(data.y_train, recipe.loss, len(data.class_names))
-    fit_args: dict[str, Any] = {}
-    if recipe.validation_split:
-        (x, y), (x_val, y_val) = _split_validation(x, y, recipe.validation_split, recipe.split_seed)
-        fit_args["validation_data"] = (x_val, y_val)
-        if recipe.early_stopping_patience:
-            fit_args["callbacks"] = [
-                keras.callbacks.EarlyStopping(
-                    patience=recipe.early_stopping_patience, restore_best_weights=True
-                )
-            ]
     started = time.perf_counter()
-    history = net.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, **fit_args)
+    history = _fit(keras, net, spec, data, epochs, batch_size, verbose)
     seconds = time.perf_counter() - started
 
     info = model_info_for(spec, data)
@@ -150,28 +137,35 @@ def train(
 
     with atomic_path(keras_path) as tmp:
         net.save(tmp)
-    write_json(
-        out_dir / TRAIN_FILE,
-        {
-            "model": spec.name,
-            "info": json.loads(info.to_json()),
-            "recipe": asdict(recipe),
-            "epochs_requested": epochs,
-            "epochs_run": len(hist.get("loss", [])),
-            "batch_size": batch_size,
-            "seed": seed,
-            "train_images": int(len(data.x_train)),
-            "test_images": int(len(data.x_test)),
-            "test_accuracy": test_accuracy,
-            "best_val_accuracy": best_val,
-            "tutorial_result": spec.tutorial_result,
-            "seconds": round(seconds, 1),
-            "history": hist,
-        },
-    )
+    write_json(out_dir / TRAIN_FILE, {
+        "model": spec.name, "info": json.loads(info.to_json()), "recipe": asdict(recipe),
+        "epochs_requested": epochs, "epochs_run": len(hist.get("loss", [])), "batch_size": batch_size,
+        "seed": seed, "train_images": int(len(data.x_train)), "test_images": int(len(data.x_test)),
+        "test_accuracy": test_accuracy, "best_val_accuracy": best_val,
+        "tutorial_result": spec.tutorial_result, "seconds": round(seconds, 1), "history": hist,
+    })
     return TrainResult(
         keras_path, info, test_accuracy, best_val, len(hist.get("loss", [])), seconds, hist
     )
+
+
+def _fit(keras: Any, net: Any, spec: ModelSpec, data: Dataset, epochs: int, batch_size: int, verbose: int) -> Any:
+    """The tutorial's fit: its validation split and early stopping where it has them. Returns
+    Keras's History."""
+    recipe = spec.recipe
+    x = spec.preprocessing.apply(data.x_train)
+    y = _targets(data.y_train, recipe.loss, len(data.class_names))
+    fit_args: dict[str, Any] = {}
+    if recipe.validation_split:
+        (x, y), (x_val, y_val) = _split_validation(x, y, recipe.validation_split, recipe.split_seed)
+        fit_args["validation_data"] = (x_val, y_val)
+        if recipe.early_stopping_patience:
+            fit_args["callbacks"] = [
+                keras.callbacks.EarlyStopping(
+                    patience=recipe.early_stopping_patience, restore_best_weights=True
+                )
+            ]
+    return net.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, **fit_args)
 
 
 def _targets(labels: np.ndarray, loss: str, n_classes: int) -> np.ndarray:

@@ -218,36 +218,12 @@ def export(
         needs_data: the steps after export (calibration, validation) need the model's data: a
             user's model for which none is named or implied is refused before anything is written.
     """
-    path = Path(model)
-    is_file = _is_keras_file(model)
     out_dir = output_folder(model, out_dir)
     trained = False
-    if is_file:
-        net = load_keras(path, unsafe=unsafe)
-        shape = _input_shape(net, path, input_shape)
-        units = keras_inspect.output_units(net, shape)  # a subclassed model runs once for it
-        if dataset is None and shape == DEFAULT_DATASET_SHAPE and units == len(FASHION_CLASSES):
-            dataset = DEFAULT_DATASET
-            log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
-                     "fits its 28x28x1 input and 10 classes (name another with --dataset).")
-        if dataset is None and needs_data:
-            raise EdgeCNNError(
-                f"{path.name} does not say what data it was trained on, and calibration and "
-                "validation need its images; name the dataset with --dataset (a name, a .npz or an "
-                "image folder)."
-            )
-        data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
-            dataset, image_size=shape[:2])
-        info = _user_model_info(net, path, shape=shape, units=units, class_names=class_names,
-                                preprocessing=preprocessing, dataset=data, output=output)
-        keras_path = out_dir / reference_name(path)
-        if path.resolve() != keras_path.resolve():
-            # a reference of another format (model.keras, model.h5, model.savedmodel) is another model
-            other = [out_dir / n for n in REFERENCE_NAMES if n != keras_path.name and (out_dir / n).exists()]
-            for stale in other:
-                if check_overwrite(stale, None, force):
-                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-            _copy_reference(path, keras_path, force)
+    if _is_keras_file(model):
+        net, info, keras_path = _user_model(Path(model), out_dir, unsafe=unsafe, input_shape=input_shape,
+                                            dataset=dataset, needs_data=needs_data, class_names=class_names,
+                                            preprocessing=preprocessing, output=output, force=force)
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
@@ -256,15 +232,7 @@ def export(
             train(model, out_dir=out_dir, force=force,
                   **{"dataset": dataset, **(train_options or {})})
             trained = True
-        info = read_train_info(out_dir)
-        if info is None:
-            raise EdgeCNNError(f"{out_dir} has {KERAS_FILE} but no training record; retrain it.")
-        net = load_keras(keras_path, unsafe=unsafe)
-        if class_names or preprocessing:
-            info = info.replace(
-                **({"class_names": tuple(class_names)} if class_names else {}),
-                **({"preprocessing": preprocessing} if preprocessing else {}),
-            )
+        net, info = _zoo_model(out_dir, keras_path, unsafe, class_names, preprocessing)
     info = info.replace(keras_sha256=reference_sha256(keras_path), edgecnn_version=__version__)
     onnx_path = out_dir / ONNX_FILE
     if onnx_path.exists() and not force and _same_export(onnx_path, info, opset):
@@ -275,6 +243,54 @@ def export(
     if written:
         write_bytes(onnx_path, data)
     return ExportResult(onnx_path, keras_path, info, written=written, trained=trained)
+
+
+def _user_model(path: Path, out_dir: Path, *, unsafe: bool, input_shape: tuple[int, ...] | None,
+                dataset: str | Dataset | None, needs_data: bool, class_names: list[str] | None,
+                preprocessing: Preprocessing | None, output: str | None, force: bool) -> tuple[Any, ModelInfo, Path]:
+    """A user's model loaded, what it says of itself read (and said), and the file copied into
+    the export as its reference: (model, info, reference path)."""
+    net = load_keras(path, unsafe=unsafe)
+    shape = _input_shape(net, path, input_shape)
+    units = keras_inspect.output_units(net, shape)  # a subclassed model runs once for it
+    if dataset is None and shape == DEFAULT_DATASET_SHAPE and units == len(FASHION_CLASSES):
+        dataset = DEFAULT_DATASET
+        log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
+                 "fits its 28x28x1 input and 10 classes (name another with --dataset).")
+    if dataset is None and needs_data:
+        raise EdgeCNNError(
+            f"{path.name} does not say what data it was trained on, and calibration and "
+            "validation need its images; name the dataset with --dataset (a name, a .npz or an "
+            "image folder)."
+        )
+    data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
+        dataset, image_size=shape[:2])
+    info = _user_model_info(net, path, shape=shape, units=units, class_names=class_names,
+                            preprocessing=preprocessing, dataset=data, output=output)
+    keras_path = out_dir / reference_name(path)
+    if path.resolve() != keras_path.resolve():
+        # a reference of another format (model.keras, model.h5, model.savedmodel) is another model
+        other = [out_dir / n for n in REFERENCE_NAMES if n != keras_path.name and (out_dir / n).exists()]
+        for stale in other:
+            if check_overwrite(stale, None, force):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        _copy_reference(path, keras_path, force)
+    return net, info, keras_path
+
+
+def _zoo_model(out_dir: Path, keras_path: Path, unsafe: bool, class_names: list[str] | None,
+               preprocessing: Preprocessing | None) -> tuple[Any, ModelInfo]:
+    """A trained zoo model and what its training recorded, with the overrides asked for."""
+    info = read_train_info(out_dir)
+    if info is None:
+        raise EdgeCNNError(f"{out_dir} has {KERAS_FILE} but no training record; retrain it.")
+    net = load_keras(keras_path, unsafe=unsafe)
+    if class_names or preprocessing:
+        info = info.replace(
+            **({"class_names": tuple(class_names)} if class_names else {}),
+            **({"preprocessing": preprocessing} if preprocessing else {}),
+        )
+    return net, info
 
 
 def _copy_reference(source: Path, dest: Path, force: bool) -> None:

@@ -273,50 +273,13 @@ def _static(
     run = StaticRun(pre, info.preprocessing, calib, images, labels, fp32_probs, isas, options.gates,
                     options.method, options.per_channel)
 
-    def attempt(name: str, float_nodes: list[str]) -> int8_scheme.Trial:
-        label = name + (f" with {len(float_nodes)} node(s) in float" if float_nodes else "")
-        log.info(f"  static int8 scheme {label} on {', '.join(isas)}")
-        run.write(SCHEMES[name], float_nodes, out)
-        trial = run.gate(SCHEMES[name], out)
-        trial.float_nodes = list(float_nodes)
-        if not trial.passed:
-            log.info(f"    {label} rejected: {trial.failure}")
-        return trial
-
-    def faster(trial: int8_scheme.Trial) -> int8_scheme.Trial:
-        """``trial``, or a gated trial with precision changed where that is measured faster here;
-        ``out`` holds the returned trial's file."""
-        if not options.speed_search:
-            return trial
-        name, sha = trial.scheme, sha256_file(fp32)
-        earlier = _earlier_speed_choice(fp32, sha) if options.keep_speed_choice else None
-        if earlier is not None and earlier.get("scheme") == name:
-            choice = _kept_choice(earlier, trial.float_nodes)
-            if choice.float_nodes != trial.float_nodes:
-                choice.trial = attempt(name, choice.float_nodes)
-                if not choice.trial.passed:  # e.g. judged on more classes than when it was made
-                    run.write(SCHEMES[name], trial.float_nodes, out)
-                    choice = int8_speed.SpeedChoice(list(trial.float_nodes))
-        else:
-            log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
-            user = set(_named_nodes(options.exclude, list(producers.values())))
-            pixels = info.preprocessing.apply(images[:512])
-            choice = int8_speed.choose(
-                run, SCHEMES[name], out, trial.float_nodes, [n for n in image_convs if n not in user],
-                {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},
-            )
-        chosen = trial if choice.trial is None else choice.trial
-        chosen.float_nodes = list(choice.float_nodes)
-        chosen.speed = {"fp32_sha256": sha, "scheme": name, "float_types": choice.float_types,
-                        "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
-                        "int8_nodes": choice.int8_nodes}
-        return chosen
-
+    user = _named_nodes(options.exclude, list(producers.values()))
+    speed = _SpeedSearch(fp32, out, options, [n for n in image_convs if n not in user]) if options.speed_search else None
     rejected = []
     for name in schemes:
-        trial = attempt(name, excluded)
+        trial = _attempt(run, name, excluded, out)
         if trial.passed:
-            return _static_settings(faster(trial), rejected, calib, labels, isas, options), None
+            return _static_settings(_faster(run, trial, speed), rejected, calib, labels, isas, options), None
         rejected.append(trial)
     if options.auto_exclude:
         if schemes[-1] != schemes[0]:  # ``out`` holds the last scheme tried; drift is the first's
@@ -329,12 +292,66 @@ def _static(
         for k in (1, 2, 4, 8):
             if k > len(worst):
                 break
-            trial = attempt(schemes[0], [*excluded, *worst[:k]])
+            trial = _attempt(run, schemes[0], [*excluded, *worst[:k]], out)
             if trial.passed:
-                return _static_settings(faster(trial), rejected, calib, labels, isas, options), None
+                return _static_settings(_faster(run, trial, speed), rejected, calib, labels, isas, options), None
             rejected.append(trial)
     return {}, "; ".join(f"{t.scheme} ({len(t.float_nodes)} float nodes) {t.failure}"
                          if t.float_nodes else f"{t.scheme} {t.failure}" for t in rejected)
+
+
+def _attempt(run: StaticRun, name: str, float_nodes: list[str], out: Path) -> int8_scheme.Trial:
+    """Scheme ``name`` with ``float_nodes`` in float, written to ``out`` and gated."""
+    label = name + (f" with {len(float_nodes)} node(s) in float" if float_nodes else "")
+    log.info(f"  static int8 scheme {label} on {', '.join(run.isas)}")
+    run.write(SCHEMES[name], float_nodes, out)
+    trial = run.gate(SCHEMES[name], out)
+    trial.float_nodes = list(float_nodes)
+    if not trial.passed:
+        log.info(f"    {label} rejected: {trial.failure}")
+    return trial
+
+
+@dataclass(frozen=True)
+class _SpeedSearch:
+    """What the speed search needs besides the run: the fp32 file (its sha256 names the choice
+    kept in an earlier int8 file), the int8 file being chosen, and the image-conv nodes kept in
+    float for speed rather than by request."""
+
+    fp32: Path
+    out: Path
+    options: QuantizeOptions
+    image_convs: list[str]
+
+
+def _faster(run: StaticRun, trial: int8_scheme.Trial, speed: _SpeedSearch | None) -> int8_scheme.Trial:
+    """``trial``, or a gated trial with precision changed where that is measured faster here
+    (or as an earlier int8 file of the same fp32 bytes chose); ``out`` holds the returned
+    trial's file. No search: ``trial`` itself."""
+    if speed is None:
+        return trial
+    name, sha = trial.scheme, sha256_file(speed.fp32)
+    earlier = _earlier_speed_choice(speed.fp32, sha) if speed.options.keep_speed_choice else None
+    if earlier is not None and earlier.get("scheme") == name:
+        choice = _kept_choice(earlier, trial.float_nodes)
+        if choice.float_nodes != trial.float_nodes:
+            choice.trial = _attempt(run, name, choice.float_nodes, speed.out)
+            if not choice.trial.passed:  # e.g. judged on more classes than when it was made
+                run.write(SCHEMES[name], trial.float_nodes, speed.out)
+                choice = int8_speed.SpeedChoice(list(trial.float_nodes))
+    else:
+        log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
+        pixels = run.preprocessing.apply(run.images[:512])
+        choice = int8_speed.choose(
+            run, SCHEMES[name], speed.out, trial.float_nodes, speed.image_convs,
+            {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},
+        )
+    chosen = trial if choice.trial is None else choice.trial
+    chosen.float_nodes = list(choice.float_nodes)
+    chosen.speed = {"fp32_sha256": sha, "scheme": name, "float_types": choice.float_types,
+                    "float_nodes": [n for n in choice.float_nodes if n not in trial.float_nodes],
+                    "int8_nodes": choice.int8_nodes}
+    return chosen
 
 
 def _named_nodes(names: Sequence[str], nodes: list[Any]) -> list[str]:
