@@ -6,12 +6,28 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError
+from edgecnn.names import Name
 
 ONNX_FILE = "model.onnx"
-# Each variant has one name -- in reports, gates, --require, quantize and its metadata's
-# ``variant`` -- and its file is named after it; the order is the order reports list them in.
-VARIANT_FILE = {"int8": "model.int8.onnx", "dynint8": "model.dynint8.onnx", "fp16": "model.fp16.onnx"}
-VARIANT_KINDS = ("fp32", *VARIANT_FILE)
+
+
+class Variant(Name):
+    """Each variant has one name -- in reports, gates, --require, quantize and its metadata's
+    ``variant`` -- and its file is named after it; the order is the order reports list them in.
+    A ``str``, so files and reports hold the plain name."""
+
+    FP32 = "fp32"
+    INT8 = "int8"
+    DYNINT8 = "dynint8"
+    FP16 = "fp16"
+
+    @property
+    def file(self) -> str:
+        return ONNX_FILE if self is Variant.FP32 else f"model.{self.value}.onnx"
+
+
+VARIANT_FILE = {v.value: v.file for v in Variant if v is not Variant.FP32}  # the quantized ones
+VARIANT_KINDS = tuple(v.value for v in Variant)
 _ORDER = (ONNX_FILE, *VARIANT_FILE.values())
 # onnxruntime's names for how the two int8 variants are made (static QDQ calibration, dynamic
 # activation scales); accepted wherever a variant to make is named.

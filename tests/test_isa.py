@@ -185,8 +185,8 @@ def test_an_emulated_class_says_which_variant_it_is_on_every_few_seconds(monkeyp
     from edgecnn.runners import qemu
 
     monkeypatch.setattr(qemu, "_PROGRESS_EVERY_S", 0.3)
-    worker = ("import sys, time\nfor k in (1, 2):\n    time.sleep(0.8)\n"
-              "    print(f'done {k} 2', flush=True)\nprint('oops', file=sys.stderr)\n")
+    worker = ("import sys, time\nfrom edgecnn.runners.worker import progress_line\nfor k in (1, 2):\n"
+              "    time.sleep(0.8)\n    print(progress_line(k, 2), flush=True)\nprint('oops', file=sys.stderr)\n")
     models = [tmp_path / "model.onnx", tmp_path / "model.int8.onnx"]
     with caplog.at_level(logging.INFO, logger="edgecnn"):
         code, stderr = qemu._run_with_progress([sys.executable, "-c", worker], "x86-avx2", models)

@@ -27,6 +27,7 @@ from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError
 from edgecnn.export.onnx_metadata import load_proto, read_metadata, set_metadata
+from edgecnn.names import Name
 from edgecnn.quantize import int8_scheme, int8_speed
 from edgecnn.quantize.calibrate import (
     calibration_images,
@@ -55,7 +56,15 @@ from edgecnn.store.files import (
 from edgecnn.variants import VARIANT_FILE, variant_names
 
 QUANTIZED = tuple(VARIANT_FILE)
-METHODS = ("minmax", "entropy", "percentile")
+class Method(Name):
+    """How static int8 calibrates its activation ranges (onnxruntime's CalibrationMethod)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+METHODS = tuple(m.value for m in Method)
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
 log = logging.getLogger(__name__)
 

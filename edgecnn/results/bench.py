@@ -8,17 +8,17 @@ write: a ratio of it would be a number that means nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from edgecnn.names import Name
 from edgecnn.results.schema import RecordError, finite, from_json, read_json, to_json
 from edgecnn.store.files import sha256_file, write_json
 
 BENCH_SCHEMA = "edgecnn.bench/1"
 
 
-class EngineName(str, Enum):
+class EngineName(Name):
     """What a bench row timed: onnxruntime's bare session (with IO binding on a device), the
     Predictor, one of Keras's four ways to run a model, LiteRT or OpenVINO. A ``str``, so the
     result file holds the plain name."""

@@ -10,11 +10,11 @@ hashes, flips or verdict) still read: their missing fields take the defaults bel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from edgecnn.accuracy.metrics import Flips
+from edgecnn.names import Name
 from edgecnn.results.schema import RecordError, from_json, read_json, to_json
 from edgecnn.store.files import write_json
 
@@ -24,7 +24,7 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 
 
-class Place(str, Enum):
+class Place(Name):
     """How a cell's outputs were obtained: on this machine's own CPU, under qemu-user, or on a
     device reached over SSH (natively there). A ``str``, so reports hold the plain word."""
 

@@ -147,8 +147,8 @@ def _run_with_progress(argv: list[str], isa: str, models: list[Path]) -> tuple[i
 
         def read() -> None:
             for line in proc.stdout:
-                if line.startswith("done "):
-                    done[0] = int(line.split()[1])
+                if (count := worker.models_done(line)) is not None:
+                    done[0] = count
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()

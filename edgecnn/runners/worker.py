@@ -6,7 +6,7 @@ Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in
 order), the CPU features the process saw (``cpu_features``), the class it reads them as
 (``isa``) and the machine it ran on (``machine``, JSON), so that the caller labels the cell with
 what really ran. OUT.npz appears only when every model has run (written beside, then renamed).
-Prints ``done K N`` on stdout as each model finishes, for the caller's progress lines. Needs
+Prints :func:`progress_line` on stdout as each model finishes, for the caller's progress lines. Needs
 numpy + onnxruntime only: it runs in the bare Arm64 tree and in a device's runtime-only venv.
 """
 
@@ -29,6 +29,21 @@ from edgecnn.timing.machine import machine_info
 # HELD_FILE and waits while HOLD_FILE exists (at most HOLD_LIMIT_S), before any model runs, so that
 # a test cuts its connection at a known point instead of racing it.
 HOLD_FILE, HELD_FILE, HOLD_LIMIT_S = ".edgecnn-hold-worker", ".edgecnn-worker-held", 120
+
+
+def progress_line(done: int, total: int) -> str:
+    """What the worker prints on stdout as each model finishes: a JSON object, one line."""
+    return json.dumps({"done": done, "of": total})
+
+
+def models_done(line: str) -> int | None:
+    """How many models a worker's progress line says are done; None for any other line."""
+    try:
+        said = json.loads(line)
+    except ValueError:
+        return None
+    done = said.get("done") if isinstance(said, dict) else None
+    return done if isinstance(done, int) else None
 
 
 def _hold_if_asked() -> None:
@@ -58,7 +73,7 @@ def main(argv: list[str]) -> int:
         for i, model in enumerate(argv[2:]):
             predictor = Predictor(model, providers="cpu", intra_op_threads=threads)
             out[f"p{i}"] = predictor.predict(images).probabilities
-            print(f"done {i + 1} {len(argv) - 2}", flush=True)
+            print(progress_line(i + 1, len(argv) - 2), flush=True)
     except EdgeCNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
