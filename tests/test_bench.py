@@ -92,7 +92,7 @@ def test_bench_with_keras_baseline(fashion_export):
         # a speed-up is a ratio of latencies: halving a row's p50 doubles it
         assert rows[0].speedup_vs_keras * rows[0].p50_ms == pytest.approx(floor)
     # ONNX against Keras at equal threads only (Keras runs on one thread count per process)
-    keras_threads = result.settings.keras["threads"]
+    keras_threads = result.settings.keras.threads
     compared = {c.check.split("(")[1].split(")")[0] for c in result.checks
                 if c.check.startswith("ONNX fp32 (")}
     assert compared == {t.name for t in result.targets if t.threads == keras_threads}

@@ -32,6 +32,7 @@ from edgecnn.results.bench import (
     ColdStart,
     ColdStartRun,
     EngineName,
+    KerasSettings,
     PredictorOverhead,
     is_keras,
     keras_target,
@@ -230,7 +231,7 @@ def _on_device(device: SshDevice, here: _Timed, files, pixels, targets, batches,
 
 
 def _keras_baseline(keras_path, targets, wanted: bool, other_engines: bool, notes: list[str],
-                    stack: contextlib.ExitStack) -> tuple[dict[str, Any] | None, list[Job]]:
+                    stack: contextlib.ExitStack) -> tuple[KerasSettings | None, list[Job]]:
     """Keras's jobs (and LiteRT's, converted from it) on the most threads a CPU target uses, or
     a note saying why there are none."""
     if not wanted:
@@ -294,7 +295,7 @@ def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: conte
                 jobs += [(e, lt, None) for e in litert_engines(converted, target.threads)]
         else:
             notes.append("LiteRT skipped: ai-edge-litert not installed (pip install 'edgecnn[engines]').")
-    return {"file": str(keras_path), "threads": threads, "tensorflow": tf.__version__}, jobs
+    return KerasSettings(str(keras_path), threads, tf.__version__), jobs
 
 
 def add_speedups(result: BenchResult) -> None:
@@ -346,14 +347,14 @@ def checks(result: BenchResult, goals: Goals = Goals()) -> list[Check]:
                              ratio, ratio >= goals.min_int8_throughput_gain))
     keras = result.settings.keras if result.device is None else None  # Keras ran elsewhere
     if keras:
-        k_best = result.p50(target=keras_target(keras["threads"]), batch=1)
+        k_best = result.p50(target=keras_target(keras.threads), batch=1)
         # At equal threads: Keras is timed once, on the most threads a CPU target uses
         # (TensorFlow's thread pools are fixed per process).
-        for target in (t for t in result.targets if t.threads == keras["threads"]):
+        for target in (t for t in result.targets if t.threads == keras.threads):
             onnx = result.p50(engine=EngineName.ONNXRUNTIME, variant="fp32", target=target.name, batch=1)
             if k_best and onnx:
                 out.append(Check(
-                    f"ONNX fp32 ({target.name}) vs fastest Keras ({keras['threads']} threads), batch 1",
+                    f"ONNX fp32 ({target.name}) vs fastest Keras ({keras.threads} threads), batch 1",
                     f">= {goals.min_speedup_vs_keras:g}x",
                     f"Keras {result.keras_fastest.get('1')} {k_best:.3f} ms vs ONNX {onnx:.4f} ms",
                     k_best / onnx, k_best / onnx >= goals.min_speedup_vs_keras))

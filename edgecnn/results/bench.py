@@ -94,6 +94,15 @@ class BenchTarget(TargetSettings):
 
 
 @dataclass
+class KerasSettings:
+    """The Keras file the baseline timed, on how many threads, with which TensorFlow."""
+
+    file: str
+    threads: int
+    tensorflow: str
+
+
+@dataclass
 class BenchSettings:
     """How every configuration was timed."""
 
@@ -104,7 +113,7 @@ class BenchSettings:
     inputs: str
     min_runs: int = 10
     rounds: int = 1
-    keras: dict[str, Any] | None = None
+    keras: KerasSettings | None = None
 
 
 @dataclass

@@ -295,10 +295,10 @@ def _provenance(report: Report, bench: BenchResult | None, on_devices: dict[str,
            f"gates {_esc(json.dumps(report.gates))}.</li>"]
     for name, device in report.devices.items():
         m = device.machine
-        out.append(f"<li>Device {_esc(name)} ({_esc(device.address)}): {_esc(m.get('cpu', '?'))}, "
-                   f"{_esc(m.get('cores', '?'))} cores, class {_esc(device.isa)}, "
-                   f"{_esc(m.get('os', '?'))}, Python {_esc(m.get('python', '?'))}, onnxruntime "
-                   f"{_esc(m.get('versions', {}).get('onnxruntime', '?'))}.</li>")
+        described = (f"{_esc(m.cpu)}, {m.cores} cores, class {_esc(device.isa)}, {_esc(m.os)}, Python "
+                     f"{_esc(m.python or '?')}, onnxruntime {_esc(m.versions.get('onnxruntime', '?'))}"
+                     if m else f"class {_esc(device.isa)}")
+        out.append(f"<li>Device {_esc(name)} ({_esc(device.address)}): {described}.</li>")
     timed = ([("this machine", bench)] if bench is not None else []) + [
         (f"device {name}", b) for name, b in on_devices.items()]
     for where, result in timed:

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgecnn.accuracy.metrics import Flips
 from edgecnn.names import Name
+from edgecnn.results.bench import BenchMachine
 from edgecnn.results.schema import RecordError, from_json, read_json, to_json
 from edgecnn.store.files import write_json
 
@@ -123,7 +124,7 @@ class DeviceRecord:
 
     address: str
     isa: str
-    machine: dict[str, Any] = field(default_factory=dict)
+    machine: BenchMachine | None = None
 
 
 @dataclass

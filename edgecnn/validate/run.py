@@ -29,6 +29,7 @@ from edgecnn.export.keras_io import (
 )
 from edgecnn.quantize.calibrate import calibration_images
 from edgecnn.quantize.qdq_loss_debug import layer_drift
+from edgecnn.results.bench import BenchMachine
 from edgecnn.results.evidence import carry_earlier_rows, read_previous
 from edgecnn.results.markdown import render_markdown
 from edgecnn.results.page import write_page
@@ -42,6 +43,7 @@ from edgecnn.results.report import (
     VariantRow,
     write_report,
 )
+from edgecnn.results.schema import from_json
 from edgecnn.runners import ray_cluster
 from edgecnn.runners.base import CellRun
 from edgecnn.runners.devices import Device
@@ -225,7 +227,9 @@ def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulat
         cells = run_all([native, *class_runners(rows), *remote], reference.files, x, emulated_images)
     for path, predictor in zip(reference.files, reference.predictors):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
-    records = {d.row: DeviceRecord(d.device.address, d.isa, d.machine or {}) for d in remote}
+    records = {d.row: DeviceRecord(d.device.address, d.isa,
+                                   from_json(BenchMachine, d.machine, f"{d.row}'s machine") if d.machine else None)
+               for d in remote}
     ordered = {reference.native: cells.pop(reference.native), **cells}
     return Outputs(ordered, not_measured, records)
 
