@@ -20,7 +20,7 @@ import argparse
 import functools
 import statistics
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +149,10 @@ def time_model(name: str, folder: Path, rounds: int) -> dict:
                              "p50_ms": {k: statistics.median(v) for k, v in pooled.items()},
                              "round_p50_ms": pooled})
             if (folder / OURS["int8"]).is_file() and threads == 1:
-                profiles = {str(b): profile_ops(folder / OURS["int8"], target,
-                                                [info.preprocessing.apply(data.x_test[i * b:(i + 1) * b])
-                                                 for i in range(4)], runs=100)[:8]
+                profiles = {str(b): [asdict(op) for op in profile_ops(
+                                folder / OURS["int8"], target,
+                                [info.preprocessing.apply(data.x_test[i * b:(i + 1) * b]) for i in range(4)],
+                                runs=100)[:8]]
                             for b in (1, 64)}
     return {"model": name, "folder": str(folder), "passing": passing, "rows": rows, "int8_profile": profiles}
 

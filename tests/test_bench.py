@@ -159,8 +159,8 @@ def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):
     assert set(profiles) == {"1", "4"}
     for rows in profiles.values():
         # the optimised graph: MatMul + Add fused into one Gemm
-        assert sorted(r["op"] for r in rows) == ["Gemm", "Reshape", "Softmax"]
-        assert sum(r["share"] for r in rows) == pytest.approx(1.0)
-        assert [r["us"] for r in rows] == sorted((r["us"] for r in rows), reverse=True)
+        assert sorted(r.op for r in rows) == ["Gemm", "Reshape", "Softmax"]
+        assert sum(r.share for r in rows) == pytest.approx(1.0)
+        assert [r.us for r in rows] == sorted((r.us for r in rows), reverse=True)
     assert {r.engine for r in result.results} == {"onnxruntime", "predictor"}
     assert "Per-operator profiles" in markdown(result)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from edgecnn._optional import require
 from edgecnn.results.bench import (
     BenchResult,
     BenchRow,
     EngineName,
+    Profiles,
     is_keras,
     write_bench,
 )
@@ -70,17 +70,17 @@ def markdown(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def profile_markdown(profiles: dict[str, Any], top: int = 8) -> list[str]:
+def profile_markdown(profiles: Profiles, top: int = 8) -> list[str]:
     """Per-operator tables: the slowest nodes of each variant, per target and batch."""
     lines = []
     for target, by_variant in profiles.items():
         for variant, by_batch in by_variant.items():
             for batch, rows in by_batch.items():
-                total = sum(r["us"] for r in rows)
+                total = sum(r.us for r in rows)
                 lines += ["", f"### Per-operator time: {variant}, {target}, batch {batch} "
                           f"(nodes sum to {total:.0f} µs, median of {PROFILE_RUNS} calls)", "",
                           "| op | node | share | µs |", "|---|---|---:|---:|"]
-                lines += [f"| {r['op']} | `{r['node']}` | {r['share']:.1%} | {r['us']:.0f} |"
+                lines += [f"| {r.op} | `{r.node}` | {r.share:.1%} | {r.us:.0f} |"
                           for r in rows[:top]]
     return (["", "## Per-operator profiles (separate profiling sessions)"] + lines) if lines else []
 

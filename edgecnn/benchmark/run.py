@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from edgecnn.results.bench import (
     EngineName,
     KerasSettings,
     PredictorOverhead,
+    Profiles,
     is_keras,
     keras_target,
 )
@@ -246,9 +246,9 @@ def _keras_baseline(keras_path, targets, wanted: bool, other_engines: bool, note
     return _keras_jobs(keras_path, max(cpu) if cpu else os.cpu_count(), targets, other_engines, notes, stack)
 
 
-def _profiles(files, variants, targets, floats, batches, on_step) -> dict[str, Any]:
+def _profiles(files, variants, targets, floats, batches, on_step) -> Profiles:
     """Per-operator times of every variant on each CPU target, at the smallest and largest batch."""
-    profiles: dict[str, Any] = {}
+    profiles: Profiles = {}
     for target in (t for t in targets if t.provider == "cpu"):
         for path in files:
             on_step(f"profiling {variants[path].variant} on {target.name}")

@@ -154,7 +154,7 @@ def _print_result(result) -> None:
     for target, by_variant in (result.profiles or {}).items():
         for variant, by_batch in by_variant.items():
             for batch, rows in by_batch.items():
-                slowest = ", ".join(f"{r['op']} {r['share']:.0%}" for r in rows[:4])
+                slowest = ", ".join(f"{r.op} {r.share:.0%}" for r in rows[:4])
                 console.print(f"profile {variant} {target} batch {batch}: {escape(slowest)}")
 
 

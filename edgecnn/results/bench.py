@@ -94,6 +94,21 @@ class BenchTarget(TargetSettings):
 
 
 @dataclass
+class OpTime:
+    """One node of the optimised graph in a profiling session: its op type and name, the median
+    µs per call, and its share of the summed node time."""
+
+    op: str
+    node: str
+    us: float
+    share: float
+
+
+# target -> variant -> batch (as a string, a JSON key) -> the nodes, slowest first
+Profiles = dict[str, dict[str, dict[str, list[OpTime]]]]
+
+
+@dataclass
 class KerasSettings:
     """The Keras file the baseline timed, on how many threads, with which TensorFlow."""
 
@@ -232,7 +247,7 @@ class BenchResult:
     file_sha256: list[str] = field(default_factory=list)
     predictor_overhead: dict[str, PredictorOverhead] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    profiles: dict[str, Any] | None = None
+    profiles: Profiles | None = None
     cold_start: ColdStart | None = None
     keras_fastest: dict[str, str] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)

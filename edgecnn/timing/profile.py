@@ -12,11 +12,11 @@ import statistics
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgecnn._optional import require
+from edgecnn.results.bench import OpTime
 from edgecnn.runtime.session import load_session
 from edgecnn.timing.targets import Target
 
@@ -24,7 +24,7 @@ PROFILE_RUNS = 200
 
 
 def profile_ops(path: Path, target: Target, inputs: list[np.ndarray],
-                runs: int = PROFILE_RUNS) -> list[dict[str, Any]]:
+                runs: int = PROFILE_RUNS) -> list[OpTime]:
     """One row per node of the optimised graph, slowest first: op type, node name, median µs per
     call over ``runs`` calls, and share of the summed node time."""
     ort = require("onnxruntime", "Profiling")
@@ -50,6 +50,5 @@ def profile_ops(path: Path, target: Target, inputs: list[np.ndarray],
         op_of[node] = event.get("args", {}).get("op_name", "?")
     medians = {node: statistics.median(times[-runs:]) for node, times in per_node.items()}
     total = sum(medians.values()) or 1.0
-    rows = [{"op": op_of[node], "node": node, "us": us, "share": us / total}
-            for node, us in medians.items()]
-    return sorted(rows, key=lambda r: -r["us"])
+    rows = [OpTime(op_of[node], node, us, us / total) for node, us in medians.items()]
+    return sorted(rows, key=lambda r: -r.us)
