@@ -142,6 +142,35 @@ def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, e
     write_report_page(export)
 
 
+@pytest.mark.parametrize("damage", ["fewer rows", "another class count", "NaN"])
+def test_a_device_answer_that_is_not_the_table_asked_for_is_refused(loop, export, damage):
+    """What a device returns is data to check: its result cut to 10 of the test images (or with
+    a column less, or NaN) is one line naming the device, never a column judged on what came
+    back (before, 10 rows of 10,000 passed every variant)."""
+    import numpy as np
+
+    from edgecnn.validate.run import validate
+
+    device, _, workdir = loop
+    validate(export, devices=[device])  # the device's results, cached in its out/ folder
+    before = (export / "report.json").read_bytes()
+    for result in (workdir / "out").glob("*.npz"):
+        with np.load(result) as arrays:
+            data = dict(arrays)
+        for key in [k for k in data if k.startswith("p")]:
+            data[key] = {"fewer rows": data[key][:10], "another class count": data[key][:, :-1],
+                         "NaN": np.full_like(data[key], np.nan)}[damage]
+        np.savez(result.with_suffix(".tmp.npz"), **data)
+        result.with_suffix(".tmp.npz").replace(result)
+    try:
+        with pytest.raises(EdgeCNNError, match=r"loop returned .* not used"):
+            validate(export, devices=[device])
+    finally:  # the next test's device computes afresh
+        for result in (workdir / "out").glob("*.npz"):
+            result.unlink()
+    assert (export / "report.json").read_bytes() == before
+
+
 def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop, export, caplog):
     from edgecnn.benchmark.run import run_benchmark
     from edgecnn.runners.ssh import SshDevice

@@ -98,6 +98,7 @@ def check(
             trial.unchecked[isa] = reason
             continue
         cell = class_runner(isa).run([int8_path], images)
+        cell.check(isa, 1, len(images), fp32_probs.shape[1])
         metrics = agreement_metrics(fp32_probs, cell.probs[0], labels, names)
         drop, worst = int8_drops(metrics)
         trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics.agreement,

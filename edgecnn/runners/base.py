@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edgecnn.errors import EdgeCNNError
 from edgecnn.results.report import Place
 
 
@@ -30,12 +31,32 @@ class Provenance:
         return self.how == Place.EMULATED
 
 
+# How far a row of returned probabilities may sum from 1 (float32 softmax, fp16 outputs).
+_SUM_TOLERANCE = 1e-3
+
+
 @dataclass
 class CellRun:
     """Each model's (N, C) probabilities, in the order given, and how they were obtained."""
 
     probs: list[np.ndarray]
     provenance: Provenance
+
+    def check(self, row: str, models: int, images: int, classes: int) -> None:
+        """Refuse, in one line naming ``row``, outputs that are not one (images, classes) table
+        of probabilities per model. A device or a worker that answered for fewer images, with
+        another class count, or with NaN would otherwise be judged on what it returned."""
+        if len(self.probs) != models:
+            raise EdgeCNNError(f"{row} returned outputs for {len(self.probs)} model(s), not the {models} sent.")
+        for i, probs in enumerate(self.probs, 1):
+            probs = np.asarray(probs)
+            what = f"{row} returned {probs.dtype} outputs of shape {probs.shape} for model {i} of {models}"
+            if probs.shape != (images, classes) or probs.dtype.kind != "f":
+                raise EdgeCNNError(f"{what}, not ({images}, {classes}) probabilities: not used.")
+            if not (np.isfinite(probs).all() and probs.min(initial=0.0) >= 0
+                    and np.abs(probs.sum(axis=1) - 1).max(initial=0.0) <= _SUM_TOLERANCE):
+                raise EdgeCNNError(f"{what} that are not probabilities (NaN, negative, or rows not "
+                                   "summing to 1): not used.")
 
 
 class Runner(Protocol):

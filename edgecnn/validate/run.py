@@ -230,6 +230,10 @@ def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulat
     records = {d.row: DeviceRecord(d.device.address, d.isa,
                                    from_json(BenchMachine, d.machine, f"{d.row}'s machine") if d.machine else None)
                for d in remote}
+    classes = len(reference.info.class_names)
+    for row, cell in cells.items():  # what each row was sent, checked before it is judged
+        images = min(emulated_images, len(x)) if cell.provenance.emulated else len(x)
+        cell.check(row, len(reference.files), images, classes)
     ordered = {reference.native: cells.pop(reference.native), **cells}
     return Outputs(ordered, not_measured, records)
 
