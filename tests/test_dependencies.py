@@ -26,7 +26,7 @@ def test_runtime_predictor_runs_without_heavy_imports(tiny_onnx):
 # describe their options, nothing that trains, quantizes, validates, benchmarks or runs models.
 HELP_MODULES = {
     "edgecnn", "edgecnn.cli", "edgecnn.cli.main", "edgecnn.cli.options", "edgecnn.cli.report_view",
-    "edgecnn.defaults", "edgecnn.display", "edgecnn.errors", "edgecnn.accuracy", "edgecnn.accuracy.gates",
+    "edgecnn.defaults", "edgecnn.display", "edgecnn.errors", "edgecnn.accuracy", "edgecnn.accuracy.agreement", "edgecnn.accuracy.gates",
     "edgecnn.store", "edgecnn.store.locations",
     *(f"edgecnn.cli.{c}_cmd" for c in ("bench", "device", "doctor", "export", "isa", "predict", "quantize", "report",
                                         "train", "validate", "zoo")),

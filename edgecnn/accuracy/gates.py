@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from edgecnn.accuracy.metrics import Agreement, Flips
+from edgecnn.accuracy.agreement import Agreement, Flips
 from edgecnn.errors import EdgeCNNError
 
 KINDS = ("fp32", "fp16", "int8")

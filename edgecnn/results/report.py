@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.accuracy.metrics import Flips
+from edgecnn.accuracy.agreement import Flips
 from edgecnn.names import Name
 from edgecnn.results.bench import BenchMachine
 from edgecnn.results.schema import RecordError, from_json, read_json, to_json

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.accuracy.agreement import Agreement
 from edgecnn.accuracy.gates import Gates
-from edgecnn.accuracy.metrics import Agreement, agreement_metrics
+from edgecnn.accuracy.metrics import agreement_metrics
 from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import EMULATED_IMAGES, REQUIRED_VARIANTS
 from edgecnn.errors import EdgeCNNError
