@@ -171,6 +171,28 @@ def test_a_device_answer_that_is_not_the_table_asked_for_is_refused(loop, export
     assert (export / "report.json").read_bytes() == before
 
 
+def test_the_device_proves_which_bytes_it_ran(loop, export, caplog):
+    """The device's cache holds the fp32 file's bytes under the int8 file's name: the worker's
+    hash of what it loaded gives it away, the entry is removed and sent again, and the device's
+    int8 column is int8's (before: fp32's answers, max |Δp| 6e-7, reported as int8 passing)."""
+    from edgecnn.store.files import sha256_file
+    from edgecnn.validate.run import validate
+
+    device, _, workdir = loop
+    int8_blob = workdir / "blobs" / (sha256_file(export / "model.int8.onnx") + ".onnx")
+    validate(export, devices=[device])
+    int8_blob.write_bytes((export / "model.onnx").read_bytes())
+    for result in (workdir / "out").glob("*.npz"):
+        result.unlink()  # computed afresh, from the wrong bytes
+    with caplog.at_level(logging.WARNING, logger="edgecnn"):
+        report = validate(export, devices=[device])
+    assert any("held other bytes than their name says" in r.getMessage() for r in caplog.records)
+    int8 = report.variant("int8")
+    here, there = int8.by_isa[report.machine.native_row], int8.by_isa["loop"]
+    assert there.max_abs_diff == here.max_abs_diff and there.accuracy == here.accuracy
+    assert sha256_file(int8_blob) == int8_blob.name.split(".")[0]
+
+
 def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop, export, caplog):
     from edgecnn.benchmark.run import run_benchmark
     from edgecnn.runners.ssh import SshDevice

@@ -61,9 +61,13 @@ class SshDevice:
 
     # -- the Runner interface -----------------------------------------------------------
 
-    def run(self, models: Sequence[Path], images: np.ndarray) -> CellRun:
+    def run(self, models: Sequence[Path], images: np.ndarray, *, resent: bool = False) -> CellRun:
         """Each model's probabilities on ``images``, computed on the device by the same worker
-        qemu runs; the class is the one the device's own process reads."""
+        qemu runs; the class is the one the device's own process reads.
+
+        The worker hashes the bytes it loads: a cached file whose bytes are not what its name
+        says (sha256) is removed from the device, sent again and run again, once.
+        """
         images_blob = _array_blob(images)
         names = [_file_blob(m) for m in models]
         code = self._send({**dict(zip(names, map(Path, models))), images_blob[0]: images_blob[1]})
@@ -80,9 +84,20 @@ class SshDevice:
                 probs = [result[f"p{i}"] for i in range(len(models))]
                 seen = str(result["isa"])
                 self.machine = json.loads(str(result["machine"]))
+                ran = [str(h) for h in result["sha256"]]
         except (OSError, ValueError, KeyError) as exc:
             raise EdgeCNNError(f"The result from {self.row} could not be read ({exc}); re-run to "
                                "fetch it again from the device's cache.") from None
+        wrong = [name for name, sha in zip(names, ran) if name.split(".")[0] != sha]
+        if wrong or len(ran) != len(names):
+            if resent:
+                raise EdgeCNNError(f"{self.row} ran other bytes than the files sent ({', '.join(wrong)}), "
+                                   "even after sending them again: its disk or its cache is not to be trusted.")
+            log.warning(f"  {self.row}: its cached {', '.join(wrong) or 'files'} held other bytes than their "
+                        "name says; removed, sent again and run again")
+            self._call(f"rm -f out/{job} {' '.join('blobs/' + n for n in wrong)}", f"clearing {self.row}'s cache",
+                       needs_runtime=False)
+            return self.run(models, images, resent=True)
         self.isa = seen
         return CellRun(probs, Provenance(Place.DEVICE, f"{self.row} ({self.device.address})", seen))
 

@@ -4,14 +4,15 @@
 
 Writes each model's (N, C) probabilities to OUT.npz (keys ``p0``, ``p1``, ... in argument
 order), the CPU features the process saw (``cpu_features``), the class it reads them as
-(``isa``) and the machine it ran on (``machine``, JSON), so that the caller labels the cell with
-what really ran. OUT.npz appears only when every model has run (written beside, then renamed).
+(``isa``), the machine it ran on (``machine``, JSON) and the sha256 of each model's bytes
+(``sha256``), so that the caller labels the cell with what really ran, on what. OUT.npz appears only when every model has run (written beside, then renamed).
 Prints :func:`progress_line` on stdout as each model finishes, for the caller's progress lines. Needs
 numpy + onnxruntime only: it runs in the bare Arm64 tree and in a device's runtime-only venv.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -69,6 +70,8 @@ def main(argv: list[str]) -> int:
     out: dict[str, np.ndarray] = {"cpu_features": np.array(present), "isa": np.array(host_isa()),
                                   "machine": np.array(json.dumps(machine_info()))}
     _hold_if_asked()
+    # the bytes each model really was, so that the caller can tell them from what it sent
+    out["sha256"] = np.array([hashlib.sha256(Path(model).read_bytes()).hexdigest() for model in argv[2:]])
     try:
         for i, model in enumerate(argv[2:]):
             predictor = Predictor(model, providers="cpu", intra_op_threads=threads)
