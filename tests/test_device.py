@@ -379,3 +379,42 @@ def test_an_unknown_device_name_says_what_is_known(tmp_path):
     with pytest.raises(EdgeCNNError, match=r"Unknown device 'pi 5'.*pi5"):
         resolve_device("pi 5", path)
     assert isinstance(Device("a", "b"), Device)
+
+
+# What a targets file and a device's name say: checked before any connection.
+
+@pytest.mark.parametrize("key", ["ssh", "python", "workdir", "ssh_config"])
+def test_a_nul_byte_in_a_device_string_is_one_line(tmp_path, key):
+    values = {"ssh": "pi@host", "python": "python3", "workdir": "w", "ssh_config": "cfg"}
+    values[key] = values[key][:2] + "\\u0000" + values[key][2:]
+    path = tmp_path / "devices.toml"
+    path.write_text("[devices.pi]\n" + "".join(f'{k} = "{v}"\n' for k, v in values.items()))
+    with pytest.raises(EdgeCNNError, match=rf"devices\.pi\.{key} holds a NUL character"):
+        load_devices(path)
+
+
+def test_the_ssh_config_of_a_device_may_start_at_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "devices.toml"
+    path.write_text('[devices.pi]\nssh = "pi@host"\nssh_config = "~/.ssh/edge"\n')
+    assert load_devices(path)["pi"].ssh_config == str(tmp_path / "home" / ".ssh" / "edge")
+
+
+def test_an_unknown_device_among_many_is_a_short_line(tmp_path):
+    path = tmp_path / "devices.toml"
+    path.write_text("".join(f'[devices.d{i}]\nssh = "h{i}"\n' for i in range(3000)))
+    with pytest.raises(EdgeCNNError) as refused:
+        resolve_device("pi 6", path)  # no device of the file, nor a host
+    message = str(refused.value)
+    assert len(message) < 400 and "d0, d1" in message and "and 2,992 more" in message
+
+
+@pytest.mark.parametrize("command", [["bench", "--help"], ["validate", "--help"], ["device", "setup", "--help"]])
+def test_the_help_names_the_devices_table(command):
+    """Rich read [devices.NAME] as markup and printed 'a  of --targets-file'."""
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+
+    shown = CliRunner().invoke(app, command, env={"COLUMNS": "200"}).output
+    assert "[devices.NAME]" in shown and "a  of" not in shown

@@ -39,7 +39,7 @@ def bench(
         "Default: cpu-1t and cpu.")] = None,
     targets_file: TargetsFile = None,
     device: Annotated[Optional[str], typer.Option(
-        help="Time onnxruntime on this SSH device instead of here: a [devices.NAME] of "
+        help="Time onnxruntime on this SSH device instead of here: a \\[devices.NAME] of "
         "--targets-file, or user@host[:port] (edgecnn device setup prepares it). Keras and "
         "LiteRT stay here, and say so.")] = None,
     # The callbacks turn "1,8,64" into [1, 8, 64], or a usage error (exit 2).

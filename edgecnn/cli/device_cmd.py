@@ -10,7 +10,7 @@ from edgecnn.cli.options import TargetsFile
 
 app = typer.Typer(help="SSH devices: what they are, and their runtime-only environment.",
                   no_args_is_help=True)
-Name = Annotated[str, typer.Argument(help="A [devices.NAME] of --targets-file, or user@host[:port].")]
+Name = Annotated[str, typer.Argument(help="A \\[devices.NAME] of --targets-file, or user@host[:port].")]
 
 
 @app.command()

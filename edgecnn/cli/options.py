@@ -129,7 +129,7 @@ def keras_verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 DeviceNames = Annotated[Optional[list[str]], typer.Option(
-    "--device", help="Also run on this SSH device: a [devices.NAME] of --targets-file, or "
+    "--device", help="Also run on this SSH device: a \\[devices.NAME] of --targets-file, or "
     "user@host[:port]. Repeatable.")]
 TargetsFile = Annotated[Optional[Path], typer.Option(
     exists=True, dir_okay=False, help="TOML file with \\[targets.NAME] and \\[devices.NAME] tables.")]

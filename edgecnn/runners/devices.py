@@ -62,6 +62,10 @@ class Device:
         return self.ssh + (f":{self.port}" if self.port else "")
 
 
+# An unknown name's error line lists this many of the file's devices.
+_NAMES_SHOWN = 8
+
+
 def load_devices(path: str | Path) -> dict[str, Device]:
     """The ``[devices.NAME]`` tables of a targets TOML file (none is fine)."""
     data = read_toml(path)
@@ -85,8 +89,9 @@ def load_devices(path: str | Path) -> dict[str, Device]:
         for key in ("port", "connect_timeout"):
             if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
                 raise EdgeCNNError(f"{path}: device '{name}': {key} must be an integer.")
-        if "ssh_config" in values:  # relative to the file that names it
-            values = {**values, "ssh_config": str((Path(path).parent / values["ssh_config"]).resolve())}
+        if "ssh_config" in values:  # ~ is the user's home; a relative path, the file's folder
+            config = Path(values["ssh_config"]).expanduser()
+            values = {**values, "ssh_config": str((Path(path).parent / config).resolve())}
         devices[name] = Device(name=name, **values)
     return devices
 
@@ -98,7 +103,9 @@ def resolve_device(text: str, targets_file: str | Path | None = None) -> Device:
         return devices[text]
     found = _AD_HOC.match(text)
     if not found:
-        named = f" (the devices in {targets_file}: {', '.join(devices) or 'none'})" if targets_file else ""
+        listed = ", ".join(list(devices)[:_NAMES_SHOWN]) or "none"
+        more = f" and {len(devices) - _NAMES_SHOWN:,} more" if len(devices) > _NAMES_SHOWN else ""
+        named = f" (the devices in {targets_file}: {listed}{more})" if targets_file else ""
         raise EdgeCNNError(f"Unknown device '{text}'{named}; name a [devices.NAME] of --targets-file, "
                            "or give user@host[:port].")
     host = found["host"].strip("[]")
