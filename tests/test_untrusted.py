@@ -155,7 +155,7 @@ def test_an_error_while_running_is_one_line(tmp_path):
     ({"providers": 123}, "providers must be a string"),
     ({"max_batch": "10"}, "max_batch must be an integer"),
     ({"max_batch": 0}, "max_batch must be an integer >= 1"),
-    ({"intra_op_threads": -5}, "intra_op_threads must be an integer >= 0"),
+    ({"intra_op_threads": -5}, "intra_op_threads must be an integer from 0 to"),
     ({"inter_op_threads": 1.5}, "inter_op_threads must be an integer"),
 ])
 def test_python_api_arguments_are_checked(tiny_onnx, kwargs, message):
@@ -550,3 +550,42 @@ def test_a_parquet_row_without_a_name_is_named_by_its_place(tmp_path):
     predict_bulk(tmp_path / "m.onnx", [tmp_path / "t.parquet"], out=tmp_path / "r.jsonl", engine="local")
     inputs = [json.loads(line)["input"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert inputs == ["a.png", f"{tmp_path / 't.parquet'}[1]", f"{tmp_path / 't.parquet'}[2]"]
+
+
+@pytest.mark.parametrize("threads", [-1, 4097, 1 << 40, True, 1.5])
+def test_a_thread_count_no_machine_has_is_one_line(tiny_onnx, threads):
+    with pytest.raises(EdgeCNNError, match="intra_op_threads must be an integer from 0 to 4096"):
+        Predictor(tiny_onnx, intra_op_threads=threads)
+
+
+def test_thread_counts_on_the_command_line_are_bounded(tiny_onnx):
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+
+    huge = str(1 << 40)
+    predicted = CliRunner().invoke(app, ["predict", str(tiny_onnx), str(tiny_onnx), "--threads", huge])
+    assert predicted.exit_code == 2 and "Invalid value" in predicted.output
+    benched = CliRunner().invoke(app, ["bench", str(tiny_onnx), "--threads", huge, "--no-cold"])
+    assert benched.exit_code == 1 and "from 0 to 4096" in benched.output and "Traceback" not in benched.output
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_user_code_that_exits_is_one_line_not_an_exit_status(tmp_path, code):
+    """A training script's sys.exit(0) gave exit 0 with no export; sys.exit(3) read as edgecnn's
+    'validation failed'."""
+    from edgecnn.export import keras_io
+
+    script = tmp_path / f"train_script_{code}.py"
+    script.write_text(f"import sys\nsys.exit({code})\n")
+    with pytest.raises(EdgeCNNError, match=rf"train_script_{code}.py exited \(sys.exit\({code}\)\)"):
+        keras_io.import_user_code([script])
+
+
+def test_user_code_named_like_an_installed_module_is_one_line(tmp_path):
+    from edgecnn.export import keras_io
+
+    shadow = tmp_path / "tf2onnx.py"
+    shadow.write_text("class Net: pass\n")
+    with pytest.raises(EdgeCNNError, match="its name is the installed module 'tf2onnx'"):
+        keras_io.import_user_code([shadow])

@@ -16,6 +16,7 @@ from edgecnn.cli.options import (
     Scale,
     preprocessing_from,
 )
+from edgecnn.defaults import MAX_THREADS
 
 
 class Fit(str, Enum):
@@ -36,7 +37,7 @@ def predict(
     engine: Engine = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per model call.")] = 256,
     threads: Annotated[Optional[int], typer.Option(
-        min=0, help="onnxruntime threads per worker (default: all cores locally, 1 per Ray actor).")
+        min=0, max=MAX_THREADS, help="onnxruntime threads per worker (default: all cores locally, 1 per Ray actor).")
     ] = None,
     concurrency: Annotated[Optional[int], typer.Option(
         min=1, help="Ray actors, each with its own model session (default: CPUs / threads).")] = None,

@@ -70,6 +70,9 @@ def import_user_code(paths: list[str | Path] | None) -> dict[str, str]:
             continue
         if not path.is_file() or path.suffix != ".py":
             raise EdgeCNNError(f"--import-module {path}: not a Python file (.py) that exists.")
+        if path.stem not in sys.modules and importlib.util.find_spec(path.stem) is not None:
+            raise EdgeCNNError(f"--import-module {path}: its name is the installed module '{path.stem}', which "
+                               "edgecnn or its packages may import; rename the file.")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         log.warning(f"Importing {path} (--import-module): its code runs in this process; only for "
                     "files you trust.")
@@ -80,6 +83,10 @@ def import_user_code(paths: list[str | Path] | None) -> dict[str, str]:
         sys.modules.setdefault(path.stem, module)  # a class saved as module.Class finds it
         try:
             spec.loader.exec_module(module)
+        except SystemExit as exc:  # a training script's sys.exit: not edgecnn's exit status
+            del sys.modules[name]
+            raise EdgeCNNError(f"--import-module {path} exited (sys.exit({exc.code!r})) while it was imported: "
+                               "name a file that defines the model's classes, not a script that runs.") from None
         except Exception as exc:
             del sys.modules[name]
             raise EdgeCNNError(f"--import-module {path} failed: {one_line(exc, first=True)}") from exc

@@ -19,7 +19,7 @@ from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.runtime.images import image_batch
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
 from edgecnn.runtime.outputs import class_count, output_kind, to_probabilities
-from edgecnn.runtime.session import load_session, session_options
+from edgecnn.runtime.session import check_threads, load_session, session_options
 
 _FLOAT_KINDS = "f"
 # Float input may exceed the model's nominal range by this much (rounding, resampling).
@@ -93,10 +93,10 @@ class Predictor:
         max_batch: int = 1024,
     ) -> None:
         self.path = Path(model_path)
-        for name, value, least in (("max_batch", max_batch, 1), ("intra_op_threads", intra_op_threads, 0),
-                                   ("inter_op_threads", inter_op_threads, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise EdgeCNNError(f"{name} must be an integer >= {least}, got {value!r}.")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise EdgeCNNError(f"max_batch must be an integer >= 1, got {max_batch!r}.")
+        check_threads("intra_op_threads", intra_op_threads)
+        check_threads("inter_op_threads", inter_op_threads)
         self.max_batch = max_batch
         self.session = load_session(
             self.path, providers, options=session_options(intra_op_threads, inter_op_threads)

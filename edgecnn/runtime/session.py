@@ -12,13 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn._optional import require
+from edgecnn.defaults import MAX_THREADS
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import providers as _providers
 from edgecnn.runtime.cuda import cuda_reason
 
 
+def check_threads(name: str, value: int) -> None:
+    """One line for a thread count that is not an integer from 0 (onnxruntime's default) to
+    MAX_THREADS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_THREADS:
+        raise EdgeCNNError(f"{name} must be an integer from 0 to {MAX_THREADS}, got {value!r}.")
+
+
 def session_options(intra_op_threads: int = 0, inter_op_threads: int = 0) -> Any:
     """SessionOptions with thread counts (0 = onnxruntime's default) and quiet logging."""
+    check_threads("intra_op_threads", intra_op_threads)
+    check_threads("inter_op_threads", inter_op_threads)
     ort = require("onnxruntime", "Running a model")
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads

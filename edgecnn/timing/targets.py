@@ -15,6 +15,7 @@ from typing import Any
 from edgecnn.errors import EdgeCNNError
 from edgecnn.results.bench import TargetSettings
 from edgecnn.runtime.providers import ALIASES
+from edgecnn.runtime.session import check_threads
 from edgecnn.store.toml_file import read_toml
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -35,8 +36,8 @@ class Target(TargetSettings):
             raise EdgeCNNError(
                 f"Target '{self.name}': execution_mode must be one of {', '.join(_MODES)}."
             )
-        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
-            raise EdgeCNNError(f"Target '{self.name}': thread counts must be >= 0.")
+        for name in ("intra_op_threads", "inter_op_threads"):
+            check_threads(f"Target '{self.name}': {name}", getattr(self, name))
 
     @property
     def threads(self) -> int:
