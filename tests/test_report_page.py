@@ -202,3 +202,27 @@ def test_a_file_slower_than_fp32_at_batch_64_is_not_recommended():
         pytest.skip("the committed bench.json has no batch-64 rows")
     line = ship_line(report, bench, FASHION)
     assert "model.int8.onnx" not in line.split(":")[1] and "int8 is faster at batch 1 but slower" in line
+
+
+def test_report_md_holds_untrusted_names_as_text():
+    """Class names come from model files and folders: an ESC, a <script> or a | in one is text
+    in report.md (before: written raw, so `cat report.md` ran the escape and a | split the table)."""
+    from edgecnn.results.markdown import render_markdown
+
+    report = read_report(FASHION)
+    hostile = ["T-shirt\x1b[2J", "<script>alert(1)</script>", "a|b", *[f"c{i}" for i in range(7)]]
+    for variant in report.variants:
+        variant.per_class_accuracy = dict(zip(hostile, variant.per_class_accuracy.values()))
+        variant.per_class_delta = dict(zip(hostile, variant.per_class_delta.values()))
+    text = render_markdown(report)
+    assert "\x1b" not in text and "<script>" not in text
+    table = text.split("## Per-class accuracy", 1)[1].split("\n\n")[1].splitlines()
+    cells = {len(re.split(r"(?<!\\)\|", line)) for line in table}
+    assert len(cells) == 1, table  # every row of the table has the header's columns
+
+
+def test_a_carried_column_without_a_date_says_earlier_run():
+    from edgecnn.results.matrix import Column
+
+    assert Column("x86-avx2", None, "x86-avx2").label == "x86-avx2 (earlier run)"
+    assert Column("x86-avx2", None, "x86-avx2", "2026-12-01T10:00:00").label == "x86-avx2 (earlier run, 2026-12-01)"

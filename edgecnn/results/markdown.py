@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 from edgecnn.accuracy.metrics import CLASS_CALLOUT_PP
+from edgecnn.display import visible
 from edgecnn.results.matrix import columns, emulated_images, entries
 from edgecnn.results.report import Report, VariantRow
+
+# Markdown's and HTML's active characters: a class or file name from a model file or a folder
+# is text, never markup (a <script> in a class name, a | that ends a table cell).
+_ACTIVE = re.compile(r"([\\`*_\[\]<>|~])")
+
+
+def _md(text: object) -> str:
+    """Untrusted text as Markdown text: control characters written as escapes (an ESC in a
+    class name must not reach a terminal that cats the file), markup characters escaped."""
+    return _ACTIVE.sub(r"\\\1", visible(text)).replace("&", "&amp;")
+
+
+def _code(text: object) -> str:
+    """Untrusted text as a code span: control characters escaped, no backtick to end it."""
+    return "`" + visible(text).replace("`", "'") + "`"
 
 
 def _pct(x: float | None) -> str:
@@ -15,7 +33,7 @@ def _status(variant: VariantRow, report: Report) -> str:
     if variant.passed:
         return "pass"
     if variant.variant in report.not_for:
-        return f"not for {', '.join(variant.failed_on)}"
+        return f"not for {', '.join(map(_md, variant.failed_on))}"
     return "**FAIL**"
 
 
@@ -30,7 +48,7 @@ def isa_matrix(report: Report) -> list[str]:
              + (f" *Emulated* rows ran under qemu-user on the first {emulated:,} test images, "
                 "with Δ against Keras on the same images (accuracy only: no latency is ever "
                 "taken from an emulated run)." if emulated else ""), "",
-             "| variant | " + " | ".join(c.label for c in cols) + " |",
+             "| variant | " + " | ".join(_md(c.label) for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     for variant, row in entries(report):
         cells = []
@@ -43,7 +61,7 @@ def isa_matrix(report: Report) -> list[str]:
             cells.append(f"{_pct(m.accuracy)} ({m.accuracy_delta * 100:+.2f} pp){mark}")
         lines.append(f"| {variant.variant} | " + " | ".join(cells) + " |")
     for isa_name, reason in report.isa_not_measured.items():
-        lines.append(f"\n{isa_name}: not measured ({reason}).")
+        lines.append(f"\n{_md(isa_name)}: not measured ({_md(reason)}).")
     return lines
 
 
@@ -51,13 +69,13 @@ def render_markdown(report: Report) -> str:
     """A readable report: one row per variant, then the class matrix and per-class accuracy."""
     tutorial = ""
     if report.tutorial_result:
-        elsewhere = (f", measured on full `{report.tutorial_dataset}`, not on `{report.dataset}`"
+        elsewhere = (f", measured on full {_code(report.tutorial_dataset)}, not on {_code(report.dataset)}"
                      if report.tutorial_dataset not in (None, report.dataset) else "")
         tutorial = f" (tutorial: {report.tutorial_result}{elsewhere})"
-    provenance = f" ({report.dataset_provenance})" if report.dataset_provenance else ""
+    provenance = f" ({_md(report.dataset_provenance)})" if report.dataset_provenance else ""
     lines = [
-        f"# Validation report: {report.model}", "",
-        f"Dataset `{report.dataset}`, {report.test_images} test images{provenance}. "
+        f"# Validation report: {_md(report.model)}", "",
+        f"Dataset {_code(report.dataset)}, {report.test_images} test images{provenance}. "
         f"Keras accuracy **{_pct(report.keras_accuracy)}**{tutorial}.", "",
         "| variant | file | size | compression | accuracy | Δ vs Keras | agreement | max abs Δp "
         "| gate | status |",
@@ -65,13 +83,13 @@ def render_markdown(report: Report) -> str:
     ]
     for v in report.variants:
         lines.append(
-            f"| {v.variant} | `{v.file}` | {v.size_bytes / 1024:.0f} KiB | {v.compression:.2f}× "
+            f"| {v.variant} | {_code(v.file)} | {v.size_bytes / 1024:.0f} KiB | {v.compression:.2f}× "
             f"| {_pct(v.accuracy)} | {v.accuracy_delta * 100:+.2f} pp | {_pct(v.agreement)} "
-            f"| {v.max_abs_diff:.2e} | {v.gate} | {_status(v, report)} |")
-    lines += [f"**Warning:** {w}" for w in report.warnings]
-    lines += [f"**User code:** the Keras model was loaded after importing `{path}` (sha256 "
+            f"| {v.max_abs_diff:.2e} | {_md(v.gate)} | {_status(v, report)} |")
+    lines += [f"**Warning:** {_md(w)}" for w in report.warnings]
+    lines += [f"**User code:** the Keras model was loaded after importing {_code(path)} (sha256 "
               f"{digest[:12]}…, --import-module)." for path, digest in report.user_code.items()]
-    changed = [f"- `{v.file}`: {v.flips.total} of {v.images:,}, {v.flips.near_tie} near-ties "
+    changed = [f"- {_code(v.file)}: {v.flips.total} of {v.images:,}, {v.flips.near_tie} near-ties "
                f"(tie margin {v.flips.tie_margin:.2g}), {v.flips.confident} confident."
                for v in report.variants if v.flips and v.flips.total]
     if changed:
@@ -85,8 +103,8 @@ def render_markdown(report: Report) -> str:
               f"Required on every class: {', '.join(report.required) or '(not recorded)'}. A variant "
               "that breaks a gate on a class is *not for* that class; the run fails when a required "
               "variant breaks one, a class has no passing variant, or a variant is stale.", ""]
-    lines += [f"- FAIL: {f}" for f in report.failures]
-    lines += [f"- `{v}` is not for {', '.join(rows)}." for v, rows in report.not_for.items()]
+    lines += [f"- FAIL: {_md(f)}" for f in report.failures]
+    lines += [f"- {_code(v)} is not for {', '.join(map(_md, rows))}." for v, rows in report.not_for.items()]
     lines += ["", f"Overall: {'PASS' if report.passed else 'FAIL'}.", ""]
     return "\n".join(lines)
 
@@ -100,8 +118,8 @@ def _per_class(report: Report) -> list[str]:
         delta = first.per_class_delta.get(name)
         ref = None if accuracy is None or delta is None else accuracy - delta
         cells = [_pct(v.per_class_accuracy.get(name)) for v in report.variants]
-        lines.append(f"| {name} | {_pct(ref)} | " + " | ".join(cells) + " |")
-    callouts = [f"- `{v.file}`: {', '.join(v.classes_called_out)} lose at least "
+        lines.append(f"| {_md(name)} | {_pct(ref)} | " + " | ".join(cells) + " |")
+    callouts = [f"- {_code(v.file)}: {', '.join(map(_md, v.classes_called_out))} lose at least "
                 f"{CLASS_CALLOUT_PP:g} pp more than the average class."
                 for v in report.variants if v.classes_called_out]
     if callouts:
@@ -113,12 +131,12 @@ def _notes(report: Report) -> list[str]:
     lines = []
     for v in report.variants:
         if v.layer_drift:
-            lines += ["", f"## Layers of `{v.file}` that drift most from fp32", "",
+            lines += ["", f"## Layers of {_code(v.file)} that drift most from fp32", "",
                       "Lowest signal-to-quantization-noise ratio first; consider excluding "
                       "these from quantization or another calibration method.", "",
                       "| tensor | SQNR (dB) |", "|---|---:|"]
-            lines += [f"| `{d.tensor}` | {d.sqnr_db:.1f} |" for d in v.layer_drift]
-    notes = [f"- `{v.file}`: {v.quantization[key]}" for v in report.variants if v.quantization
+            lines += [f"| {_code(d.tensor)} | {d.sqnr_db:.1f} |" for d in v.layer_drift]
+    notes = [f"- {_code(v.file)}: {_md(v.quantization[key])}" for v in report.variants if v.quantization
              for key in ("warning", "note") if key in v.quantization]
     if notes:
         lines += ["", "## Notes", "", *notes]

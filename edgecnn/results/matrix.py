@@ -18,18 +18,18 @@ from edgecnn.runtime.isa import ISA_CLASSES
 class Column:
     """One row of the report as a column: ``row`` is its key (a CPU class, or a device's name),
     ``isa`` the class it stands for, ``how`` native (this machine), emulated (qemu), device (an
-    SSH device, natively) or carried (an earlier run's, measured at ``measured_at``)."""
+    SSH device, natively) or None: carried (an earlier run's, measured at ``measured_at``)."""
 
     row: str
-    how: Place
+    how: Place | None  # None: carried
     isa: str
     measured_at: str | None = None
 
     @property
     def label(self) -> str:
         """The column's heading in words."""
-        if self.how == "carried":
-            return f"{self.row} (earlier run, {str(self.measured_at)[:10]})"
+        if self.how is None:
+            return f"{self.row} (earlier run{f', {self.measured_at[:10]}' if self.measured_at else ''})"
         if self.how == Place.DEVICE:
             return f"{self.row} ({self.isa}, device)"
         return self.row if self.how == Place.NATIVE else f"{self.row} (emulated)"
@@ -69,7 +69,7 @@ def columns(report: Report) -> list[Column]:
         if row == report.machine.native_row:
             out.append(Column(row, Place.NATIVE, isa))
         elif cell is not None and cell.carried:
-            out.append(Column(row, "carried", isa, cell.measured_at))
+            out.append(Column(row, None, isa, cell.measured_at))
         elif device is not None or (cell is not None and cell.how == Place.DEVICE):
             out.append(Column(row, Place.DEVICE, isa))
         else:
