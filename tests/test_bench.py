@@ -164,3 +164,25 @@ def test_profile_gives_per_operator_times_in_separate_sessions(tiny_onnx):
         assert [r.us for r in rows] == sorted((r.us for r in rows), reverse=True)
     assert {r.engine for r in result.results} == {"onnxruntime", "predictor"}
     assert "Per-operator profiles" in markdown(result)
+
+
+def test_a_model_name_from_its_metadata_never_leaves_the_output_folder(tiny_onnx, tmp_path):
+    """The name is the model file's, so untrusted: bench --out writes inside --out whatever it
+    says, and prints it without its escape sequences."""
+    import onnx
+
+    from edgecnn.export.onnx_metadata import read_metadata, set_metadata
+
+    model_dir = tmp_path / "m" / "tiny"
+    model_dir.mkdir(parents=True)
+    proto = onnx.load(str(tiny_onnx))
+    set_metadata(proto, read_metadata(tiny_onnx).replace(name="../../OUTSIDE/pwned\x1b[2J"))
+    onnx.save(proto, str(model_dir / "model.onnx"))
+    out = tmp_path / "m" / "results"
+    result = runner.invoke(app, ["bench", str(model_dir), "--target", "cpu-1t", "--batch", "1", "--runs", "5",
+                                 "--duration", "0.1", "--warmup", "1", "--rounds", "1", "--no-cold",
+                                 "--no-engines", "--no-plot", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "OUTSIDE").exists() and not list(tmp_path.glob("**/pwned*"))
+    assert sorted(p.suffix for p in out.iterdir()) == [".json", ".md"]
+    assert "\x1b" not in result.output

@@ -14,6 +14,7 @@ from edgecnn.results.bench import (
     write_bench,
 )
 from edgecnn.store.files import atomic_path, write_text
+from edgecnn.store.locations import file_stem
 from edgecnn.timing.profile import PROFILE_RUNS
 
 
@@ -151,7 +152,7 @@ def _per_image_series(rows: list[BenchRow], target: str) -> list[tuple[str, list
 
 def save(result: BenchResult, out_dir: Path, stem: str | None = None, png: bool = True) -> list[Path]:
     """Write ``STEM.json``, ``STEM.md`` and (with matplotlib) ``STEM.png`` into ``out_dir``."""
-    stem = stem or result.model
+    stem = file_stem(stem or result.model)
     out_dir = Path(out_dir)
     written = [write_bench(out_dir / f"{stem}.json", result),
                write_text(out_dir / f"{stem}.md", markdown(result))]

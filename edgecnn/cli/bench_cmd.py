@@ -20,6 +20,7 @@ from rich.table import Table
 
 from edgecnn.cli.options import ImportModules, TargetsFile, int_list, provider_name
 from edgecnn.defaults import DEFAULT_MODEL, SOAK_CALLS, SOAK_THREADS
+from edgecnn.display import visible
 from edgecnn.store.locations import default_folder
 
 
@@ -133,8 +134,8 @@ def _console() -> Console:
 def _print_result(result) -> None:
     console = _console()
     on = f"device {result.device.name}: " if result.device else ""
-    table = Table(title=escape(f"{result.model} on {on}{result.machine.cpu} ({result.machine.cores} cores, "
-                               f"{result.machine.isa})"))
+    table = Table(title=escape(visible(f"{result.model} on {on}{result.machine.cpu} ({result.machine.cores} cores, "
+                               f"{result.machine.isa})")))
     for col in ("target", "engine", "variant", "batch", "p50 ms", "p99 ms", "images/s", "× Keras"):
         table.add_column(col, justify="right" if col not in ("target", "engine", "variant") else "left")
     for r in result.results:
@@ -164,7 +165,6 @@ def bench_compare(
 ) -> None:
     """Print the B/A latency and throughput ratios of two saved benchmark results."""
     from edgecnn.benchmark.diff import diff_results, where
-    from edgecnn.display import visible
     from edgecnn.results.bench import read_bench
 
     ratios = diff_results(first, second)

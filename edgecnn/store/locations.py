@@ -8,10 +8,19 @@ library code finds it from the folder alone, wherever the command runs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 EXPORTS = Path("exported")
 BENCH_JSON = "bench.json"
+
+
+def file_stem(name: str) -> str:
+    """``name`` (a model's name, from its metadata: untrusted) as one file name in a folder: any
+    character but letters, digits and ``._@-`` becomes ``-``, so that no name leaves the folder
+    (``../x``) or carries a control character."""
+    stem = re.sub(r"[^A-Za-z0-9._@-]", "-", name).lstrip(".")
+    return stem or "model"
 
 
 def default_folder(name: str) -> Path:
