@@ -418,3 +418,32 @@ def test_the_help_names_the_devices_table(command):
 
     shown = CliRunner().invoke(app, command, env={"COLUMNS": "200"}).output
     assert "[devices.NAME]" in shown and "a  of" not in shown
+
+
+def _noisy_python(path: Path, first_line: str, then: str) -> Path:
+    """A device interpreter that prints ``first_line`` on stdout, then runs ``then`` (a shell
+    command taking the arguments), as a noisy login or a sitecustomize would."""
+    path.write_text(f'#!/bin/sh\necho "{first_line}"\n{then}\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_a_device_that_prints_before_its_answer_is_still_read(loop, sshd, tmp_path):
+    """A line on stdout before edgecnn's JSON (a banner, a stray print) was a JSONDecodeError."""
+    from edgecnn.runners.ssh import SshDevice
+
+    _, _, work = loop
+    python = _noisy_python(tmp_path / "python", "Welcome to the device!", f'exec {work}/venv/bin/python "$@"')
+    device = load_devices(_toml(tmp_path / "devices.toml", sshd, "noisy", tmp_path / "w", python=str(python)))["noisy"]
+    found = SshDevice(device).info()
+    assert found["onnxruntime"] and found["isa"] == host_isa()
+
+
+@pytest.mark.parametrize("answer", ["[1, 2]", "not json at all", '"a string"'])
+def test_a_device_answer_that_is_not_an_object_is_one_line(sshd, tmp_path, answer):
+    from edgecnn.runners.ssh import SshDevice
+
+    python = _noisy_python(tmp_path / "python", answer, "exit 0")
+    device = load_devices(_toml(tmp_path / "devices.toml", sshd, "odd", tmp_path / "w", python=str(python)))["odd"]
+    with pytest.raises(EdgeCNNError, match="not edgecnn's JSON object"):
+        SshDevice(device).info()

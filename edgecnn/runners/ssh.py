@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 import edgecnn
+from edgecnn.display import visible
 from edgecnn.errors import EdgeCNNError, last_line
 from edgecnn.results.bench import BenchRow, PredictorOverhead
 from edgecnn.results.report import Place
@@ -44,6 +45,8 @@ from edgecnn.timing.targets import Target
 log = logging.getLogger(__name__)
 # ssh's own failures exit 255; these are the device-side ones the scripts below signal.
 _NO_PYTHON, _NO_SPACE = 97, 98
+# Frames a JSON answer on the device's stdout (see SshDevice._json_call).
+_FRAME = "edgecnn-answer-a1f3"
 _SERVER_ALIVE_S = 5  # a dropped connection is noticed within about 3 x this
 _HAS_PYTHON = f'command -v "$PY" >/dev/null 2>&1 || exit {_NO_PYTHON}'
 
@@ -122,7 +125,7 @@ class SshDevice:
         command = (f"{self._python()}; mkdir -p out; PYTHONPATH=blobs/{code} \"$PY\" -m "
                    f"{remote.__name__} bench blobs/{spec_blob[0]} {out} 1>&2 || exit $?; cat {out}")
         log.info(f"  timing {len(files)} file(s) on {self.row} ({self.device.address})...")
-        result = json.loads(self._call(command, f"timing on {self.row}"))
+        result = self._json_call(command, f"timing on {self.row}")
         rows = [from_json(BenchRow, r, f"{self.row}'s result") for r in result["rows"]]
         self.isa = result["machine"].get("isa") or self.isa
         overhead = {t: from_json(PredictorOverhead, o, f"{self.row}'s result") for t, o in result["overhead"].items()}
@@ -133,7 +136,7 @@ class SshDevice:
         Python, and onnxruntime with its providers (None when it has none)."""
         code = self._send({})
         command = f"{self._python()}; PYTHONPATH=blobs/{code} \"$PY\" -m {remote.__name__} info"
-        found = json.loads(self._call(command, f"reading what {self.row} is", needs_runtime=False))
+        found = self._json_call(command, f"reading what {self.row} is", needs_runtime=False)
         self.isa = found.get("isa") or self.isa
         return found
 
@@ -173,9 +176,30 @@ class SshDevice:
         probe = ("import json, os, platform, sys; print(json.dumps({'machine': platform.machine(), "
                  "'python': '%d.%d' % sys.version_info[:2], 'libc': ' '.join(platform.libc_ver())}))")
         command = f"{self._base_python()}; \"$PY\" -c {shlex.quote(probe)}"
-        return json.loads(self._call(command, f"reading {self.row}'s platform", needs_runtime=False))
+        return self._json_call(command, f"reading {self.row}'s platform", needs_runtime=False)
 
     # -- transport ------------------------------------------------------------------------
+
+    def _json_call(self, script: str, what: str, *, needs_runtime: bool = True) -> dict[str, Any]:
+        """The JSON object ``script`` prints on one line, read between two markers and as the last
+        line there that is a JSON object: a login banner, or a line the device's Python prints
+        before or after it, is noise around it, never part of it."""
+        out = self._call(f"echo {_FRAME}; {script}; echo; echo {_FRAME}", what, needs_runtime=needs_runtime)
+        parts = out.decode(errors="replace").split(_FRAME)
+        framed = parts[-2] if len(parts) >= 3 else ""
+        found = None
+        for line in reversed(framed.splitlines()):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(found, dict):
+                break
+        if not isinstance(found, dict):
+            answer = visible(framed.strip()[:80]) if framed.strip() else "no framed answer"
+            raise EdgeCNNError(f"{self.row} answered {what} with something that is not edgecnn's JSON object "
+                               f"({answer}); is the device's edgecnn code intact (edgecnn device setup)?")
+        return found
 
     def _send(self, blobs: dict[str, Path | bytes], folder: str = "blobs") -> str:
         """Copy to the device what its cache lacks (and edgecnn's code, into blobs/); returns
