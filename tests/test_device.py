@@ -447,3 +447,10 @@ def test_a_device_answer_that_is_not_an_object_is_one_line(sshd, tmp_path, answe
     device = load_devices(_toml(tmp_path / "devices.toml", sshd, "odd", tmp_path / "w", python=str(python)))["odd"]
     with pytest.raises(EdgeCNNError, match="not edgecnn's JSON object"):
         SshDevice(device).info()
+
+
+def test_an_ad_hoc_ipv6_device_gets_a_usable_name():
+    """user@[::1]:2222 was refused as the device name '--1'."""
+    device = resolve_device("root@[::1]:2222")
+    assert (device.name, device.ssh, device.port) == ("host--1", "root@::1", 2222)
+    assert resolve_device("[fe80::2]").name == "fe80--2"

@@ -110,6 +110,8 @@ def resolve_device(text: str, targets_file: str | Path | None = None) -> Device:
                            "or give user@host[:port].")
     host = found["host"].strip("[]")
     name = re.sub(r"[^A-Za-z0-9._-]", "-", host)
+    if not name[0].isalnum():  # an IPv6 address such as ::1
+        name = "host" + name
     destination = f"{found['user']}@{host}" if found["user"] else host
     return Device(name=name, ssh=destination, port=int(found["port"]) if found["port"] else None)
 
