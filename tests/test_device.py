@@ -454,3 +454,17 @@ def test_an_ad_hoc_ipv6_device_gets_a_usable_name():
     device = resolve_device("root@[::1]:2222")
     assert (device.name, device.ssh, device.port) == ("host--1", "root@::1", 2222)
     assert resolve_device("[fe80::2]").name == "fe80--2"
+
+
+def test_a_device_platform_answer_never_names_a_path_here(sshd, tmp_path, monkeypatch):
+    """device setup built its wheel cache folder from the machine name the device reports: one
+    answering ../../../../OUTSIDE made a folder outside the cache."""
+    from edgecnn.runners.setup import setup_device
+
+    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "a" / "b" / "c"))  # ../ x4 from its wheels/: tmp_path
+    answer = '{\\"machine\\": \\"../../../../OUTSIDE\\", \\"python\\": \\"3.11\\", \\"libc\\": \\"glibc 2.36\\"}'
+    python = _noisy_python(tmp_path / "python", answer, "exit 0")
+    device = load_devices(_toml(tmp_path / "devices.toml", sshd, "liar", tmp_path / "w", python=str(python)))["liar"]
+    with pytest.raises(EdgeCNNError, match="answered a platform edgecnn has no runtime wheels for"):
+        setup_device(device, push_wheels=True)
+    assert not list(tmp_path.glob("**/OUTSIDE*"))
