@@ -468,3 +468,28 @@ def test_a_device_platform_answer_never_names_a_path_here(sshd, tmp_path, monkey
     with pytest.raises(EdgeCNNError, match="answered a platform edgecnn has no runtime wheels for"):
         setup_device(device, push_wheels=True)
     assert not list(tmp_path.glob("**/OUTSIDE*"))
+
+
+def test_a_device_that_never_answers_misses_its_deadline_in_one_line(sshd, tmp_path):
+    """A device whose Python never answers: device info hung past 60 s; now its deadline
+    (timeout_s of its table here) ends the call with one line naming it."""
+    import time
+
+    from edgecnn.runners.ssh import SshDevice
+
+    python = _noisy_python(tmp_path / "python", "", "exec sleep 600")
+    targets = _toml(tmp_path / "devices.toml", sshd, "mute", tmp_path / "w", python=str(python))
+    targets.write_text(targets.read_text() + "timeout_s = 3\n")
+    started = time.monotonic()
+    with pytest.raises(EdgeCNNError, match=r"mute .* did not finish reading what mute is within 3 s"):
+        SshDevice(load_devices(targets)["mute"]).info()
+    assert time.monotonic() - started < 30
+    time.sleep(0.5)  # and its process there was stopped, not left running
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == b"sleep\x00600\x00"]
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""

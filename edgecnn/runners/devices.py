@@ -40,6 +40,7 @@ class Device:
     workdir: str = DEFAULT_WORKDIR
     ssh_config: str | None = None
     connect_timeout: int = CONNECT_TIMEOUT_S
+    timeout_s: int | None = None  # every call's deadline; None: derived from the call's work
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or self.name in ISA_CLASSES:
@@ -86,7 +87,7 @@ def load_devices(path: str | Path) -> dict[str, Device]:
         for key in ("ssh", "python", "workdir", "ssh_config"):
             if key in values and not isinstance(values[key], str):
                 raise EdgeCNNError(f"{path}: device '{name}': {key} must be a string.")
-        for key in ("port", "connect_timeout"):
+        for key in ("port", "connect_timeout", "timeout_s"):
             if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
                 raise EdgeCNNError(f"{path}: device '{name}': {key} must be an integer.")
         if "ssh_config" in values:  # ~ is the user's home; a relative path, the file's folder

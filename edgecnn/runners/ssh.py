@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
+import os
 import shlex
 import subprocess
 import zipfile
@@ -45,6 +47,12 @@ from edgecnn.timing.targets import Target
 log = logging.getLogger(__name__)
 # ssh's own failures exit 255; these are the device-side ones the scripts below signal.
 _NO_PYTHON, _NO_SPACE = 97, 98
+# A call's deadline besides its work: the connection, a minute, and uploads at 256 KiB/s; the
+# work on the device is estimated at WORK_S_PER_IMAGE per image and model (a Pi 4 runs a
+# MobileNet-class int8 net in tens of ms, emulated classes never run there).
+_SLACK_S, _UPLOAD_RATE, WORK_S_PER_IMAGE = 60.0, 256 * 1024, 0.05
+_INSTALL_S = 900.0
+_CALLS = itertools.count()  # making a venv and pip-installing there, from its index or pushed wheels
 # Frames a JSON answer on the device's stdout (see SshDevice._json_call).
 _FRAME = "edgecnn-answer-a1f3"
 _SERVER_ALIVE_S = 5  # a dropped connection is noticed within about 3 x this
@@ -81,7 +89,8 @@ class SshDevice:
                    f"cat out/{job}")
         log.info(f"  {self.row}: on the device ({self.device.address}), {len(models)} model(s) x "
                  f"{len(images)} images...")
-        data = self._call(command, f"running the models on {self.row}")
+        data = self._call(command, f"running the models on {self.row}",
+                          work_s=WORK_S_PER_IMAGE * len(images) * len(models))
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as result:
                 probs = [result[f"p{i}"] for i in range(len(models))]
@@ -125,7 +134,11 @@ class SshDevice:
         command = (f"{self._python()}; mkdir -p out; PYTHONPATH=blobs/{code} \"$PY\" -m "
                    f"{remote.__name__} bench blobs/{spec_blob[0]} {out} 1>&2 || exit $?; cat {out}")
         log.info(f"  timing {len(files)} file(s) on {self.row} ({self.device.address})...")
-        result = self._json_call(command, f"timing on {self.row}")
+        # each configuration is timed for at most budget.duration per round; thrice that, and
+        # ten seconds for its session and warm-up
+        configs = len(batches) * len(targets) * len(files)
+        result = self._json_call(command, f"timing on {self.row}",
+                                 work_s=configs * (3 * budget.duration * budget.rounds + 10))
         rows = [from_json(BenchRow, r, f"{self.row}'s result") for r in result["rows"]]
         self.isa = result["machine"].get("isa") or self.isa
         overhead = {t: from_json(PredictorOverhead, o, f"{self.row}'s result") for t, o in result["overhead"].items()}
@@ -157,7 +170,7 @@ class SshDevice:
         d = self.device
         make = (f"{self._base_python()}; "
                 f"[ -x venv/bin/python ] || \"$PY\" -m venv venv 1>&2 || exit $?; venv/bin/python -V")
-        self._call(make, f"making a venv on {self.row}", needs_runtime=False)
+        self._call(make, f"making a venv on {self.row}", needs_runtime=False, work_s=_INSTALL_S)
         pins = " ".join(shlex.quote(f"{k}=={v}") for k, v in versions.items())
         if wheels is None:
             command = (f"venv/bin/python -m pip install -q --disable-pip-version-check --timeout 10 "
@@ -167,7 +180,7 @@ class SshDevice:
             files = " ".join(shlex.quote("wheels/" + w.name) for w in wheels)
             command = (f"venv/bin/python -m pip install -q --disable-pip-version-check --no-index "
                        f"--no-deps {files} 1>&2")
-        self._call(command, f"installing numpy + onnxruntime on {self.row}", needs_runtime=False)
+        self._call(command, f"installing numpy + onnxruntime on {self.row}", needs_runtime=False, work_s=_INSTALL_S)
         self._send({})  # and edgecnn's runtime, so a first run has nothing left to copy
         return f"{d.workdir}/venv/bin/python"
 
@@ -180,11 +193,12 @@ class SshDevice:
 
     # -- transport ------------------------------------------------------------------------
 
-    def _json_call(self, script: str, what: str, *, needs_runtime: bool = True) -> dict[str, Any]:
+    def _json_call(self, script: str, what: str, *, needs_runtime: bool = True, work_s: float = 0.0) -> dict[str, Any]:
         """The JSON object ``script`` prints on one line, read between two markers and as the last
         line there that is a JSON object: a login banner, or a line the device's Python prints
         before or after it, is noise around it, never part of it."""
-        out = self._call(f"echo {_FRAME}; {script}; echo; echo {_FRAME}", what, needs_runtime=needs_runtime)
+        out = self._call(f"echo {_FRAME}; {script}; echo; echo {_FRAME}", what, needs_runtime=needs_runtime,
+                         work_s=work_s)
         parts = out.decode(errors="replace").split(_FRAME)
         framed = parts[-2] if len(parts) >= 3 else ""
         found = None
@@ -236,21 +250,46 @@ class SshDevice:
         return shlex.quote(self.device.python) if self.device.python else "python3"
 
     def _call(self, script: str, what: str, *, stdin: bytes | None = None,
-              needs_runtime: bool = True) -> bytes:
-        """Run ``script`` with sh in the device's workdir; its stdout, or one line of why not."""
+              needs_runtime: bool = True, work_s: float = 0.0) -> bytes:
+        """Run ``script`` with sh in the device's workdir; its stdout, or one line of why not.
+
+        Every call has a deadline: ``timeout_s`` of the device when set, else the connection's
+        and a minute's slack beside ``work_s``, the caller's conservative estimate of the work
+        there, and the time to send ``stdin`` at 256 KiB/s."""
         d = self.device
         workdir = d.workdir.removeprefix("~/")
-        full = f"mkdir -p '{workdir}' && cd '{workdir}' || exit {_NO_SPACE}; {script}"
+        # the call's process group, so that a missed deadline stops all of it there
+        group = f".edgecnn-call-{os.getpid()}-{next(_CALLS)}.pgid"
+        full = (f"mkdir -p '{workdir}' && cd '{workdir}' || exit {_NO_SPACE}; "
+                f"trap 'rm -f {group}' EXIT; ps -o pgid= -p $$ > {group} 2>/dev/null; {script}")
+        deadline = d.timeout_s or (d.connect_timeout + _SLACK_S + work_s + len(stdin or b"") / _UPLOAD_RATE)
         try:
             done = subprocess.run([*ssh_argv(d), "sh -c " + shlex.quote(full)], input=stdin or b"",
-                                  capture_output=True)
+                                  capture_output=True, timeout=deadline)
         except FileNotFoundError:
             raise EdgeCNNError("ssh is not installed here (OpenSSH client: apt-get install "
                                "openssh-client)") from None
+        except subprocess.TimeoutExpired:
+            self._stop(group)
+            raise EdgeCNNError(f"{d.name} ({d.address}) did not finish {what} within {deadline:.0f} s; stopped "
+                               f"(a slower device: timeout_s = N in its [devices.{d.name}] table).") from None
         if done.returncode != 0:
             raise EdgeCNNError(fault(d, what, done.returncode, done.stderr.decode(errors="replace"),
                                      needs_runtime))
         return done.stdout
+
+
+    def _stop(self, group: str) -> None:
+        """Stop the process group of a call that missed its deadline (best effort: a device
+        that does not answer this either keeps it until its sshd ends the session)."""
+        workdir = self.device.workdir.removeprefix("~/")
+        script = (f"cd '{workdir}' && [ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; "
+                  f"rm -f {group}")
+        try:
+            subprocess.run([*ssh_argv(self.device), "sh -c " + shlex.quote(script)], capture_output=True,
+                           timeout=self.device.connect_timeout + 10)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def ssh_argv(device: Device) -> list[str]:
