@@ -70,7 +70,7 @@ def import_user_code(paths: list[str | Path] | None) -> dict[str, str]:
             continue
         if not path.is_file() or path.suffix != ".py":
             raise EdgeCNNError(f"--import-module {path}: not a Python file (.py) that exists.")
-        if path.stem not in sys.modules and importlib.util.find_spec(path.stem) is not None:
+        if _installed(path.stem, path):
             raise EdgeCNNError(f"--import-module {path}: its name is the installed module '{path.stem}', which "
                                "edgecnn or its packages may import; rename the file.")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -94,6 +94,20 @@ def import_user_code(paths: list[str | Path] | None) -> dict[str, str]:
                               if isinstance(v, type) and v.__module__ == name})
         _IMPORTED[key] = digest
     return dict(_IMPORTED)
+
+
+def _installed(name: str, path: Path) -> bool:
+    """Whether ``name`` is a module Python finds (imported already, or installed) other than the
+    user's file ``path`` itself (found when the command runs in its folder)."""
+    try:
+        module = sys.modules.get(name)
+        spec = importlib.util.find_spec(name) if module is None else None
+    except (ImportError, ValueError):
+        return False
+    origin = getattr(module, "__file__", None) if module is not None else (spec.origin if spec else None)
+    if module is None and spec is None:
+        return False
+    return origin is None or Path(origin).resolve() != path.resolve()
 
 
 def imported_code() -> dict[str, str]:
