@@ -11,6 +11,7 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError
 from edgecnn.results.report import Place
+from edgecnn.runtime.outputs import SUM_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,6 @@ class Provenance:
     @property
     def emulated(self) -> bool:
         return self.how == Place.EMULATED
-
-
-# How far a row of returned probabilities may sum from 1 (float32 softmax, fp16 outputs).
-_SUM_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -54,7 +51,7 @@ class CellRun:
             if probs.shape != (images, classes) or probs.dtype.kind != "f":
                 raise EdgeCNNError(f"{what}, not ({images}, {classes}) probabilities: not used.")
             if not (np.isfinite(probs).all() and probs.min(initial=0.0) >= 0
-                    and np.abs(probs.sum(axis=1) - 1).max(initial=0.0) <= _SUM_TOLERANCE):
+                    and np.abs(probs.sum(axis=1) - 1).max(initial=0.0) <= SUM_TOLERANCE):
                 raise EdgeCNNError(f"{what} that are not probabilities (NaN, negative, or rows not "
                                    "summing to 1): not used.")
 

@@ -18,14 +18,17 @@ import numpy as np
 from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.runtime.images import image_batch
 from edgecnn.runtime.metadata import METADATA_KEY, ModelInfo, Preprocessing
-from edgecnn.runtime.outputs import class_count, output_kind, to_probabilities
+from edgecnn.runtime.outputs import (
+    SUM_TOLERANCE,
+    class_count,
+    output_kind,
+    to_probabilities,
+)
 from edgecnn.runtime.session import check_threads, load_session, session_options
 
 _FLOAT_KINDS = "f"
 # Float input may exceed the model's nominal range by this much (rounding, resampling).
 _RANGE_SLACK = 1e-3
-# Rows of a softmax in float16 or int8 sum to 1 within this.
-_SUM_TOLERANCE = 2e-2
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ class Predictor:
             low, worst = min(row), abs(math.fsum(row) - 1.0)
         else:
             low, worst = out.min(), np.abs(out.sum(axis=1) - 1.0).max()
-        if not (low >= 0.0 and worst <= _SUM_TOLERANCE):  # NaN fails both comparisons
+        if not (low >= 0.0 and worst <= SUM_TOLERANCE):  # NaN fails both comparisons
             raise EdgeCNNError(
                 f"{self.path} did not return probabilities (values down to {float(low):.3g}, row "
                 f"sums off by up to {float(worst):.3g}); its output is not a {self.info.output} "
