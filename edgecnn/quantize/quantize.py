@@ -27,7 +27,6 @@ from edgecnn.data import Dataset, load_dataset
 from edgecnn.defaults import DEFAULT_CALIBRATION
 from edgecnn.errors import EdgeCNNError, GateFailedError
 from edgecnn.export.onnx_metadata import load_proto, read_metadata, set_metadata
-from edgecnn.names import Name
 from edgecnn.quantize import int8_scheme, int8_speed
 from edgecnn.quantize.calibrate import (
     calibration_images,
@@ -42,7 +41,7 @@ from edgecnn.quantize.rewrites import (
     float_image_convs,
     float_softmax_outputs,
 )
-from edgecnn.quantize.static import StaticRun
+from edgecnn.quantize.static import Method, StaticRun
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import parse_isa_list
 from edgecnn.runtime.metadata import ModelInfo
@@ -56,14 +55,6 @@ from edgecnn.store.files import (
 from edgecnn.variants import VARIANT_FILE, variant_names
 
 QUANTIZED = tuple(VARIANT_FILE)
-class Method(Name):
-    """How static int8 calibrates its activation ranges (onnxruntime's CalibrationMethod)."""
-
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
-
-
 METHODS = tuple(m.value for m in Method)
 DEFAULT_DYNAMIC_OPS = ("MatMul", "Gemm")
 log = logging.getLogger(__name__)

@@ -12,10 +12,19 @@ import numpy as np
 from edgecnn.accuracy.gates import Gates
 from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.export.onnx_metadata import load_proto
+from edgecnn.names import Name
 from edgecnn.quantize import int8_scheme
 from edgecnn.quantize.calibrate import input_name, make_reader, quantization_module
 from edgecnn.quantize.rewrites import gemm_float_outputs
 from edgecnn.runtime.metadata import Preprocessing
+
+
+class Method(Name):
+    """How static int8 calibrates its activation ranges (onnxruntime's CalibrationMethod)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,10 @@ class StaticRun:
                 per_channel=self.per_channel,
                 nodes_to_exclude=list(float_nodes),
                 calibrate_method={
-                    "minmax": quant.CalibrationMethod.MinMax,
-                    "entropy": quant.CalibrationMethod.Entropy,
-                    "percentile": quant.CalibrationMethod.Percentile,
-                }[self.method],
+                    Method.MINMAX: quant.CalibrationMethod.MinMax,
+                    Method.ENTROPY: quant.CalibrationMethod.Entropy,
+                    Method.PERCENTILE: quant.CalibrationMethod.Percentile,
+                }[Method(self.method)],
                 **int8_scheme.static_options(scheme, quant),
             )
         except Exception as exc:  # onnxruntime's calibrators raise bare ValueErrors and worse

@@ -51,8 +51,8 @@ _NO_PYTHON, _NO_SPACE = 97, 98
 # work on the device is estimated at WORK_S_PER_IMAGE per image and model (a Pi 4 runs a
 # MobileNet-class int8 net in tens of ms, emulated classes never run there).
 _SLACK_S, _UPLOAD_RATE, WORK_S_PER_IMAGE = 60.0, 256 * 1024, 0.05
-_INSTALL_S = 900.0
-_CALLS = itertools.count()  # making a venv and pip-installing there, from its index or pushed wheels
+_INSTALL_S = 900.0  # making a venv and pip-installing there, from its index or pushed wheels
+_CALLS = itertools.count()  # names each call's process-group file
 # Frames a JSON answer on the device's stdout (see SshDevice._json_call).
 _FRAME = "edgecnn-answer-a1f3"
 _SERVER_ALIVE_S = 5  # a dropped connection is noticed within about 3 x this
@@ -257,15 +257,12 @@ class SshDevice:
         and a minute's slack beside ``work_s``, the caller's conservative estimate of the work
         there, and the time to send ``stdin`` at 256 KiB/s."""
         d = self.device
-        workdir = d.workdir.removeprefix("~/")
         # the call's process group, so that a missed deadline stops all of it there
         group = f".edgecnn-call-{os.getpid()}-{next(_CALLS)}.pgid"
-        full = (f"mkdir -p '{workdir}' && cd '{workdir}' || exit {_NO_SPACE}; "
-                f"trap 'rm -f {group}' EXIT; ps -o pgid= -p $$ > {group} 2>/dev/null; {script}")
         deadline = d.timeout_s or (d.connect_timeout + _SLACK_S + work_s + len(stdin or b"") / _UPLOAD_RATE)
         try:
-            done = subprocess.run([*ssh_argv(d), "sh -c " + shlex.quote(full)], input=stdin or b"",
-                                  capture_output=True, timeout=deadline)
+            done = self._in_workdir(f"trap 'rm -f {group}' EXIT; ps -o pgid= -p $$ > {group} 2>/dev/null; {script}",
+                                    stdin, deadline)
         except FileNotFoundError:
             raise EdgeCNNError("ssh is not installed here (OpenSSH client: apt-get install "
                                "openssh-client)") from None
@@ -278,16 +275,19 @@ class SshDevice:
                                      needs_runtime))
         return done.stdout
 
+    def _in_workdir(self, script: str, stdin: bytes | None, timeout: float) -> subprocess.CompletedProcess:
+        """``script`` run with sh in the device's workdir (made when missing), within ``timeout``."""
+        workdir = self.device.workdir.removeprefix("~/")
+        full = f"mkdir -p '{workdir}' && cd '{workdir}' || exit {_NO_SPACE}; {script}"
+        return subprocess.run([*ssh_argv(self.device), "sh -c " + shlex.quote(full)], input=stdin or b"",
+                              capture_output=True, timeout=timeout)
 
     def _stop(self, group: str) -> None:
         """Stop the process group of a call that missed its deadline (best effort: a device
         that does not answer this either keeps it until its sshd ends the session)."""
-        workdir = self.device.workdir.removeprefix("~/")
-        script = (f"cd '{workdir}' && [ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; "
-                  f"rm -f {group}")
         try:
-            subprocess.run([*ssh_argv(self.device), "sh -c " + shlex.quote(script)], capture_output=True,
-                           timeout=self.device.connect_timeout + 10)
+            self._in_workdir(f"[ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; rm -f {group}",
+                             None, self.device.connect_timeout + 10)
         except subprocess.TimeoutExpired:
             pass
 
