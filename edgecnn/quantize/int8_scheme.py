@@ -18,8 +18,10 @@ import numpy as np
 
 from edgecnn.accuracy.gates import Gates, int8_drops
 from edgecnn.accuracy.metrics import agreement_metrics
-from edgecnn.runners.plan import class_runner
+from edgecnn.runners.base import CellRun, Runner
+from edgecnn.runners.plan import class_runner, probed
 from edgecnn.runners.qemu import unavailable_reason
+from edgecnn.runtime.isa import host_isa
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +88,13 @@ def check(
     gates: Gates,
 ) -> Trial:
     """Measure ``int8_path`` against fp32 on each class in ``isas`` with validation's int8 gates
-    (accuracy drop, agreement, worst class); the first class that breaks one fails it."""
+    (accuracy drop, agreement, worst class); the first class that breaks one fails it. The
+    host's class goes first, and an emulated class that computes the same outputs as the host
+    on a probe takes the host's (:func:`edgecnn.runners.plan.probed`)."""
     trial = Trial(scheme.name)
     names = tuple(str(c) for c in range(fp32_probs.shape[1]))
-    for isa in isas:
+    host: tuple[Runner, CellRun] | None = None
+    for isa in sorted(isas, key=lambda name: name != host_isa()):
         reason = unavailable_reason(isa)
         if reason:
             if isa in scheme.saturates_on:
@@ -97,15 +102,23 @@ def check(
                 return trial
             trial.unchecked[isa] = reason
             continue
-        cell = class_runner(isa).run([int8_path], images)
+        runner = class_runner(isa)
+        if host is not None and runner.emulated:
+            host_runner, host_cell = host
+            cell = probed(runner, [int8_path], images, ["int8"], host_runner, lambda: host_cell)
+        else:
+            cell = runner.run([int8_path], images)
+            host = (runner, cell) if not runner.emulated else host
         cell.check(isa, 1, len(images), fp32_probs.shape[1])
         metrics = agreement_metrics(fp32_probs, cell.probs[0], labels, names)
         drop, worst = int8_drops(metrics)
+        same = cell.same(0)
         trial.measured[isa] = {"accuracy_drop": drop, "agreement": metrics.agreement,
-                               "worst_class_drop": worst, "emulated": cell.provenance.emulated}
+                               "worst_class_drop": worst, "emulated": cell.provenance.emulated,
+                               "decided": same.words if same else f"measured on {len(labels):,} images"}
         log.info(f"    {scheme.name} on {isa}: {0.0 - drop * 100:+.2f} pp, agreement "
                  f"{metrics.agreement:.2%}, worst class {0.0 - worst * 100:+.1f} pp vs fp32 on "
-                 f"{len(labels)} held-out training images")
+                 f"{len(labels)} held-out training images" + (f" ({same.words})" if same else ""))
         broken = gates.int8_breaches(metrics)
         if broken:
             trial.failure = f"{' and '.join(broken)} on {isa}, {len(labels)} held-out training images"

@@ -6,7 +6,7 @@ import re
 
 from edgecnn.accuracy.metrics import CLASS_CALLOUT_PP
 from edgecnn.display import visible
-from edgecnn.results.matrix import columns, emulated_images, entries
+from edgecnn.results.matrix import columns, emulated_images, entries, how_decided
 from edgecnn.results.report import Report, VariantRow
 
 # Markdown's and HTML's active characters: a class or file name from a model file or a folder
@@ -42,10 +42,15 @@ def isa_matrix(report: Report) -> list[str]:
     cols = columns(report)
     if len(cols) < 2 and not report.isa_not_measured:
         return []
-    machine, emulated = report.machine, emulated_images(report)
+    machine, emulated, decided = report.machine, emulated_images(report), how_decided(report)
     lines = ["", "## Accuracy per instruction-set class", "",
              f"Measured with onnxruntime {machine.onnxruntime} on a {machine.host_isa} host."
-             + (f" *Emulated* rows ran under qemu-user on the first {emulated:,} test images, "
+             + (" *Emulated* rows ran under qemu-user (accuracy only: no latency is ever taken "
+                "from an emulated run). Each variant ran first on a probe of the test images: one "
+                f"that computed the same outputs as {_md(machine.native_row)} there takes its "
+                f"outputs on every test image, the others were measured on the first "
+                f"{emulated or 0:,}, with Δ against Keras on the same images." if decided else
+                f" *Emulated* rows ran under qemu-user on the first {emulated:,} test images, "
                 "with Δ against Keras on the same images (accuracy only: no latency is ever "
                 "taken from an emulated run)." if emulated else ""), "",
              "| variant | " + " | ".join(_md(c.label) for c in cols) + " |",
@@ -60,6 +65,10 @@ def isa_matrix(report: Report) -> list[str]:
             mark = ("" if m.passed else " **FAIL**") + ("" if m.counts else " (outdated: other files)")
             cells.append(f"{_pct(m.accuracy)} ({m.accuracy_delta * 100:+.2f} pp){mark}")
         lines.append(f"| {variant.variant} | " + " | ".join(cells) + " |")
+    if decided:
+        lines += ["", "How each emulated cell was decided:", ""]
+        lines += [f"- {_md(row)}: " + "; ".join(f"{_md(variant)} {_md(words)}" for variant, words in cells)
+                  for row, cells in decided]
     for isa_name, reason in report.isa_not_measured.items():
         lines.append(f"\n{_md(isa_name)}: not measured ({_md(reason)}).")
     return lines

@@ -84,9 +84,25 @@ def entries(report: Report) -> list[tuple[VariantRow, list[Entry]]]:
 
 
 def emulated_images(report: Report) -> int | None:
-    """The images each emulated row of this run measured; None when none was emulated."""
-    counts = [c.images for v in report.variants for c in v.by_isa.values() if c.emulated and not c.carried]
+    """The images each emulated cell of this run measured on its own (not taking another row's
+    outputs); None when none was."""
+    counts = [c.images for v in report.variants for c in v.by_isa.values()
+              if c.emulated and not c.carried and c.same_as is None]
     return counts[0] if counts else None
+
+
+def how_decided(report: Report) -> list[tuple[str, list[tuple[str, str]]]]:
+    """For each emulated column of this run, how each variant's cell there was decided (its own
+    images, or the outputs of the row it computed the same as), in words."""
+    out = []
+    for col in columns(report):
+        if col.how != Place.EMULATED:
+            continue
+        words = [(v.variant, c.decided) for v in report.variants
+                 if (c := v.by_isa.get(col.row)) is not None and c.decided]
+        if words:
+            out.append((col.row, words))
+    return out
 
 
 def recommendation(report: Report, row: str, p50_ms: dict[str, float] | None = None,

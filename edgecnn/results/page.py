@@ -18,6 +18,7 @@ from edgecnn.results.matrix import (
     Column,
     columns,
     entries,
+    how_decided,
     one_thread_latency,
     recommendation,
 )
@@ -163,6 +164,9 @@ def _matrix(report: Report) -> list[str]:
         out.append(f"<tr><td>{_esc(v.variant)}</td><td><code>{_esc(v.file)}</code></td>"
                    f"<td>{v.size_bytes / 1024:.0f} KiB</td>{''.join(cells)}</tr>")
     out.append("</table>")
+    for row, decided in how_decided(report):
+        out.append(f"<p class=note>How <b>{_esc(row)}</b> was decided: "
+                   + "; ".join(f"{_esc(v)} {_esc(w)}" for v, w in decided) + ".</p>")
     for name, reason in report.isa_not_measured.items():
         out.append(f"<p class=note>{_esc(name)}: not measured ({_esc(reason)}).</p>")
     for variant, rows in report.not_for.items():

@@ -61,6 +61,10 @@ class Cell:
     how: str | None = None
     where: str | None = None
     isa: str | None = None
+    # How the cell was decided, in words: measured on its own images, or the outputs of row
+    # ``same_as``, which it computed the same as on a probe (edgecnn.accuracy.same_outputs).
+    decided: str | None = None
+    same_as: str | None = None
 
     @property
     def counts(self) -> bool:

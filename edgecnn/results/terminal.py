@@ -14,6 +14,7 @@ from edgecnn.results.matrix import (
     Entry,
     columns,
     entries,
+    how_decided,
     one_thread_latency,
     recommendation,
     slower_than_fp32,
@@ -74,6 +75,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
         for v, row in entries(report):
             matrix.add_row(_safe(v.variant), *(_cell(e) for e in row))
         console.print(matrix)
+        for row, cells in how_decided(report):
+            console.print(f"[dim]{_safe(row)}: " + "; ".join(f"{_safe(v)} {_safe(w)}" for v, w in cells) + "[/]")
     for isa_name, reason in report.isa_not_measured.items():
         console.print(f"{_safe(isa_name)}: not measured ({_safe(reason)})")
     for v in report.variants:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from edgecnn.accuracy.same_outputs import SameAs
 from edgecnn.errors import EdgeCNNError
 from edgecnn.results.report import Place
 from edgecnn.runtime.outputs import SUM_TOLERANCE
@@ -34,22 +35,33 @@ class Provenance:
 
 @dataclass
 class CellRun:
-    """Each model's (N, C) probabilities, in the order given, and how they were obtained."""
+    """Each model's (N, C) probabilities, in the order given, and how they were obtained.
+
+    ``same_as`` (empty, or one entry per model) says which models' outputs are another row's,
+    taken because the row computed the same on a probe (:mod:`edgecnn.accuracy.same_outputs`).
+    """
 
     probs: list[np.ndarray]
     provenance: Provenance
+    same_as: list[SameAs | None] = field(default_factory=list)
 
-    def check(self, row: str, models: int, images: int, classes: int) -> None:
+    def same(self, model: int) -> SameAs | None:
+        """Whether model ``model``'s outputs are another row's, and on what evidence."""
+        return self.same_as[model] if self.same_as else None
+
+    def check(self, row: str, models: int, images: int | Sequence[int], classes: int) -> None:
         """Refuse, in one line naming ``row``, outputs that are not one (images, classes) table
-        of probabilities per model. A device or a worker that answered for fewer images, with
-        another class count, or with NaN would otherwise be judged on what it returned."""
+        of probabilities per model (``images``: one count, or each model's). A device or a
+        worker that answered for fewer images, with another class count, or with NaN would
+        otherwise be judged on what it returned."""
         if len(self.probs) != models:
             raise EdgeCNNError(f"{row} returned outputs for {len(self.probs)} model(s), not the {models} sent.")
-        for i, probs in enumerate(self.probs, 1):
+        counts = [images] * models if isinstance(images, int) else list(images)
+        for i, (probs, count) in enumerate(zip(self.probs, counts), 1):
             probs = np.asarray(probs)
             what = f"{row} returned {probs.dtype} outputs of shape {probs.shape} for model {i} of {models}"
-            if probs.shape != (images, classes) or probs.dtype.kind != "f":
-                raise EdgeCNNError(f"{what}, not ({images}, {classes}) probabilities: not used.")
+            if probs.shape != (count, classes) or probs.dtype.kind != "f":
+                raise EdgeCNNError(f"{what}, not ({count}, {classes}) probabilities: not used.")
             if not (np.isfinite(probs).all() and probs.min(initial=0.0) >= 0
                     and np.abs(probs.sum(axis=1) - 1).max(initial=0.0) <= SUM_TOLERANCE):
                 raise EdgeCNNError(f"{what} that are not probabilities (NaN, negative, or rows not "

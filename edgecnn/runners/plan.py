@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn.accuracy.same_outputs import PROBE_IMAGES, same_as
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runners.base import CellRun, Runner
 from edgecnn.runners.native import Native
@@ -70,19 +71,61 @@ def plan_classes(isa: str | Sequence[str] | None, native: str,
 
 
 def run_all(runners: Sequence[Runner], models: Sequence[Path], images: np.ndarray,
-            emulated_images: int) -> dict[str, CellRun]:
+            emulated_images: int, kinds: Sequence[str] = (), reference: str | None = None
+            ) -> dict[str, CellRun]:
     """``{runner.row: runner.run(models, images)}``: emulated runners on the first
     ``emulated_images`` images (emulation is 10-50x slower), the others on all of them.
+
+    With ``reference`` (the row of a runner among them that computes natively on this CPU) and
+    ``kinds`` (each model's variant kind), every emulated runner is first :func:`probed`
+    against it: a model that computes the same there takes its outputs on all images.
 
     Emulated runners share this machine's cores, so they run as many at a time as
     :func:`class_runners` planned for; devices and the native row run beside them.
     """
     others = [r for r in runners if not r.emulated]
     side_by_side = _side_by_side(len(runners) - len(others))
-
-    def cell(runner: Runner) -> CellRun:
-        return runner.run(models, images[:emulated_images] if runner.emulated else images)
-
     with ThreadPoolExecutor(side_by_side) as emulation, ThreadPoolExecutor(max(1, len(others))) as rest:
-        pending = {r.row: (emulation if r.emulated else rest).submit(cell, r) for r in runners}
-        return {row: future.result() for row, future in pending.items()}
+        pending = {r.row: rest.submit(r.run, models, images) for r in others}
+        host = next((r for r in others if r.row == reference), None) if kinds else None
+        for r in runners:
+            if r.emulated:
+                own = images[:emulated_images]
+                pending[r.row] = (emulation.submit(probed, r, models, own, kinds, host, pending[host.row].result)
+                                  if host else emulation.submit(r.run, models, own))
+        return {r.row: pending[r.row].result() for r in runners}
+
+
+def probed(runner: Runner, models: Sequence[Path], images: np.ndarray, kinds: Sequence[str],
+           host: Runner, host_outputs: Callable[[], CellRun]) -> CellRun:
+    """``runner``'s outputs on ``images``, run first on a probe of :data:`PROBE_IMAGES` of them.
+
+    The probe is run by ``host`` too, as the same batch: a dynamic int8 file's activation scales
+    depend on the batch. Each model whose probe outputs match the host's within its kind's
+    tolerance takes the host's outputs on all of ``images`` (``host_outputs()``, a run on the
+    same images first); the others are run on the rest of ``images``. The result says which is
+    which (``same_as``).
+    """
+    probe = images[:PROBE_IMAGES]
+    first, mine = runner.run(models, probe), host.run(models, probe)
+    classes = mine.probs[0].shape[1] if mine.probs else 0
+    first.check(runner.row, len(models), len(probe), classes)
+    matches = [same_as(kind, p, r, host.row) for kind, p, r in zip(kinds, first.probs, mine.probs)]
+    rest = [i for i, match in enumerate(matches) if match is None]
+    same = [Path(m).name for m, match in zip(models, matches) if match]
+    log.info(f"  {runner.row}: {', '.join(same) or 'no model'} computed the same as {host.row} on "
+             f"{len(probe)} images" + (f"; measuring {len(rest)} model(s) on {len(images):,}"
+                                       if rest and len(images) > len(probe) else ""))
+    more = None
+    if rest and len(images) > len(probe):
+        more = runner.run([models[i] for i in rest], images[len(probe):])
+        more.check(runner.row, len(rest), len(images) - len(probe), classes)
+    outputs = host_outputs() if len(rest) < len(models) else None
+    probs = []
+    for i, match in enumerate(matches):
+        if outputs is not None and match is not None:
+            probs.append(outputs.probs[i])
+        else:
+            probs.append(first.probs[i] if more is None else
+                         np.concatenate([first.probs[i], more.probs[rest.index(i)]]))
+    return CellRun(probs, first.provenance, matches)

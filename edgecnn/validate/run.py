@@ -53,7 +53,7 @@ from edgecnn.runners.plan import class_runners, plan_classes, run_all
 from edgecnn.runners.ray import run_on_ray
 from edgecnn.runners.ssh import SshDevice
 from edgecnn.runtime import Predictor
-from edgecnn.runtime.isa import host_isa
+from edgecnn.runtime.isa import ISA_CLASSES, host_isa
 from edgecnn.runtime.metadata import ModelInfo
 from edgecnn.runtime.outputs import activate, to_probabilities
 from edgecnn.store.files import sha256_file, write_text, writes_into
@@ -225,7 +225,10 @@ def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulat
             cells.update(run_all([native, *remote], reference.files, x, emulated_images))
     else:
         rows, not_measured = plan_classes(isa, reference.native)
-        cells = run_all([native, *class_runners(rows), *remote], reference.files, x, emulated_images)
+        # CPU classes are probed against the native row when it is a CPU class itself
+        host = reference.native if reference.native in ISA_CLASSES else None
+        cells = run_all([native, *class_runners(rows), *remote], reference.files, x, emulated_images,
+                        [p.info.variant for p in reference.predictors], host)
     for path, predictor in zip(reference.files, reference.predictors):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
     records = {d.row: DeviceRecord(d.device.address, d.isa,
@@ -233,8 +236,9 @@ def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulat
                for d in remote}
     classes = len(reference.info.class_names)
     for row, cell in cells.items():  # what each row was sent, checked before it is judged
-        images = min(emulated_images, len(x)) if cell.provenance.emulated else len(x)
-        cell.check(row, len(reference.files), images, classes)
+        own = min(emulated_images, len(x)) if cell.provenance.emulated else len(x)
+        cell.check(row, len(reference.files),
+                   [len(x) if cell.same(i) else own for i in range(len(reference.files))], classes)
     ordered = {reference.native: cells.pop(reference.native), **cells}
     return Outputs(ordered, not_measured, records)
 
@@ -249,14 +253,16 @@ def assemble(reference: Reference, outputs: Outputs, gates: Gates, require: Sequ
         kind = predictor.info.variant
         by_isa, native_metrics = {}, None
         for row, cell in outputs.cells.items():
-            probs, how = cell.probs[i], cell.provenance
+            probs, how, same = cell.probs[i], cell.provenance, cell.same(i)
             n = len(probs)
             metrics = agreement_metrics(reference.probs[:n], probs, data.y_test[:n], info.class_names)
             judged = gates.judge(kind, metrics)
             by_isa[row] = Cell(metrics.accuracy, metrics.accuracy_delta, metrics.agreement,
                                metrics.max_abs_diff, n, how.emulated, judged.passed,
                                judged.breaches, judged.flips, validated_at,
-                               how=how.how, where=how.where, isa=how.isa)
+                               how=how.how, where=how.where, isa=how.isa,
+                               decided=same.words if same else f"measured on {n:,} images",
+                               same_as=same.row if same else None)
             if row == reference.native:
                 native_metrics = metrics
         variants.append(_variant_row(reference, path, predictor, by_isa, native_metrics, gates, fp32_size))
