@@ -66,6 +66,7 @@ def run_pipeline(
     gates: Gates = Gates(),
     isa: str | Sequence[str] = "all",
     output: str | None = None,
+    output_name: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     require: str | Sequence[str] = REQUIRED_VARIANTS,
     emulated_images: int = EMULATED_IMAGES,
@@ -94,7 +95,7 @@ def run_pipeline(
         exported = export(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
             class_names=class_names, preprocessing=preprocessing,
-            dataset=dataset, output=output, input_shape=input_shape,
+            dataset=dataset, output=output, output_name=output_name, input_shape=input_shape,
             train_options={**(train_options or {}), "seed": seed},
             needs_data=quantize_variants or validate_variants,
         )

@@ -331,3 +331,29 @@ def test_quantization_never_changes_the_working_folder(quantized, tmp_path, monk
     monkeypatch.setattr(os, "chdir", refuse)
     [result] = quantize(folder / "model.onnx", variants=["dynint8"], force=True)
     assert result.path.is_file()
+
+
+def test_a_variant_that_does_not_load_is_never_kept_and_the_others_are(fashion_copy, monkeypatch):
+    """A converter's file that passes onnx.checker but not onnxruntime (as the fp16 converter
+    wrote for a uint8-input model) is one line naming it; a stale one is removed too."""
+    import onnx
+
+    from edgecnn.quantize import quantize as q
+
+    real = q._fp16
+
+    def broken(model_path, out):  # the graph's output declared float16, its producer float
+        settings = real(model_path, out)
+        model = onnx.load(str(out))
+        model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+        onnx.save(model, str(out))
+        return settings
+
+    monkeypatch.setattr(q, "_fp16", broken)
+    (fashion_copy / "model.fp16.onnx").write_bytes(b"stale")
+    results = {r.variant: r for r in q.quantize(fashion_copy / "model.onnx", variants=["dynint8", "fp16"],
+                                                isa="host", force=True)}
+    assert results["dynint8"].failure is None and (fashion_copy / "model.dynint8.onnx").is_file()
+    assert not results["fp16"].written and "the fp16 file" in results["fp16"].failure
+    assert not (fashion_copy / "model.fp16.onnx").exists()
+    assert ".edgecnn-tmp" not in results["fp16"].failure  # names the variant, not a scratch file

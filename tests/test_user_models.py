@@ -410,3 +410,97 @@ def test_a_subclassed_model_loads_only_with_its_code_imported_on_request(fashion
     again = _cli(tmp_path, "validate", "exported/mynet")
     assert again.returncode == 1 and "--import-module" in again.stderr, again.stderr[-2000:]
     assert _cli(tmp_path, "validate", "exported/mynet", "--import-module", "mynet.py").returncode == 0
+
+
+def _small_convnet(keras, inp):
+    h = keras.layers.Rescaling(1 / 255)(inp)
+    h = keras.layers.Conv2D(16, 3, activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    return keras.layers.Flatten()(h)
+
+
+def _mixed_precision(keras):
+    """The Keras guide's recipe: float16 layers, the softmax in float32."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inp = keras.Input((28, 28, 1))
+        logits = keras.layers.Dense(10)(_small_convnet(keras, inp))
+        return keras.Model(inp, keras.layers.Activation("softmax", dtype="float32")(logits))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _uint8_input(keras):
+    """Camera bytes in: the model converts them itself."""
+    inp = keras.Input((28, 28, 1), dtype="uint8")
+    return keras.Model(inp, keras.layers.Dense(10, activation="softmax")(_small_convnet(keras, inp)))
+
+
+def _two_heads(keras):
+    """A class head and an auxiliary regression head."""
+    inp = keras.Input((28, 28, 1))
+    h = _small_convnet(keras, inp)
+    return keras.Model(inp, [keras.layers.Dense(10, activation="softmax", name="classes")(h),
+                             keras.layers.Dense(1, name="aux")(h)])
+
+
+@pytest.mark.parametrize("kind", ["mixed", "uint8", "two-heads"])
+def test_mixed_precision_uint8_input_and_two_heads_export_to_a_validated_set(kind, tmp_path, fashion_small):
+    """From the first command to a set that validates and predicts (issue 34): a
+    mixed-precision model (the fp16 converter refused its half-float16 graph), a uint8 input
+    (the fp16 file did not load), two outputs (a traceback reading the output width)."""
+    import keras
+
+    keras.utils.set_random_seed(TEST_SEED)
+    model = {"mixed": _mixed_precision, "uint8": _uint8_input, "two-heads": _two_heads}[kind](keras)
+    x, y = fashion_small.x_train, fashion_small.y_train
+    if kind == "two-heads":
+        model.compile("adam", ["sparse_categorical_crossentropy", "mse"])
+        model.fit(x.astype(np.float32), [y, (y >= 5).astype(np.float32)], epochs=2, batch_size=64, verbose=0)
+    else:
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x if kind == "uint8" else x.astype(np.float32), y, epochs=2, batch_size=64, verbose=0)
+    folder = tmp_path / "user"
+    folder.mkdir()
+    model.save(folder / "mine.keras")
+
+    exported = _cli(folder, "export", "mine.keras", "--isa", "host")
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    out = folder / "exported" / "mine"
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["keras_accuracy"] > 0.3
+    from edgecnn.runtime import Predictor
+
+    files = {v["variant"]: v for v in report["variants"]}
+    assert set(files) == {"fp32", "int8", "dynint8", "fp16"}  # none dropped, each validated
+    for v in files.values():
+        predictor = Predictor(out / v["file"])  # every file kept loads and answers
+        assert predictor.predict(fashion_small.x_test[:4]).probabilities.shape == (4, 10)
+    info = Predictor(out / "model.onnx").info
+    if kind == "mixed":
+        assert info.compute == "float16" and "mixed precision" in exported.stderr
+        assert not files["fp32"]["gate"].startswith("max |Δp|")  # judged as fp16: half-precision layers
+    if kind == "two-heads":
+        assert info.keras_output == "classes" and "exporting its output 'classes'" in exported.stderr
+    validated = _cli(folder, "validate", "exported/mine")
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    from PIL import Image
+
+    Image.fromarray(fashion_small.x_test[0][..., 0]).save(folder / "x.png")
+    predicted = _cli(folder, "predict", "exported/mine/model.fp16.onnx", "x.png", "--json")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+
+
+def test_a_model_with_outputs_of_no_clear_class_head_is_one_line_before_anything_is_written(tmp_path):
+    import keras
+
+    inp = keras.Input((28, 28, 1))
+    h = keras.layers.Flatten()(inp)
+    keras.Model(inp, [keras.layers.Dense(10, activation="softmax", name="a")(h),
+                      keras.layers.Dense(5, activation="softmax", name="b")(h)]).save(tmp_path / "two.keras")
+    result = _cli(tmp_path, "export", "two.keras")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "name the class head to export with --output-name" in result.stderr and "'b' (softmax, 5 units)" in result.stderr
+    assert not (tmp_path / "exported").exists()
+    wrong = _cli(tmp_path, "export", "two.keras", "--output-name", "c")
+    assert "has no output named 'c'" in wrong.stderr and not (tmp_path / "exported").exists()

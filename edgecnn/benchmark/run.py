@@ -146,7 +146,8 @@ def run_benchmark(
     jobs, overhead = ([], {}) if device is not None else _onnxruntime_here(
         files, variants, targets, pixels, floats, budget, other_engines, notes, on_step)
     with contextlib.ExitStack() as stack:
-        keras_info, keras_jobs = _keras_baseline(keras_path, targets, keras_baseline, other_engines, notes, stack)
+        keras_info, keras_jobs = _keras_baseline(keras_path, info.keras_output, targets, keras_baseline,
+                                                  other_engines, notes, stack)
         rows = run_rounds(jobs + keras_jobs, batches, pixels, floats, budget, on_step) if jobs or keras_jobs else []
     timed = _Timed(rows, overhead, BenchMachine(**machine_info()))
     if device is not None:
@@ -230,10 +231,10 @@ def _on_device(device: SshDevice, here: _Timed, files, pixels, targets, batches,
                   BenchDevice(name, address))
 
 
-def _keras_baseline(keras_path, targets, wanted: bool, other_engines: bool, notes: list[str],
-                    stack: contextlib.ExitStack) -> tuple[KerasSettings | None, list[Job]]:
+def _keras_baseline(keras_path, output: str | None, targets, wanted: bool, other_engines: bool,
+                    notes: list[str], stack: contextlib.ExitStack) -> tuple[KerasSettings | None, list[Job]]:
     """Keras's jobs (and LiteRT's, converted from it) on the most threads a CPU target uses, or
-    a note saying why there are none."""
+    a note saying why there are none. ``output``: the exported one of a model with several."""
     if not wanted:
         return None, []
     if keras_path is None:
@@ -243,7 +244,8 @@ def _keras_baseline(keras_path, targets, wanted: bool, other_engines: bool, note
         notes.append("Keras baseline skipped: TensorFlow not installed (pip install 'edgecnn[export]').")
         return None, []
     cpu = [t.threads for t in targets if t.provider == "cpu"]
-    return _keras_jobs(keras_path, max(cpu) if cpu else os.cpu_count(), targets, other_engines, notes, stack)
+    return _keras_jobs(keras_path, output, max(cpu) if cpu else os.cpu_count(), targets, other_engines, notes,
+                       stack)
 
 
 def _profiles(files, variants, targets, floats, batches, on_step) -> Profiles:
@@ -269,7 +271,7 @@ def _openvino_jobs(files, variants, targets, notes: list[str]) -> list[Job]:
             for e in openvino_engines(path, variants[path].variant, target.threads)]
 
 
-def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: contextlib.ExitStack):
+def _keras_jobs(keras_path, output, threads, targets, other_engines, notes, stack: contextlib.ExitStack):
     """Keras's inference paths (and LiteRT converted from the same model) as benchmark jobs."""
     tf = require("tensorflow", "The Keras baseline")
     try:
@@ -281,7 +283,7 @@ def _keras_jobs(keras_path, threads, targets, other_engines, notes, stack: conte
     if keras_path.is_dir():  # a SavedModel: its signature is no Keras model to time
         notes.append("Keras baseline skipped: the reference is a TensorFlow SavedModel, not a Keras model.")
         return None, []
-    model = load_keras(keras_path)
+    model = load_keras(keras_path, output=output)
     tinfo = {"name": keras_target(threads), "provider": "tensorflow", "threads": threads}
     size = keras_path.stat().st_size
     jobs = [(e, tinfo, size) for e in keras_engines(model)]

@@ -56,6 +56,9 @@ def export(
     output: Annotated[Optional[Head], typer.Option(
         help="For a .keras file whose last layer does not say: what it outputs (logits get a "
         "softmax/sigmoid appended in the exported graph).")] = None,
+    output_name: Annotated[Optional[str], typer.Option(
+        help="For a .keras file with several outputs: the class head to export (default: its one "
+        "softmax output, when exactly one is).")] = None,
     scale: Scale = None,
     offset: Offset = None,
     dataset: Annotated[Optional[str], typer.Option(
@@ -94,7 +97,8 @@ def export(
         retrain=retrain, train_options={"epochs": epochs, "limit": limit, "verbose": keras_verbosity()}, calibration=calibration,
         seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
-        output=output.value if output else None, require=require, emulated_images=emulated_images,
+        output=output.value if output else None, output_name=output_name, require=require,
+        emulated_images=emulated_images,
         input_shape=tuple(input_shape) if input_shape else None,
         unsafe=unsafe, force=force, time_variants=time_variants,
     )

@@ -13,7 +13,8 @@ def print_quantized(results: list[Any]) -> None:
     """One line per variant written by ``edgecnn.quantize.quantize.quantize``."""
     for q in results:
         if q.failure:
-            typer.secho(f"{q.variant:>8}: no file written (int8 is not required): {q.failure}", fg="yellow")
+            why = "int8 is not required" if q.variant == "int8" else "the other variants are kept"
+            typer.secho(f"{q.variant:>8}: no file written ({why}): {q.failure}", fg="yellow")
             continue
         typer.echo(f"{q.variant:>8}: {q.path} ({q.size_bytes / 1024:.0f} KiB"
                    f"{'' if q.written else ', up to date'})")

@@ -169,6 +169,11 @@ def _user_model_info(
         preprocessing, pre_origin = Preprocessing(), f"the default pixels / 255 ({measured}; give --scale otherwise)"
     else:
         preprocessing, pre_origin = Preprocessing(), "the default pixels / 255 (give --scale otherwise)"
+    compute = keras_inspect.compute_dtype(model)
+    if compute == "float16":
+        log.info(f"{path.name}: its layers compute in float16 (mixed precision): model.onnx is its "
+                 "exact export and is judged by the fp16 gates, as half-precision rounding sets "
+                 "how close any file can come to Keras's answers.")
     log.info(f"{path.name}: {kind} head"
              + (f", {'sigmoid' if units == 1 else 'softmax'} appended to its logits" if kind == "logits" else "")
              + f"; {n_classes} classes {origin}; preprocessing {pre_origin}.")
@@ -176,6 +181,7 @@ def _user_model_info(
         name=path.stem, class_names=names, input_shape=shape, preprocessing=preprocessing,
         output=output_kind(units), keras_logits=kind == "logits",
         dataset=dataset.name if dataset is not None else None, keras_source=str(path.resolve()),
+        compute=compute,
     )
 
 
@@ -194,6 +200,7 @@ def export(
     input_shape: tuple[int, ...] | None = None,
     train_options: dict[str, Any] | None = None,
     needs_data: bool = False,
+    output_name: str | None = None,
 ) -> ExportResult:
     """Export a zoo model (training it first when needed) or a user's ``.keras`` / ``.h5`` file.
 
@@ -217,13 +224,16 @@ def export(
         train_options: keyword arguments for :func:`edgecnn.train.train`.
         needs_data: the steps after export (calibration, validation) need the model's data: a
             user's model for which none is named or implied is refused before anything is written.
+        output_name: of a user's model with several outputs, the class head to export (default:
+            its one softmax output, when exactly one is).
     """
     out_dir = output_folder(model, out_dir)
     trained = False
     if _is_keras_file(model):
         net, info, keras_path = _user_model(Path(model), out_dir, unsafe=unsafe, input_shape=input_shape,
                                             dataset=dataset, needs_data=needs_data, class_names=class_names,
-                                            preprocessing=preprocessing, output=output, force=force)
+                                            preprocessing=preprocessing, output=output, force=force,
+                                            output_name=output_name)
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
@@ -247,10 +257,18 @@ def export(
 
 def _user_model(path: Path, out_dir: Path, *, unsafe: bool, input_shape: tuple[int, ...] | None,
                 dataset: str | Dataset | None, needs_data: bool, class_names: list[str] | None,
-                preprocessing: Preprocessing | None, output: str | None, force: bool) -> tuple[Any, ModelInfo, Path]:
+                preprocessing: Preprocessing | None, output: str | None, force: bool,
+                output_name: str | None = None) -> tuple[Any, ModelInfo, Path]:
     """A user's model loaded, what it says of itself read (and said), and the file copied into
     the export as its reference: (model, info, reference path)."""
     net = load_keras(path, unsafe=unsafe)
+    head_name = keras_inspect.class_output(net, output_name, path)
+    if head_name is not None:
+        others = [n for n in keras_inspect.output_names(net) if n != head_name]
+        log.info(f"{path.name}: exporting its output '{head_name}'"
+                 + (" (named)" if output_name else " (its one softmax head)")
+                 + f"; left out: {', '.join(others)} (--output-name picks another).")
+        net = keras_inspect.single(net, head_name)
     shape = _input_shape(net, path, input_shape)
     units = keras_inspect.output_units(net, shape)  # a subclassed model runs once for it
     if dataset is None and shape == DEFAULT_DATASET_SHAPE and units == len(FASHION_CLASSES):
@@ -267,6 +285,7 @@ def _user_model(path: Path, out_dir: Path, *, unsafe: bool, input_shape: tuple[i
         dataset, image_size=shape[:2])
     info = _user_model_info(net, path, shape=shape, units=units, class_names=class_names,
                             preprocessing=preprocessing, dataset=data, output=output)
+    info = info.replace(keras_output=head_name)
     keras_path = out_dir / reference_name(path)
     if path.resolve() != keras_path.resolve():
         # a reference of another format (model.keras, model.h5, model.savedmodel) is another model

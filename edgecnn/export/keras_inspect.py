@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError
 
 HEADS = ("softmax", "sigmoid", "logits")
@@ -31,6 +32,46 @@ def input_shape(model: Any) -> tuple:
     if shape is None:
         raise EdgeCNNError(f"{type(model).__name__}: cannot tell its input shape (never built).")
     return tuple(shape)
+
+
+def output_names(model: Any) -> list[str]:
+    """The names of a functional model's outputs (a one-output or subclassed model: one name)."""
+    outputs = getattr(model, "outputs", None) if not is_subclassed(model) else None
+    if not outputs or len(outputs) < 2:
+        return [getattr(model, "name", "output")]
+    return [t._keras_history.operation.name for t in outputs]
+
+
+def class_output(model: Any, wanted: str | None, path: Any) -> str | None:
+    """Which output of a model with several is the class head: ``wanted`` when named, else the
+    one softmax head when exactly one output is a softmax of 2+ units; None for a model of one
+    output. Anything else is one line asking for ``--output-name``."""
+    names = output_names(model)
+    if len(names) < 2:
+        if wanted is not None and wanted not in names:
+            raise EdgeCNNError(f"{path} has one output; --output-name {wanted} names none of it.")
+        return None
+    heads = {name: (head(single(model, name)), single(model, name).output_shape[-1]) for name in names}
+    listed = ", ".join(f"'{n}' ({h or 'unknown head'}, {u} units)" for n, (h, u) in heads.items())
+    if wanted is not None:
+        if wanted not in names:
+            raise EdgeCNNError(f"{path} has no output named '{wanted}'; its outputs: {listed}.")
+        return wanted
+    softmax = [n for n, (h, units) in heads.items() if h == "softmax" and units >= 2]
+    if len(softmax) != 1:
+        raise EdgeCNNError(f"{path} has {len(names)} outputs ({listed}); name the class head to "
+                           "export with --output-name.")
+    return softmax[0]
+
+
+def single(model: Any, name: str | None) -> Any:
+    """The model with only its output ``name`` (the model itself when None): what every reader
+    of a several-output model runs, so that each reads the same head."""
+    if name is None:
+        return model
+    keras = require("keras", "Loading a Keras model")
+    index = output_names(model).index(name)
+    return keras.Model(model.inputs, model.outputs[index], name=model.name)
 
 
 def output_units(model: Any, shape: tuple[int, ...]) -> int:
@@ -58,6 +99,14 @@ def head(model: Any) -> str | None:
     if kind == "Activation" or activation is not None:
         return {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "logits"}.get(name)
     return None
+
+
+def compute_dtype(model: Any) -> str:
+    """``float16`` when any layer computes in half precision (a mixed-precision policy), else
+    ``float32``."""
+    layers = [model] if is_subclassed(model) else _flat_layers(model)
+    halves = [getattr(layer, "compute_dtype", None) == "float16" for layer in layers]
+    return "float16" if any(halves) else "float32"
 
 
 def own_rescaling(model: Any) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from edgecnn._optional import require
 from edgecnn.errors import EdgeCNNError, one_line
+from edgecnn.export import keras_inspect
 from edgecnn.export.saved_model import SavedModelNet, is_saved_model, tree_sha256
 from edgecnn.store.files import sha256_file
 
@@ -115,12 +116,23 @@ def imported_code() -> dict[str, str]:
     return dict(_IMPORTED)
 
 
-def load_keras(path: str | Path, unsafe: bool = False) -> Any:
+def load_keras(path: str | Path, unsafe: bool = False, output: str | None = None) -> Any:
     """Load a ``.keras`` or legacy ``.h5`` file with Keras's safe mode on unless ``unsafe``, or
     a TensorFlow SavedModel folder's serving signature (:class:`edgecnn.export.saved_model.SavedModelNet`).
+    ``output``: of a model with several outputs, the one exported (the model's ``keras_output``).
 
     Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
     """
+    net = _load(Path(path), unsafe)
+    if output is not None and not is_saved_model(Path(path)):
+        if output not in keras_inspect.output_names(net):
+            raise EdgeCNNError(f"{path} has no output named '{output}', which the export recorded: "
+                               "not the model it was exported from.")
+        net = keras_inspect.single(net, output)
+    return net
+
+
+def _load(path: Path, unsafe: bool) -> Any:
     path = Path(path)
     if is_saved_model(path):
         return SavedModelNet(path)

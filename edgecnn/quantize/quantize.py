@@ -42,6 +42,7 @@ from edgecnn.quantize.rewrites import (
     float_softmax_outputs,
 )
 from edgecnn.quantize.static import Method, StaticRun
+from edgecnn.quantize.variant_check import check_variant
 from edgecnn.runtime import Predictor
 from edgecnn.runtime.isa import parse_isa_list
 from edgecnn.runtime.metadata import ModelInfo
@@ -173,8 +174,15 @@ def quantize(model_path: str | Path, **settings: Any) -> list[QuantizeResult]:
                 settings = _dynamic(pre, out, options.dynamic_ops)
             else:
                 settings = _fp16(model_path, out)
-            results.append(_write_variant(onnx, out, model_path.parent / VARIANT_FILE[variant],
-                                          info.replace(variant=variant, quantization=settings), options.force))
+            dest = model_path.parent / VARIANT_FILE[variant]
+            try:
+                results.append(_write_variant(onnx, out, dest, model_path,
+                                              info.replace(variant=variant, quantization=settings), options.force))
+            except VariantBroken as exc:  # the other variants are kept; a stale file is not
+                log.warning(f"No {variant} file written: {exc}")
+                dest.unlink(missing_ok=True)
+                results.append(QuantizeResult(variant, dest, 0, False, str(exc)))
+                failure = str(exc) if variant == "int8" else failure
     if failure and options.strict:
         raise GateFailedError(f"no static int8 scheme holds the gate: {failure}")
     return results
@@ -212,13 +220,23 @@ def _calibration_data(model_path: Path, info: ModelInfo, options: QuantizeOption
     return data
 
 
-def _write_variant(onnx: Any, scratch: Path, dest: Path, info: ModelInfo, force: bool) -> QuantizeResult:
-    """The scratch file with its metadata, checked and written atomically (unless the same
-    bytes are there already, or different ones are and ``force`` is not given)."""
+class VariantBroken(EdgeCNNError):
+    """A variant file that onnxruntime does not load, or that answers unlike its fp32 file."""
+
+
+def _write_variant(onnx: Any, scratch: Path, dest: Path, fp32: Path, info: ModelInfo, force: bool) -> QuantizeResult:
+    """The scratch file with its metadata, checked (by onnx, then by loading and running it
+    like ``fp32``) and written atomically (unless the same bytes are there already, or
+    different ones are and ``force`` is not given)."""
     proto = onnx.load(str(scratch))
     set_metadata(proto, info)
     onnx.checker.check_model(proto)
     data_bytes = proto.SerializeToString()
+    scratch.write_bytes(data_bytes)
+    try:
+        check_variant(scratch, fp32, info.variant)
+    except EdgeCNNError as exc:
+        raise VariantBroken(str(exc)) from exc
     written = check_overwrite(dest, data_bytes, force)
     if written:
         write_bytes(dest, data_bytes)
@@ -402,7 +420,23 @@ def _fp16(model_path: Path, out: Path) -> dict:
         # It warns for every tiny weight clipped to fp16's range: expected, and checked by
         # validation's agreement gate rather than by reading warnings.
         warnings.simplefilter("ignore", UserWarning)
-        model = float16.convert_float_to_float16(onnx.load(str(model_path)), keep_io_types=True)
+        model = onnx.load(str(model_path))
+        # A Cast is the model's own change of type (a uint8 input to float): converted, its
+        # output would be float16 where the graph declares float, and the file would not load.
+        casts = [n.name for n in model.graph.node if n.op_type == "Cast"]
+        # A mixed-precision model's graph is half float16 already: the rest is converted too.
+        half = _float16_tensors(model)
+        model = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=casts,
+                                                 check_fp16_ready=not half)
     onnx.save(model, str(out))
     return {"mode": "fp16", "weights": "float16", "io": "float32", "note": "a GPU format; "
-            "slower than fp32 on the CPU provider"}
+            "slower than fp32 on the CPU provider",
+            **({"already_float16": f"{half} tensors of the exported graph were float16 already "
+                "(a mixed-precision model): the rest were converted"} if half else {})}
+
+
+def _float16_tensors(model: Any) -> int:
+    """How many tensors (weights and typed values) of ``model`` are float16 already."""
+    half = 10  # onnx.TensorProto.FLOAT16
+    return (sum(t.data_type == half for t in model.graph.initializer)
+            + sum(v.type.tensor_type.elem_type == half for v in model.graph.value_info))

@@ -79,6 +79,11 @@ class ModelInfo:
     keras_logits: bool = False
     # Where a user's .keras file came from (zoo models: None).
     keras_source: str | None = None
+    # What the Keras model computes its layers in: float16 for a mixed-precision model, whose
+    # exact export then differs from float32 arithmetic by half-precision rounding.
+    compute: str = "float32"
+    # Of a Keras model with several outputs, the one exported (the class head).
+    keras_output: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,9 +104,11 @@ class ModelInfo:
             problems.append(f"layout must be NHWC, got {self.layout!r}")
         if self.quantization is not None and not isinstance(self.quantization, dict):
             problems.append("quantization must be an object")
+        if self.compute not in ("float32", "float16"):
+            problems.append(f"compute must be float32 or float16, got {self.compute!r}")
         if not isinstance(self.keras_logits, bool):
             problems.append(f"keras_logits must be true or false, got {self.keras_logits!r}")
-        for key in ("dataset", "keras_sha256", "edgecnn_version", "variant", "keras_source"):
+        for key in ("dataset", "keras_sha256", "edgecnn_version", "variant", "keras_source", "keras_output"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
                 problems.append(f"{key} must be a string, got {value!r}")
