@@ -102,9 +102,10 @@ def validate(
             error; with "all" it is reported as not measured, with the reason.
         emulated_images: emulated rows measure the first this many test images (the native
             row measures all of them); each row records its count.
-        engine: ``local`` runs the rows here one class at a time; ``ray`` runs every (class x
-            variant) row as a Ray task (default: ``ray`` when ``RAY_ADDRESS`` is set). Same
-            results either way.
+        engine: ``local`` runs the rows here one class at a time, each emulated class probed
+            against the native row first (:func:`edgecnn.runners.plan.probed`); ``ray`` runs
+            every (class x variant) row as a Ray task, measured on its own images (default:
+            ``ray`` when ``RAY_ADDRESS`` is set). The same verdicts either way.
         require: the variants (fp32, int8, dynint8, fp16) that must pass on every class; see
             :func:`verdict` for what a failed cell of another variant means.
         devices: SSH devices to measure on as well, natively and on every test image; each
