@@ -51,7 +51,7 @@ def class_output(model: Any, wanted: str | None, path: Any) -> str | None:
         if wanted is not None and wanted not in names:
             raise EdgeCNNError(f"{path} has one output; --output-name {wanted} names none of it.")
         return None
-    heads = {name: (head(single(model, name)), single(model, name).output_shape[-1]) for name in names}
+    heads = {name: (head(one), one.output_shape[-1]) for name in names if (one := single(model, name))}
     listed = ", ".join(f"'{n}' ({h or 'unknown head'}, {u} units)" for n, (h, u) in heads.items())
     if wanted is not None:
         if wanted not in names:
