@@ -42,7 +42,7 @@ def main() -> None:
             shutil.move(result.path, files[name])
         rows = []
         for batch in BATCHES:
-            inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch])
+            inputs = [info.feed(data.x_test[i * batch:(i + 1) * batch])
                       for i in range(8)]
             makers = {name: functools.partial(bare_session, path, target) for name, path in files.items()}
             pooled = interleaved_rounds(makers, inputs, batch, args.rounds)

@@ -55,7 +55,7 @@ def main() -> None:
     rows = []
     for variant, file in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
         for batch in BATCHES:
-            inputs = [info.preprocessing.apply(data.x_test[i * batch:(i + 1) * batch]) for i in range(8)]
+            inputs = [info.feed(data.x_test[i * batch:(i + 1) * batch]) for i in range(8)]
             makers = {o: functools.partial(_runner, args.folder / file, o) for o in OPTIONS}
             pooled = interleaved_rounds(makers, inputs, batch, args.rounds)
             medians = {o: statistics.median_high(v) for o, v in pooled.items()}

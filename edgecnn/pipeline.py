@@ -67,6 +67,7 @@ def run_pipeline(
     isa: str | Sequence[str] = "all",
     output: str | None = None,
     output_name: str | None = None,
+    uint8_input: bool | None = None,
     input_shape: tuple[int, ...] | None = None,
     require: str | Sequence[str] = REQUIRED_VARIANTS,
     emulated_images: int = EMULATED_IMAGES,
@@ -96,7 +97,7 @@ def run_pipeline(
             model, out_dir=folder, opset=opset, force=force, retrain=retrain, unsafe=unsafe,
             class_names=class_names, preprocessing=preprocessing,
             dataset=dataset, output=output, output_name=output_name, input_shape=input_shape,
-            train_options={**(train_options or {}), "seed": seed},
+            uint8_input=uint8_input, train_options={**(train_options or {}), "seed": seed},
             needs_data=quantize_variants or validate_variants,
         )
         try:

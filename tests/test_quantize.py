@@ -12,6 +12,7 @@ from edgecnn.export.onnx_metadata import read_metadata
 from edgecnn.quantize.calibrate import calibration_images, make_reader
 from edgecnn.quantize.quantize import quantize
 from edgecnn.runtime import Predictor, Preprocessing
+from edgecnn.runtime.metadata import ModelInfo
 from tests.conftest import impossible_gates
 
 pytestmark = pytest.mark.slow
@@ -209,15 +210,21 @@ def test_calibration_reader_refuses_the_test_split(fashion_small):
 def test_calibration_reader_feeds_predictor_preprocessing(fashion_small):
     images = calibration_images(fashion_small, 40, seed=1)
     assert np.array_equal(images, calibration_images(fashion_small, 40, seed=1))
-    reader = make_reader(images, Preprocessing(), "input", batch=16)
-    batches = []
-    while (item := reader.get_next()) is not None:
-        batches.append(item["input"])
-    # equal batches, at most 16: the histogram calibrators cannot stack a short last one
-    assert [len(b) for b in batches] == [10, 10, 10, 10]
-    fed = np.concatenate(batches)
-    np.testing.assert_array_equal(fed, Preprocessing().apply(images))  # the Predictor's own step
-    np.testing.assert_allclose(fed, images / 255.0, atol=1e-7)
+    info = ModelInfo("m", tuple("ab"), images.shape[1:])
+
+    def fed(info: ModelInfo) -> np.ndarray:
+        reader, batches = make_reader(images, info, "input", batch=16), []
+        while (item := reader.get_next()) is not None:
+            batches.append(item["input"])
+        # equal batches, at most 16: the histogram calibrators cannot stack a short last one
+        assert [len(b) for b in batches] == [10, 10, 10, 10]
+        return np.concatenate(batches)
+
+    floats = fed(info)
+    np.testing.assert_array_equal(floats, Preprocessing().apply(images))  # the Predictor's own step
+    np.testing.assert_allclose(floats, images / 255.0, atol=1e-7)
+    pixels = fed(info.replace(input_dtype="uint8"))  # a file that reads pixels is fed them
+    assert pixels.dtype == np.uint8 and np.array_equal(pixels, images)
 
 
 def test_bad_arguments(quantized, tmp_path):

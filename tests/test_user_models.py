@@ -482,6 +482,8 @@ def test_mixed_precision_uint8_input_and_two_heads_export_to_a_validated_set(kin
         assert not files["fp32"]["gate"].startswith("max |Δp|")  # judged as fp16: half-precision layers
     if kind == "two-heads":
         assert info.keras_output == "classes" and "exporting its output 'classes'" in exported.stderr
+    if kind == "uint8":
+        _check_reads_pixels(folder, out, exported.stderr, files, fashion_small.x_test[:64])
     validated = _cli(folder, "validate", "exported/mine")
     assert validated.returncode == 0, validated.stderr[-2000:]
     from PIL import Image
@@ -489,6 +491,89 @@ def test_mixed_precision_uint8_input_and_two_heads_export_to_a_validated_set(kin
     Image.fromarray(fashion_small.x_test[0][..., 0]).save(folder / "x.png")
     predicted = _cli(folder, "predict", "exported/mine/model.fp16.onnx", "x.png", "--json")
     assert predicted.returncode == 0, predicted.stderr[-2000:]
+
+
+def _check_reads_pixels(folder: Path, out: Path, log: str, files: dict, pixels: np.ndarray) -> None:
+    """A model whose input is uint8 exports files that read uint8 pixels as they are (its
+    Rescaling folded into the first conv, nothing but a Cast in front), which the Predictor
+    feeds untouched and refuses floats for; --float-input exports the float file it was."""
+    import onnx
+
+    from edgecnn.errors import EdgeCNNError
+    from edgecnn.runtime import Predictor
+
+    assert "its input is uint8: model.onnx reads uint8 pixels" in log
+    for v in files.values():
+        assert Predictor(out / v["file"]).session.get_inputs()[0].type == "tensor(uint8)", v["file"]
+    graph = onnx.load(out / "model.onnx").graph
+    [cast] = [n for n in graph.node if graph.input[0].name in n.input]
+    assert cast.op_type == "Cast"
+    assert not [n for n in graph.node if n.op_type in ("Mul", "Div")]  # Rescaling folded into the conv
+    shipped = Predictor(out / "model.onnx")
+    with pytest.raises(EdgeCNNError, match="reads uint8 pixels"):
+        shipped.predict(pixels.astype(np.float32))
+    floats = _cli(folder, "export", "mine.keras", "--float-input", "--no-quantize", "--no-validate",
+                  "--no-time", "--out", "exported/float")
+    assert floats.returncode == 0, floats.stderr[-2000:]
+    as_float = Predictor(folder / "exported" / "float" / "model.onnx")
+    assert as_float.session.get_inputs()[0].type == "tensor(float)" and as_float.info.input_dtype == "float32"
+    np.testing.assert_allclose(as_float.predict(pixels).probabilities, shipped.predict(pixels).probabilities,
+                               atol=1e-5)
+
+
+def test_a_float_model_exported_with_uint8_input_has_its_preprocessing_in_the_graph(tmp_path, fashion_small):
+    """--uint8-input on a model that reads pixels / 255: the scale goes into the graph (folded
+    into the first conv), every variant reads uint8, and each holds its gates against Keras."""
+    import keras
+    import onnx
+
+    from edgecnn.runtime import Predictor
+
+    keras.utils.set_random_seed(TEST_SEED)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 3, activation="relu"),
+                              layers.MaxPooling2D(), layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(fashion_small.x_train / np.float32(255), fashion_small.y_train, epochs=2, batch_size=64, verbose=0)
+    model.save(tmp_path / "plain.keras")
+    done = _cli(tmp_path, "export", "plain.keras", "--isa", "host", "--uint8-input")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "preprocessing in the graph (--uint8-input)" in done.stderr
+    out = tmp_path / "exported" / "plain"
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and {v["variant"] for v in report["variants"]} == {"fp32", "int8", "dynint8", "fp16"}
+    assert report["variants"][0]["max_abs_diff"] <= 1e-4
+    for v in report["variants"]:
+        assert Predictor(out / v["file"]).session.get_inputs()[0].type == "tensor(uint8)", v["file"]
+    graph = onnx.load(out / "model.onnx").graph
+    assert not [n for n in graph.node if n.op_type in ("Mul", "Div")]  # 1/255 folded into the conv
+    pixels = fashion_small.x_test[:32]
+    np.testing.assert_allclose(Predictor(out / "model.onnx").predict(pixels).probabilities,
+                               model.predict(pixels / np.float32(255), verbose=0), atol=1e-5)
+
+
+def test_a_savedmodel_with_two_outputs_exports_the_one_named(tmp_path):
+    """A SavedModel's outputs are read like a Keras model's (by running its signature once):
+    two of unknown head are one line asking for --output-name; named, that output is exported
+    and validated against the same output of the signature."""
+    import keras
+
+    keras.utils.set_random_seed(TEST_SEED)
+    inp = keras.Input((28, 28, 1))
+    h = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp))
+    keras.Model(inp, [keras.layers.Dense(10, activation="softmax")(h), keras.layers.Dense(1)(h)]).export(
+        str(tmp_path / "served"))
+    args = ("export", "served", "--output", "softmax", "--scale", "1", "--offset", "0", "--isa", "host",
+            "--no-quantize", "--no-time")
+    asked = _cli(tmp_path, *args)
+    assert asked.returncode == 1 and "Traceback" not in asked.stderr, asked.stderr[-2000:]
+    assert "'output_0' (unknown head, 10 units), 'output_1' (unknown head, 1 units)" in asked.stderr
+    assert "--output-name" in asked.stderr and not (tmp_path / "exported").exists()
+    named = _cli(tmp_path, *args, "--output-name", "output_0")
+    assert named.returncode == 0, named.stderr[-3000:]
+    report = json.loads((tmp_path / "exported" / "served" / "report.json").read_text())
+    assert report["passed"] and report["variants"][0]["max_abs_diff"] <= 1e-5
+    assert _cli(tmp_path, "validate", "exported/served").returncode == 0
 
 
 def test_a_model_with_outputs_of_no_clear_class_head_is_one_line_before_anything_is_written(tmp_path):

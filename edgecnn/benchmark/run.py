@@ -140,11 +140,11 @@ def run_benchmark(
     variants = {path: Predictor(path, providers="cpu").info for path in files}
     info = variants[files[0]]
     pixels = _inputs(info, dataset, max(batches) * INPUT_BATCHES, seed)
-    floats = info.preprocessing.apply(pixels)
+    floats = info.preprocessing.apply(pixels)  # Keras's input; the files read info.feed
     notes: list[str] = []
     # Here, onnxruntime's rows join the same rounds as the other engines; a device times its own
     jobs, overhead = ([], {}) if device is not None else _onnxruntime_here(
-        files, variants, targets, pixels, floats, budget, other_engines, notes, on_step)
+        files, variants, targets, pixels, budget, other_engines, notes, on_step)
     with contextlib.ExitStack() as stack:
         keras_info, keras_jobs = _keras_baseline(keras_path, info.keras_output, targets, keras_baseline,
                                                   other_engines, notes, stack)
@@ -168,7 +168,7 @@ def run_benchmark(
         result.notes.append("Per-op profile and cold start are measured on this machine only; "
                             "skipped for a device run.")
     elif profile:
-        result.profiles = _profiles(files, variants, targets, floats, batches, on_step)
+        result.profiles = _profiles(files, variants, targets, pixels, batches, on_step)
     if cold and device is None:
         on_step("cold start (fresh processes)")
         result.cold_start = cold_start(files[0], tensorflow=_has("tensorflow"))
@@ -201,15 +201,14 @@ class _Timed:
     device: BenchDevice | None = None
 
 
-def _onnxruntime_here(files, variants, targets, pixels, floats, budget, other_engines, notes,
+def _onnxruntime_here(files, variants, targets, pixels, budget, other_engines, notes,
                       on_step) -> tuple[list[Job], dict[str, PredictorOverhead]]:
     """This machine's onnxruntime (and OpenVINO) jobs, and the Predictor's overhead per target."""
     overhead = {}
     for target in targets:
         on_step(f"Predictor vs bare session, interleaved, {target.name}")
-        overhead[target.name] = predictor_overhead(files[0], target, variants[files[0]].preprocessing, pixels,
-                                                   floats, budget)
-    jobs = onnxruntime_jobs(files, [variants[p].variant for p in files], targets)
+        overhead[target.name] = predictor_overhead(files[0], target, variants[files[0]], pixels, budget)
+    jobs = onnxruntime_jobs(files, [variants[p] for p in files], targets)
     if other_engines and any(t.provider == "cpu" for t in targets):
         jobs += _openvino_jobs(files, variants, targets, notes)
     return jobs, overhead
@@ -248,14 +247,15 @@ def _keras_baseline(keras_path, output: str | None, targets, wanted: bool, other
                        stack)
 
 
-def _profiles(files, variants, targets, floats, batches, on_step) -> Profiles:
+def _profiles(files, variants, targets, pixels, batches, on_step) -> Profiles:
     """Per-operator times of every variant on each CPU target, at the smallest and largest batch."""
     profiles: Profiles = {}
     for target in (t for t in targets if t.provider == "cpu"):
         for path in files:
             on_step(f"profiling {variants[path].variant} on {target.name}")
+            feed = variants[path].feed(pixels)
             profiles.setdefault(target.name, {})[variants[path].variant] = {
-                str(b): profile_ops(path, target, [floats[i * b:(i + 1) * b] for i in range(INPUT_BATCHES)])
+                str(b): profile_ops(path, target, [feed[i * b:(i + 1) * b] for i in range(INPUT_BATCHES)])
                 for b in sorted({min(batches), max(batches)})
             }
     return profiles
@@ -268,7 +268,7 @@ def _openvino_jobs(files, variants, targets, notes: list[str]) -> list[Job]:
     return [(e, target_info(target), path.stat().st_size)
             for target in targets if target.provider == "cpu"
             for path in files[:2]
-            for e in openvino_engines(path, variants[path].variant, target.threads)]
+            for e in openvino_engines(path, variants[path].variant, target.threads, variants[path].reads_pixels)]
 
 
 def _keras_jobs(keras_path, output, threads, targets, other_engines, notes, stack: contextlib.ExitStack):

@@ -59,6 +59,10 @@ def export(
     output_name: Annotated[Optional[str], typer.Option(
         help="For a .keras file with several outputs: the class head to export (default: its one "
         "softmax output, when exactly one is).")] = None,
+    uint8_input: Annotated[Optional[bool], typer.Option(
+        "--uint8-input/--float-input", help="The ONNX files read uint8 pixels, the preprocessing in "
+        "the graph (an app feeds camera bytes as they are), or preprocessed float32. Default: uint8 "
+        "for a model whose own input is uint8, float32 otherwise.")] = None,
     scale: Scale = None,
     offset: Offset = None,
     dataset: Annotated[Optional[str], typer.Option(
@@ -98,6 +102,7 @@ def export(
         seed=seed, class_names=[c.strip() for c in class_names.split(",")] if class_names else None,
         preprocessing=preprocessing_from(scale, offset), dataset=dataset, isa=isa or "all",
         output=output.value if output else None, output_name=output_name, require=require,
+        uint8_input=uint8_input,
         emulated_images=emulated_images,
         input_shape=tuple(input_shape) if input_shape else None,
         unsafe=unsafe, force=force, time_variants=time_variants,

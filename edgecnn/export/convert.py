@@ -67,12 +67,18 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     tf = require("tensorflow", "Exporting to ONNX")
     tf2onnx = require("tf2onnx", "Exporting to ONNX")
     onnx = require("onnx", "Exporting to ONNX")
-    signature = (tf.TensorSpec((None, *info.input_shape), tf.float32, name=INPUT_NAME),)
-
+    pixels = info.reads_pixels
+    signature = (tf.TensorSpec((None, *info.input_shape), tf.uint8 if pixels else tf.float32, name=INPUT_NAME),)
     head = {"softmax": tf.nn.softmax, "sigmoid": tf.math.sigmoid}[info.output]
+    pre = info.preprocessing
+    # a model that takes bytes itself is fed them as they are; any other gets the preprocessing
+    # the Predictor would apply, here in the graph (its scale is folded into the first conv)
+    as_given = keras_inspect.input_dtype(model) == "uint8" and (pre.scale, pre.offset) == (1.0, 0.0)
 
     @tf.function(input_signature=signature)
     def serve(x):
+        if pixels and not as_given:
+            x = tf.cast(x, tf.float32) * pre.scale + pre.offset
         y = model(x, training=False)
         return {OUTPUT_NAME: head(y) if info.keras_logits else y}
 
@@ -136,12 +142,14 @@ def _input_shape(model: Any, path: Path, given: tuple[int, ...] | None) -> tuple
 
 
 def _user_model_info(
-    model: Any, path: Path, *, shape: tuple[int, int, int], units: int, class_names: list[str] | None,
-    preprocessing: Preprocessing | None, dataset: Dataset | None, output: str | None,
+    model: Any, path: Path, *, shape: tuple[int, int, int], exported: keras_inspect.Output,
+    class_names: list[str] | None, preprocessing: Preprocessing | None, dataset: Dataset | None,
+    output: str | None, uint8_input: bool | None,
 ) -> ModelInfo:
     """Metadata for a user's .keras file: each fact read from the model or the dataset, asked
     for when neither says, and logged so that nothing is guessed silently."""
-    kind = keras_inspect.check_head(keras_inspect.head(model), output, units, path)
+    units = exported.units
+    kind = keras_inspect.check_head(exported.head, output, units, path)
     n_classes = class_count(units)
     if class_names:
         names, origin = tuple(class_names), "given"
@@ -174,15 +182,27 @@ def _user_model_info(
         log.info(f"{path.name}: its layers compute in float16 (mixed precision): model.onnx is its "
                  "exact export and is judged by the fp16 gates, as half-precision rounding sets "
                  "how close any file can come to Keras's answers.")
+    takes_bytes = keras_inspect.input_dtype(model) == "uint8"
+    pixels = takes_bytes if uint8_input is None else uint8_input
     log.info(f"{path.name}: {kind} head"
              + (f", {'sigmoid' if units == 1 else 'softmax'} appended to its logits" if kind == "logits" else "")
-             + f"; {n_classes} classes {origin}; preprocessing {pre_origin}.")
+             + f"; {n_classes} classes {origin}; preprocessing {pre_origin}"
+             + (f"; {_pixels_note(takes_bytes, uint8_input)}" if pixels or takes_bytes else "") + ".")
     return ModelInfo(
         name=path.stem, class_names=names, input_shape=shape, preprocessing=preprocessing,
         output=output_kind(units), keras_logits=kind == "logits",
         dataset=dataset.name if dataset is not None else None, keras_source=str(path.resolve()),
-        compute=compute,
+        compute=compute, input_dtype="uint8" if pixels else "float32",
     )
+
+
+def _pixels_note(takes_bytes: bool, uint8_input: bool | None) -> str:
+    """What the log says of the file's input type, and why."""
+    if uint8_input is None:
+        return "its input is uint8: model.onnx reads uint8 pixels as they are (--float-input for float)"
+    if uint8_input:
+        return "model.onnx reads uint8 pixels, its preprocessing in the graph (--uint8-input)"
+    return "its input is uint8, model.onnx reads preprocessed float32 (--float-input)"
 
 
 def export(
@@ -201,6 +221,7 @@ def export(
     train_options: dict[str, Any] | None = None,
     needs_data: bool = False,
     output_name: str | None = None,
+    uint8_input: bool | None = None,
 ) -> ExportResult:
     """Export a zoo model (training it first when needed) or a user's ``.keras`` / ``.h5`` file.
 
@@ -226,6 +247,9 @@ def export(
             user's model for which none is named or implied is refused before anything is written.
         output_name: of a user's model with several outputs, the class head to export (default:
             its one softmax output, when exactly one is).
+        uint8_input: the file reads uint8 pixels, its preprocessing in the graph (an app feeds
+            camera bytes as they are); False: preprocessed float32. Default: uint8 for a model
+            whose own input is uint8.
     """
     out_dir = output_folder(model, out_dir)
     trained = False
@@ -233,7 +257,7 @@ def export(
         net, info, keras_path = _user_model(Path(model), out_dir, unsafe=unsafe, input_shape=input_shape,
                                             dataset=dataset, needs_data=needs_data, class_names=class_names,
                                             preprocessing=preprocessing, output=output, force=force,
-                                            output_name=output_name)
+                                            output_name=output_name, uint8_input=uint8_input)
     else:
         keras_path = out_dir / KERAS_FILE
         if retrain or not keras_path.exists():
@@ -243,6 +267,8 @@ def export(
                   **{"dataset": dataset, **(train_options or {})})
             trained = True
         net, info = _zoo_model(out_dir, keras_path, unsafe, class_names, preprocessing)
+        if uint8_input:
+            info = info.replace(input_dtype="uint8")
     info = info.replace(keras_sha256=reference_sha256(keras_path), edgecnn_version=__version__)
     onnx_path = out_dir / ONNX_FILE
     if onnx_path.exists() and not force and _same_export(onnx_path, info, opset):
@@ -258,20 +284,21 @@ def export(
 def _user_model(path: Path, out_dir: Path, *, unsafe: bool, input_shape: tuple[int, ...] | None,
                 dataset: str | Dataset | None, needs_data: bool, class_names: list[str] | None,
                 preprocessing: Preprocessing | None, output: str | None, force: bool,
-                output_name: str | None = None) -> tuple[Any, ModelInfo, Path]:
+                output_name: str | None = None, uint8_input: bool | None = None) -> tuple[Any, ModelInfo, Path]:
     """A user's model loaded, what it says of itself read (and said), and the file copied into
     the export as its reference: (model, info, reference path)."""
     net = load_keras(path, unsafe=unsafe)
-    head_name = keras_inspect.class_output(net, output_name, path)
+    shape = _input_shape(net, path, input_shape)
+    found = keras_inspect.outputs(net, shape)  # a subclassed model or a SavedModel runs once for it
+    exported = keras_inspect.class_output(found, output_name, path)
+    head_name = exported.name if len(found) > 1 else None
     if head_name is not None:
-        others = [n for n in keras_inspect.output_names(net) if n != head_name]
+        others = [o.name for o in found if o is not exported]
         log.info(f"{path.name}: exporting its output '{head_name}'"
                  + (" (named)" if output_name else " (its one softmax head)")
                  + f"; left out: {', '.join(others)} (--output-name picks another).")
         net = keras_inspect.single(net, head_name)
-    shape = _input_shape(net, path, input_shape)
-    units = keras_inspect.output_units(net, shape)  # a subclassed model runs once for it
-    if dataset is None and shape == DEFAULT_DATASET_SHAPE and units == len(FASHION_CLASSES):
+    if dataset is None and shape == DEFAULT_DATASET_SHAPE and exported.units == len(FASHION_CLASSES):
         dataset = DEFAULT_DATASET
         log.info(f"{path.name}: no dataset named; using the default '{DEFAULT_DATASET}', which "
                  "fits its 28x28x1 input and 10 classes (name another with --dataset).")
@@ -283,8 +310,9 @@ def _user_model(path: Path, out_dir: Path, *, unsafe: bool, input_shape: tuple[i
         )
     data = dataset if isinstance(dataset, Dataset) or dataset is None else load_dataset(
         dataset, image_size=shape[:2])
-    info = _user_model_info(net, path, shape=shape, units=units, class_names=class_names,
-                            preprocessing=preprocessing, dataset=data, output=output)
+    info = _user_model_info(net, path, shape=shape, exported=exported, class_names=class_names,
+                            preprocessing=preprocessing, dataset=data, output=output,
+                            uint8_input=uint8_input)
     info = info.replace(keras_output=head_name)
     keras_path = out_dir / reference_name(path)
     if path.resolve() != keras_path.resolve():

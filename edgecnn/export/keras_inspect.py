@@ -6,6 +6,7 @@ the export states each finding, and asks when the model does not say.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from edgecnn._optional import require
@@ -34,32 +35,66 @@ def input_shape(model: Any) -> tuple:
     return tuple(shape)
 
 
+@dataclass(frozen=True)
+class Output:
+    """One output of a model: its name, its width and its head (None where the layers do not
+    say: a subclassed model, a SavedModel)."""
+
+    name: str
+    units: int
+    head: str | None
+
+
+def outputs(model: Any, shape: tuple[int, ...]) -> list[Output]:
+    """Every output of ``model`` for images of ``shape`` (H, W, C), read once here for every
+    reader (export, validation, bench, the SavedModel path): a single tensor, a list or a dict.
+
+    A functional model's outputs are named by their layers; a subclassed model or a SavedModel
+    runs once on a blank image, and its list or dict entries are named by index or key.
+    """
+    if not is_subclassed(model):
+        names = output_names(model)
+        if len(names) < 2:
+            return [Output(names[0], int(model.output_shape[-1]), head(model))]
+        return [Output(n, int(one.output_shape[-1]), head(one)) for n in names if (one := single(model, n))]
+    import numpy as np
+
+    result = model(np.zeros((1, *shape), np.float32), training=False)
+    if isinstance(result, dict):
+        return [Output(str(k), _width(v), None) for k, v in sorted(result.items())]
+    if isinstance(result, (list, tuple)):
+        return [Output(str(i), _width(v), None) for i, v in enumerate(result)]
+    return [Output(getattr(model, "name", "output"), _width(result), None)]
+
+
+def _width(tensor: Any) -> int:
+    return int(tensor.shape[-1]) if len(tensor.shape) else 1
+
+
 def output_names(model: Any) -> list[str]:
-    """The names of a functional model's outputs (a one-output or subclassed model: one name)."""
+    """The names of a functional model's outputs (a one-output or subclassed model: its own name)."""
     outputs = getattr(model, "outputs", None) if not is_subclassed(model) else None
     if not outputs or len(outputs) < 2:
         return [getattr(model, "name", "output")]
     return [t._keras_history.operation.name for t in outputs]
 
 
-def class_output(model: Any, wanted: str | None, path: Any) -> str | None:
-    """Which output of a model with several is the class head: ``wanted`` when named, else the
-    one softmax head when exactly one output is a softmax of 2+ units; None for a model of one
-    output. Anything else is one line asking for ``--output-name``."""
-    names = output_names(model)
-    if len(names) < 2:
-        if wanted is not None and wanted not in names:
+def class_output(found: list[Output], wanted: str | None, path: Any) -> Output:
+    """The output to export: the only one; else ``wanted`` when named, else the one softmax head
+    of 2+ units. Anything else is one line asking for ``--output-name``."""
+    if len(found) < 2:
+        if wanted is not None and wanted != found[0].name:
             raise EdgeCNNError(f"{path} has one output; --output-name {wanted} names none of it.")
-        return None
-    heads = {name: (head(one), one.output_shape[-1]) for name in names if (one := single(model, name))}
-    listed = ", ".join(f"'{n}' ({h or 'unknown head'}, {u} units)" for n, (h, u) in heads.items())
+        return found[0]
+    listed = ", ".join(f"'{o.name}' ({o.head or 'unknown head'}, {o.units} units)" for o in found)
     if wanted is not None:
-        if wanted not in names:
+        named = [o for o in found if o.name == wanted]
+        if not named:
             raise EdgeCNNError(f"{path} has no output named '{wanted}'; its outputs: {listed}.")
-        return wanted
-    softmax = [n for n, (h, units) in heads.items() if h == "softmax" and units >= 2]
+        return named[0]
+    softmax = [o for o in found if o.head == "softmax" and o.units >= 2]
     if len(softmax) != 1:
-        raise EdgeCNNError(f"{path} has {len(names)} outputs ({listed}); name the class head to "
+        raise EdgeCNNError(f"{path} has {len(found)} outputs ({listed}); name the class head to "
                            "export with --output-name.")
     return softmax[0]
 
@@ -69,19 +104,38 @@ def single(model: Any, name: str | None) -> Any:
     of a several-output model runs, so that each reads the same head."""
     if name is None:
         return model
+    if is_subclassed(model):
+        return _Picked(model, name)
     keras = require("keras", "Loading a Keras model")
     index = output_names(model).index(name)
     return keras.Model(model.inputs, model.outputs[index], name=model.name)
 
 
-def output_units(model: Any, shape: tuple[int, ...]) -> int:
-    """The width of the model's output for images of ``shape`` (H, W, C)."""
-    own = getattr(model, "output_shape", None)
-    if own is not None:
-        return int(own[-1])
-    import numpy as np  # a subclassed model need not say: run it once on a blank image
+class _Picked:
+    """One entry of a subclassed model's or a SavedModel's list or dict of outputs, called as
+    the model is: ``net(x, training=False)`` and ``net.predict(x)``."""
 
-    return int(model(np.zeros((1, *shape), np.float32), training=False).shape[-1])
+    layers: list[Any] = []
+
+    def __init__(self, model: Any, key: str) -> None:
+        self._model, self._key = model, key
+
+    def __getattr__(self, name: str) -> Any:  # input_shape, name, get_build_config...
+        return getattr(self._model, name)
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        result = self._model(x, training=training)
+        key = int(self._key) if isinstance(result, (list, tuple)) and self._key.isdigit() else self._key
+        try:
+            return result[key]
+        except (KeyError, IndexError, TypeError):
+            raise EdgeCNNError(f"{type(self._model).__name__} has no output '{self._key}', which the "
+                               "export recorded: not the model it was exported from.") from None
+
+    def predict(self, x: Any, batch_size: int = 256, verbose: int = 0) -> Any:
+        import numpy as np
+
+        return np.concatenate([np.asarray(self(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
 
 
 def head(model: Any) -> str | None:
@@ -99,6 +153,16 @@ def head(model: Any) -> str | None:
     if kind == "Activation" or activation is not None:
         return {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "logits"}.get(name)
     return None
+
+
+def input_dtype(model: Any) -> str:
+    """``uint8`` for a model whose input layer takes bytes (``Input(dtype="uint8")``, or a
+    SavedModel signature of uint8), which converts them itself; else ``float32``. A subclassed
+    model does not say: float32."""
+    own = getattr(model, "signature_dtype", None)
+    if own is None and not is_subclassed(model):
+        own = model.inputs[0].dtype
+    return "uint8" if str(own) == "uint8" else "float32"
 
 
 def compute_dtype(model: Any) -> str:

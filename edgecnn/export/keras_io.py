@@ -124,8 +124,9 @@ def load_keras(path: str | Path, unsafe: bool = False, output: str | None = None
     Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
     """
     net = _load(Path(path), unsafe)
-    if output is not None and not is_saved_model(Path(path)):
-        if output not in keras_inspect.output_names(net):
+    if output is not None:
+        # a subclassed model's or a SavedModel's outputs show only when run: checked at its call
+        if not keras_inspect.is_subclassed(net) and output not in keras_inspect.output_names(net):
             raise EdgeCNNError(f"{path} has no output named '{output}', which the export recorded: "
                                "not the model it was exported from.")
         net = keras_inspect.single(net, output)

@@ -37,7 +37,7 @@ def tree_sha256(folder: str | Path) -> str:
 
 class SavedModelNet:
     """A SavedModel's serving signature called as edgecnn calls a Keras model:
-    ``net(x, training=False)``, ``net.predict(x)``, ``input_shape`` and ``output_shape``.
+    ``net(x, training=False)``, ``net.predict(x)`` and ``input_shape``.
     It has no layers to read: its head is asked for and its preprocessing measured."""
 
     layers: list[Any] = []
@@ -55,22 +55,23 @@ class SavedModelNet:
                                "tf.saved_model.save(model, path) or model.export(path).")
         args, kwargs = fn.structured_input_signature
         inputs = {**{str(i): a for i, a in enumerate(args)}, **kwargs}
-        outputs = fn.structured_outputs
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise EdgeCNNError(f"{path}: its '{SIGNATURE}' signature has inputs {sorted(inputs)} and "
-                               f"outputs {sorted(outputs)}; edgecnn exports one image in, one output.")
+        if len(inputs) != 1:
+            raise EdgeCNNError(f"{path}: its '{SIGNATURE}' signature has inputs {sorted(inputs)}; "
+                               "edgecnn exports models of one image input.")
         (self._input, spec), = inputs.items()
-        (self._output, out), = outputs.items()
         if spec.shape.rank != 4:
             raise EdgeCNNError(f"{path}: expected one NHWC image input, got shape {spec.shape}.")
         self._fn, self._dtype = fn, spec.dtype
+        self._outputs = sorted(fn.structured_outputs)
         self.input_shape = tuple(spec.shape.as_list())
-        self.output_shape = tuple(out.shape.as_list())
+        self.signature_dtype = spec.dtype.name
 
     def __call__(self, x: Any, training: bool = False) -> Any:
+        """The signature's one output, or the dict of them all when it has several (named by
+        key, as :func:`edgecnn.export.keras_inspect.outputs` reads them)."""
         x = self._tf.cast(x, self._dtype)
-        return self._fn(**{self._input: x})[self._output] if not self._input.isdigit() else \
-            self._fn(x)[self._output]
+        result = self._fn(x) if self._input.isdigit() else self._fn(**{self._input: x})
+        return result[self._outputs[0]] if len(self._outputs) == 1 else result
 
     def predict(self, x: np.ndarray, batch_size: int = 256, verbose: int = 0) -> np.ndarray:
         return np.concatenate([np.asarray(self(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])

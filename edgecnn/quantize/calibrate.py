@@ -17,7 +17,7 @@ from edgecnn._optional import require
 from edgecnn.data import Dataset
 from edgecnn.errors import EdgeCNNError, last_line
 from edgecnn.export.onnx_metadata import load_proto
-from edgecnn.runtime.metadata import Preprocessing
+from edgecnn.runtime.metadata import ModelInfo
 
 SELECTION_IMAGES = 1000
 
@@ -72,9 +72,10 @@ def selection_images(
 
 
 def make_reader(
-    images: np.ndarray, preprocessing: Preprocessing, input_name: str, batch: int = 32
+    images: np.ndarray, info: ModelInfo, input_name: str, batch: int = 32
 ) -> Any:
-    """A CalibrationDataReader feeding ``images`` with exactly the Predictor's preprocessing.
+    """A CalibrationDataReader feeding ``images`` as the Predictor feeds ``info``'s file
+    (preprocessed floats, or the uint8 pixels of a file that reads them).
 
     All batches have one size (the largest divisor of the image count up to ``batch``): the
     entropy and percentile calibrators stack per-batch results and crash on a short last batch.
@@ -85,7 +86,7 @@ def make_reader(
     class ImageCalibrationReader(quant.CalibrationDataReader):
         def __init__(self) -> None:
             self._batches = iter(
-                [preprocessing.apply(images[i : i + batch]) for i in range(0, len(images), batch)]
+                [info.feed(images[i : i + batch]) for i in range(0, len(images), batch)]
             )
 
         def get_next(self) -> dict[str, np.ndarray] | None:

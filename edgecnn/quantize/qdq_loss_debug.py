@@ -20,14 +20,14 @@ from edgecnn.quantize.calibrate import (
     make_reader,
     preprocess_for_quantization,
 )
-from edgecnn.runtime.metadata import Preprocessing
+from edgecnn.runtime.metadata import ModelInfo
 
 
 def layer_drift(
     fp32_path: str | Path,
     int8_path: str | Path,
     images: np.ndarray,
-    preprocessing: Preprocessing,
+    info: ModelInfo,
     top: int = 10,
     preprocessed: bool = False,
 ) -> list[dict[str, Any]]:
@@ -37,7 +37,7 @@ def layer_drift(
         fp32_path: the fp32 model the int8 model was quantized from.
         int8_path: the static QDQ model.
         images: uint8 images (training split) to run both models on.
-        preprocessing: the models' preprocessing.
+        info: the models' metadata (what their input reads).
         top: how many tensors to return.
         preprocessed: ``fp32_path`` is already the quantizer's pre-processed graph.
     """
@@ -54,7 +54,7 @@ def layer_drift(
             augmented = tmp / f"{label}.augmented.onnx"
             debug.modify_model_output_intermediate_tensors(str(source), str(augmented))
             activations[label] = debug.collect_activations(
-                str(augmented), make_reader(images, preprocessing, name)
+                str(augmented), make_reader(images, info, name)
             )
     matched = debug.create_activation_matching(activations["qdq"], activations["float"])
     errors = debug.compute_activation_error(matched)

@@ -288,7 +288,7 @@ def _static(
     pre.write_bytes(graph.SerializeToString())
     producers = {out_name: node for node in graph.graph.node for out_name in node.output}
     excluded += [n for n in _named_nodes(options.exclude, list(producers.values())) if n not in excluded]
-    run = StaticRun(pre, info.preprocessing, calib, images, labels, fp32_probs, isas, options.gates,
+    run = StaticRun(pre, info, calib, images, labels, fp32_probs, isas, options.gates,
                     options.method, options.per_channel)
 
     user = _named_nodes(options.exclude, list(producers.values()))
@@ -302,7 +302,7 @@ def _static(
     if options.auto_exclude:
         if schemes[-1] != schemes[0]:  # ``out`` holds the last scheme tried; drift is the first's
             run.write(SCHEMES[schemes[0]], excluded, out)
-        drift = layer_drift(pre, out, calib[:200], info.preprocessing, top=32, preprocessed=True)
+        drift = layer_drift(pre, out, calib[:200], info, top=32, preprocessed=True)
         worst = list(dict.fromkeys(
             producers[d["tensor"]].name for d in drift
             if d["tensor"] in producers and producers[d["tensor"]].name not in excluded
@@ -359,7 +359,7 @@ def _faster(run: StaticRun, trial: int8_scheme.Trial, speed: _SpeedSearch | None
                 choice = int8_speed.SpeedChoice(list(trial.float_nodes))
     else:
         log.info(f"  timing changes of precision against the {name} file, batch 1 and 64, one thread")
-        pixels = run.preprocessing.apply(run.images[:512])
+        pixels = run.info.feed(run.images[:512])
         choice = int8_speed.choose(
             run, SCHEMES[name], speed.out, trial.float_nodes, speed.image_convs,
             {1: pixels[:8], 64: pixels} if len(pixels) >= 64 else {1: pixels[:8]},

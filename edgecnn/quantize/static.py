@@ -16,7 +16,7 @@ from edgecnn.names import Name
 from edgecnn.quantize import int8_scheme
 from edgecnn.quantize.calibrate import input_name, make_reader, quantization_module
 from edgecnn.quantize.rewrites import gemm_float_outputs
-from edgecnn.runtime.metadata import Preprocessing
+from edgecnn.runtime.metadata import ModelInfo
 
 
 class Method(Name):
@@ -34,7 +34,7 @@ class StaticRun:
     classes it is for and the gates it must hold there."""
 
     graph: Path
-    preprocessing: Preprocessing
+    info: ModelInfo
     calibration: np.ndarray
     images: np.ndarray
     labels: np.ndarray
@@ -51,7 +51,7 @@ class StaticRun:
         try:
             quant.quantize_static(
                 str(self.graph), str(out),
-                make_reader(self.calibration, self.preprocessing, input_name(self.graph)),
+                make_reader(self.calibration, self.info, input_name(self.graph)),
                 quant_format=quant.QuantFormat.QDQ,
                 per_channel=self.per_channel,
                 nodes_to_exclude=list(float_nodes),

@@ -18,6 +18,7 @@ from edgecnn.runtime.outputs import OUTPUT_KINDS
 
 METADATA_KEY = "edgecnn"
 SCHEMA_VERSION = 1
+INPUT_DTYPES = ("float32", "uint8")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class ModelInfo:
     compute: str = "float32"
     # Of a Keras model with several outputs, the one exported (the class head).
     keras_output: str | None = None
+    # What the ONNX file reads: preprocessed float32, or uint8 pixels (camera bytes) with its
+    # preprocessing inside the graph.
+    input_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,6 +108,8 @@ class ModelInfo:
             problems.append(f"layout must be NHWC, got {self.layout!r}")
         if self.quantization is not None and not isinstance(self.quantization, dict):
             problems.append("quantization must be an object")
+        if self.input_dtype not in INPUT_DTYPES:
+            problems.append(f"input_dtype must be one of {', '.join(INPUT_DTYPES)}, got {self.input_dtype!r}")
         if self.compute not in ("float32", "float16"):
             problems.append(f"compute must be float32 or float16, got {self.compute!r}")
         if not isinstance(self.keras_logits, bool):
@@ -134,6 +140,16 @@ class ModelInfo:
                 f"{len(self.class_names)} classes ({expected} column(s)), but the graph's output "
                 f"is {list(output_dims)}."
             )
+
+    @property
+    def reads_pixels(self) -> bool:
+        """Whether the file's input is uint8 pixels (its preprocessing is in the graph)."""
+        return self.input_dtype == "uint8"
+
+    def feed(self, pixels: np.ndarray) -> np.ndarray:
+        """What the ONNX file reads for uint8 ``pixels``: the pixels themselves when its input is
+        uint8, else the preprocessed floats. Calibration, timing and the Predictor share it."""
+        return np.ascontiguousarray(pixels, np.uint8) if self.reads_pixels else self.preprocessing.apply(pixels)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -110,8 +110,8 @@ class Predictor:
                 f"{self.path}: expected a model with one image input, got inputs "
                 f"{[i.name for i in inputs]}."
             )
-        self.info = self._read_info(preprocessing, class_names)
         self._input, output = inputs[0], outputs[0]
+        self.info = self._read_info(preprocessing, class_names)
         self.info.check_graph(str(self.path), list(self._input.shape), list(output.shape))
         # Cached for the hot path: a batch-1 call takes a fraction of a millisecond. The compiled
         # session's own run, where this onnxruntime has it: InferenceSession.run re-validates the
@@ -148,7 +148,8 @@ class Predictor:
         """Classify one image (H,W) / (H,W,C) or a batch (N,H,W) / (N,H,W,C).
 
         uint8 images get the model's own preprocessing; float images must already be
-        preprocessed (e.g. 0-1 for a model trained on pixels / 255). Batches larger than
+        preprocessed (e.g. 0-1 for a model trained on pixels / 255), except for a file exported
+        with a uint8 input, which reads uint8 pixels only. Batches larger than
         ``max_batch`` are converted and run chunk by chunk, so memory stays bounded.
         """
         batch = self._checked(images)
@@ -185,7 +186,13 @@ class Predictor:
         return self._as_batch(images)
 
     def _convert(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 pixels -> preprocessed floats; floats checked against the model's range."""
+        """uint8 pixels -> preprocessed floats (as they are, for a file that reads pixels);
+        floats checked against the model's range."""
+        if self.info.reads_pixels:
+            if batch.dtype != np.uint8:
+                raise EdgeCNNError(f"{self.path} reads uint8 pixels (its preprocessing is in the graph); "
+                                   f"pass uint8 images, not {batch.dtype}.")
+            return np.ascontiguousarray(batch)
         if batch.dtype == np.uint8:
             out = self.info.preprocessing.apply(batch)
         else:
@@ -243,7 +250,16 @@ class Predictor:
                     "give it as preprocessing=Preprocessing(scale=..., offset=...)."
                 )
             info = self._info_from_graph()
+        pixels_in = self._input.type == "tensor(uint8)"
+        if stored is None:
+            info = info.replace(input_dtype="uint8" if pixels_in else "float32")
+        elif pixels_in != info.reads_pixels:
+            raise EdgeCNNError(f"{self.path}: its metadata says a {info.input_dtype} input, but the "
+                               f"graph's input is {self._input.type}.")
         if preprocessing is not None:
+            if info.reads_pixels:
+                raise EdgeCNNError(f"{self.path} reads uint8 pixels and preprocesses them in its graph; "
+                                   "a preprocessing given here would not be applied.")
             info = info.replace(preprocessing=preprocessing)
         if class_names is not None:
             if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):

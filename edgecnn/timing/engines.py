@@ -27,7 +27,8 @@ from edgecnn.timing.targets import Target
 class Engine:
     """A runnable configuration: ``make()`` builds it, the result runs one batch.
 
-    ``pixels`` says whether it is fed uint8 pixels (the Predictor) or preprocessed float32.
+    ``pixels`` says whether it is fed uint8 pixels (the Predictor, and a bare session of a file
+    that reads them) or preprocessed float32.
     """
 
     engine: str
@@ -51,20 +52,22 @@ def bare_session(path: Path, target: Target) -> RunFn:
     return lambda x: session.run([out], {inp: x})
 
 
-def onnxruntime_engines(path: Path, variant: str, target: Target) -> list[Engine]:
+def onnxruntime_engines(path: Path, variant: str, target: Target, reads_pixels: bool = False) -> list[Engine]:
     """Bare ``InferenceSession.run`` and the Predictor; on a GPU, IO binding with and without
-    the host<->device copies."""
+    the host<->device copies. ``reads_pixels``: the file's input is uint8, which the bare
+    sessions are fed."""
 
     def predictor() -> RunFn:
         p = Predictor(path, providers=target.provider, intra_op_threads=target.intra_op_threads,
                       inter_op_threads=target.inter_op_threads)
         return p.predict
 
-    engines = [Engine(EngineName.ONNXRUNTIME, variant, lambda: bare_session(path, target), copies_included=True),
+    engines = [Engine(EngineName.ONNXRUNTIME, variant, lambda: bare_session(path, target), reads_pixels,
+                      copies_included=True),
                Engine(EngineName.PREDICTOR, variant, predictor, pixels=True, copies_included=True)]
     if target.provider in ("cuda", "tensorrt"):
         engines.append(Engine(EngineName.ONNXRUNTIME_IOBINDING, variant,
-                              lambda: _bound_on_device(path, target), copies_included=False))
+                              lambda: _bound_on_device(path, target), reads_pixels, copies_included=False))
     return engines
 
 
@@ -144,7 +147,7 @@ def litert_engines(models: dict[str, Path], threads: int) -> list[Engine]:
     return engines
 
 
-def openvino_engines(path: Path, variant: str, threads: int) -> list[Engine]:
+def openvino_engines(path: Path, variant: str, threads: int, reads_pixels: bool = False) -> list[Engine]:
     """OpenVINO reading the ONNX file on its CPU plugin, forced to f32 (its default is bf16)."""
     ov = require("openvino", "The OpenVINO comparison")
 
@@ -156,7 +159,7 @@ def openvino_engines(path: Path, variant: str, threads: int) -> list[Engine]:
         request = compiled.create_infer_request()
         return lambda x: request.infer([x])
 
-    return [Engine(EngineName.OPENVINO, f"openvino-{variant}", make)]
+    return [Engine(EngineName.OPENVINO, f"openvino-{variant}", make, reads_pixels)]
 
 
 def litert_workdir() -> tempfile.TemporaryDirectory:

@@ -15,6 +15,7 @@ import numpy as np
 from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.results.bench import BenchRow, PredictorOverhead
 from edgecnn.runtime import Predictor
+from edgecnn.runtime.metadata import ModelInfo
 from edgecnn.timing.engines import Engine, onnxruntime_engines
 from edgecnn.timing.measure import Budget, measure, measure_interleaved, pool
 from edgecnn.timing.targets import Target
@@ -31,24 +32,24 @@ def time_onnxruntime(files: Sequence[Path], targets: Sequence[Target], pixels: n
     """Every variant file x batch on every target (bare session and Predictor), in rounds, and
     each target's Predictor-vs-bare-session overhead at batch 1."""
     infos = [Predictor(path, providers="cpu").info for path in files]
-    floats = infos[0].preprocessing.apply(pixels)
+    floats = infos[0].preprocessing.apply(pixels)  # Keras's input; the files read info.feed
     overhead = {}
     for target in targets:
         on_step(f"Predictor vs bare session, interleaved, {target.name}")
-        overhead[target.name] = predictor_overhead(files[0], target, infos[0].preprocessing, pixels,
-                                                   floats, budget)
-    rows = run_rounds(onnxruntime_jobs(files, [i.variant for i in infos], targets), batches, pixels,
+        overhead[target.name] = predictor_overhead(files[0], target, infos[0], pixels, budget)
+    rows = run_rounds(onnxruntime_jobs(files, infos, targets), batches, pixels,
                       floats, budget, on_step)
     return rows, overhead
 
 
-def onnxruntime_jobs(files: Sequence[Path], variants: Sequence[str], targets: Sequence[Target]) -> list[Job]:
+def onnxruntime_jobs(files: Sequence[Path], infos: Sequence[ModelInfo], targets: Sequence[Target]) -> list[Job]:
     """The onnxruntime engines of every file on every target, as jobs for :func:`run_rounds`."""
     jobs: list[Job] = []
     for target in targets:
         tinfo = target_info(target)
-        for path, variant in zip(files, variants):
-            jobs += [(e, tinfo, path.stat().st_size) for e in onnxruntime_engines(path, variant, target)]
+        for path, info in zip(files, infos):
+            jobs += [(e, tinfo, path.stat().st_size)
+                     for e in onnxruntime_engines(path, info.variant, target, info.reads_pixels)]
     return jobs
 
 
@@ -56,22 +57,23 @@ def target_info(target: Target) -> dict[str, Any]:
     return {"name": target.name, "provider": target.provider, "threads": target.threads}
 
 
-def predictor_overhead(path, target, preprocessing, pixels, floats, budget: Budget) -> PredictorOverhead:
+def predictor_overhead(path, target, info: ModelInfo, pixels, budget: Budget) -> PredictorOverhead:
     """Batch-1 Predictor against a bare session, timed in alternation on the same frames.
 
     The fair baseline is what an app writes without edgecnn: uint8 frame -> float32 in numpy ->
     ``InferenceSession.run``. The strict one feeds floats prepared long before the call, which
     also skips the preprocessing; both ratios are reported.
     """
-    bare, predictor = onnxruntime_engines(path, "fp32", target)[:2]
+    bare, predictor = onnxruntime_engines(path, "fp32", target, info.reads_pixels)[:2]
+    prepared = info.feed(pixels)
 
     def bare_with_numpy() -> Callable[[np.ndarray], Any]:
         run = bare.make()
-        return lambda x: run(preprocessing.apply(x))
+        return lambda x: run(info.feed(x))
 
     count = min(len(pixels), 64)
     frames = [pixels[i:i + 1] for i in range(count)]
-    inputs = {"session": frames, "session_prepared": [floats[i:i + 1] for i in range(count)],
+    inputs = {"session": frames, "session_prepared": [prepared[i:i + 1] for i in range(count)],
               "predictor": frames}
     makers = {"session": bare_with_numpy, "session_prepared": bare.make, "predictor": predictor.make}
     long = Budget(budget.warmup, budget.runs * 5, budget.duration * 2, budget.min_runs)

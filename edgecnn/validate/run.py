@@ -302,7 +302,7 @@ def _variant_row(reference: Reference, path: Path, predictor: Predictor, by_isa:
         log.info(f"  {path.name} missed its gate; comparing its layers with fp32...")
         # Training images (never test), drawn reproducibly like calibration's.
         images = calibration_images(reference.data, min(200, len(reference.data.x_train)))
-        drift = [Drift(**d) for d in layer_drift(reference.files[0], path, images, reference.info.preprocessing)]
+        drift = [Drift(**d) for d in layer_drift(reference.files[0], path, images, reference.info)]
     native = by_isa[reference.native]
     size = path.stat().st_size
     return VariantRow(
