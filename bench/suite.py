@@ -2,9 +2,10 @@
 
     python bench/suite.py [--out bench/results] [--only NAME,...] [--rounds 5]
 
-The suite is the committed zoo exports (``exported/*``) and five small user-like
-architectures, trained for seconds on real Fashion-MNIST (accuracy is not the point here, the
-graph is) and exported here with ``--isa host`` into ``~/.cache/edgecnn/suite/NAME`` (kept
+The suite is the committed zoo exports (``exported/*``), five small user-like architectures and
+two edge nets (MobileNetV2-0.35 and MobileNetV3-small-0.75 at 96x96 RGB), trained for seconds on
+real Fashion-MNIST (accuracy is not the point here, the graph is; resized and stacked to RGB
+where the net reads it) and exported here with ``--isa host`` into ``~/.cache/edgecnn/suite/NAME`` (kept
 between runs). On each, at one and two threads and batches 1, 8 and 64, it times edgecnn's fp32,
 int8 and dynint8 files (a bare ``InferenceSession.run``) and LiteRT's fp32 and dynamic-range int8
 (``from_keras_model``) one engine at a time, in rounds that turn the order, on the same real
@@ -82,7 +83,36 @@ def _user_models(keras):
             L.SeparableConv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(),
             L.SeparableConv2D(64, 3, padding="same", activation="relu"),
             L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]),
+        "mobilenetv2-0.35-96": lambda: _edge(keras, keras.applications.MobileNetV2(
+            input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)),
+        "mobilenetv3-small-96": lambda: _edge(keras, keras.applications.MobileNetV3Small(
+            input_shape=(96, 96, 3), alpha=0.75, weights=None, classes=10, include_preprocessing=False)),
     }
+
+
+def _edge(keras, net):
+    """A Keras application for the edge (no weights: none are downloaded here) behind its own
+    [-1, 1] rescaling, its BatchNorm statistics quick enough to train in seconds."""
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    inputs = keras.Input(net.input_shape[1:])
+    return keras.Model(inputs, net(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)))
+
+
+def _resized(data, shape: tuple[int, int, int], path: Path):
+    """Fashion-MNIST as RGB images of ``shape``: padded to 32x32, or resized, then stacked."""
+    import tensorflow as tf
+
+    def rgb(x):
+        if shape[:2] == (32, 32):
+            x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        else:
+            x = tf.image.resize(x, shape[:2]).numpy().round().clip(0, 255).astype(np.uint8)
+        return np.repeat(x, shape[2], axis=-1)
+
+    np.savez(path, x_train=rgb(data.x_train), y_train=data.y_train, x_test=rgb(data.x_test),
+             y_test=data.y_test, class_names=np.array(data.class_names))
 
 
 def build_user_models(names: list[str], cache: Path = CACHE) -> dict[str, Path]:
@@ -104,18 +134,18 @@ def build_user_models(names: list[str], cache: Path = CACHE) -> dict[str, Path]:
             continue
         folder.parent.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(0)
-        data, dataset = fashion, "fashion_mnist"
-        if name == "rgb32":
-            def rgb(x):
-                return np.repeat(np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0))), 3, axis=-1)
-            dataset = str(cache / "fashion32.npz")
-            np.savez(dataset, x_train=rgb(data.x_train), y_train=data.y_train, x_test=rgb(data.x_test),
-                     y_test=data.y_test, class_names=np.array(data.class_names))
-            data = load_dataset(dataset)
         model = build()
-        model.compile("adam", "sparse_categorical_crossentropy")
+        shape = tuple(model.input_shape[1:])
+        data, dataset = fashion, "fashion_mnist"
+        if shape != (28, 28, 1):
+            dataset = str(cache / f"fashion-{'x'.join(map(str, shape))}.npz")
+            if not Path(dataset).is_file():
+                _resized(data, shape, Path(dataset))
+            data = load_dataset(dataset)
+        edge = shape[0] >= 64  # the Keras applications: a faster optimizer, a few more epochs
+        model.compile(keras.optimizers.Adam(2e-3) if edge else "adam", "sparse_categorical_crossentropy")
         print(f"training {name} for seconds...", flush=True)
-        model.fit(data.x_train.astype(np.float32), data.y_train, epochs=2, batch_size=64, verbose=0)
+        model.fit(data.x_train.astype(np.float32), data.y_train, epochs=4 if edge else 2, batch_size=64, verbose=0)
         source = cache / f"{name}.keras"
         model.save(source)
         run_pipeline(str(source), out_dir=folder, dataset=dataset, isa="host", require=["fp32"],

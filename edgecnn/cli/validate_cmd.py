@@ -46,6 +46,9 @@ def validate(
     int8_max_class_drop: Annotated[float, typer.Option(
         help="int8: maximum accuracy drop of any one class, in percentage points.")] =
         _DEFAULT.int8_max_class_drop * 100,
+    int8_max_confident: Annotated[float, typer.Option(
+        help="int8: the most answers Keras gives by a margin >= 0.5 a file may flip, in percent of "
+        "the images (rounded down; fp32 and fp16 may flip none).")] = _DEFAULT.int8_max_confident_rate * 100,
     provider: Provider = "cpu",
     isa: IsaList = None,
     emulated_images: Annotated[int, typer.Option(
@@ -78,7 +81,8 @@ def validate(
 
     try:
         gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100,
-                      int8_min_agreement, int8_max_class_drop / 100)
+                      int8_min_agreement, int8_max_class_drop / 100,
+                      int8_max_confident_rate=int8_max_confident / 100)
     except EdgeCNNError as exc:  # NaN, infinite or out of 0..1: a gate that cannot judge (usage, exit 2)
         raise typer.BadParameter(str(exc)) from None
     import_user_code(import_module)
