@@ -56,7 +56,8 @@ def outputs(model: Any, shape: tuple[int, ...]) -> list[Output]:
         names = output_names(model)
         if len(names) < 2:
             return [Output(names[0], int(model.output_shape[-1]), head(model))]
-        return [Output(n, int(one.output_shape[-1]), head(one)) for n in names if (one := single(model, n))]
+        singles = {name: single(model, name) for name in names}
+        return [Output(name, int(one.output_shape[-1]), head(one)) for name, one in singles.items()]
     import numpy as np
 
     result = model(np.zeros((1, *shape), np.float32), training=False)

@@ -148,7 +148,8 @@ class ModelInfo:
 
     def feed(self, pixels: np.ndarray) -> np.ndarray:
         """What the ONNX file reads for uint8 ``pixels``: the pixels themselves when its input is
-        uint8, else the preprocessed floats. Calibration, timing and the Predictor share it."""
+        uint8, else the preprocessed floats: what calibration and timing feed (the Predictor
+        does the same with uint8 images, and checks float ones)."""
         return np.ascontiguousarray(pixels, np.uint8) if self.reads_pixels else self.preprocessing.apply(pixels)
 
     def to_json(self) -> str:
