@@ -125,6 +125,7 @@ class Predictor:
         self._output_names = [output.name]
         self._output_is_float32 = output.type == "tensor(float)"
         self._sigmoid = self.info.output == "sigmoid"
+        self._reads_pixels = self.info.reads_pixels
         self._input_type = np.float16 if self._input.type == "tensor(float16)" else np.float32
         low, high = self.info.preprocessing.value_range
         slack = _RANGE_SLACK * (high - low)
@@ -188,7 +189,7 @@ class Predictor:
     def _convert(self, batch: np.ndarray) -> np.ndarray:
         """uint8 pixels -> preprocessed floats (as they are, for a file that reads pixels);
         floats checked against the model's range."""
-        if self.info.reads_pixels:
+        if self._reads_pixels:
             if batch.dtype != np.uint8:
                 raise EdgeCNNError(f"{self.path} reads uint8 pixels (its preprocessing is in the graph); "
                                    f"pass uint8 images, not {batch.dtype}.")
