@@ -1,6 +1,8 @@
 """Atomic writes and overwrite protection."""
 
 import os
+import stat
+import subprocess
 
 import pytest
 
@@ -105,3 +107,59 @@ def test_a_staged_folder_replaces_the_old_set_at_once_and_loses_nothing(tmp_path
             files.write_text(stage / "model.onnx", "half")
             raise RuntimeError("interrupted")
     assert (folder / "model.onnx").read_text() == "new" and not list(tmp_path.glob(".edgecnn-tmp-*"))
+
+
+def _mounted_tmpfs(folder):
+    """``folder`` as a tmpfs mount point (a Docker volume's shape), or skip where mounting is not allowed."""
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root and CAP_SYS_ADMIN")
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["exchange", "no-renameat2", "mount-point", "symlinked"])
+def test_a_staged_folder_keeps_every_entry_of_the_users_and_writes_through_no_symlink(tmp_path, monkeypatch, kind):
+    """A subfolder's symlink and FIFO, a file added to it mid-run, a symlink in the folder the
+    run does not write, all kept; a symlink named like a file the run writes is replaced by
+    the file, its target untouched; a symlinked folder is updated where it points; a mount
+    point (which cannot be renamed) gets the new set moved in."""
+    from edgecnn.store import files
+
+    outside = tmp_path / "outside.onnx"
+    outside.write_text("the user's other model")
+    folder = _mounted_tmpfs(tmp_path / "export") if kind == "mount-point" else tmp_path / "export"
+    folder.mkdir(exist_ok=True)
+    if kind == "no-renameat2":
+        monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    try:
+        (folder / "model.onnx").symlink_to(outside)
+        (folder / "model.int8.onnx").write_text("old int8")
+        (folder / "notes").mkdir()
+        (folder / "notes" / "a.txt").write_text("mine")
+        (folder / "notes" / "latest").symlink_to("a.txt")
+        os.mkfifo(folder / "notes" / "pipe")
+        (folder / "data").symlink_to(tmp_path)
+        named = folder
+        if kind == "symlinked":
+            named = tmp_path / "link"
+            named.symlink_to(folder)
+        with files.staged(named) as stage:
+            files.write_text(stage / "model.onnx", "new fp32")
+            (stage / "model.int8.onnx").unlink()
+            files.write_text(stage / "report.json", "{}")
+            (folder / "notes" / "b.txt").write_text("added mid-run")
+            (folder / "later.txt").write_text("added mid-run")
+        assert not (folder / "model.onnx").is_symlink() and (folder / "model.onnx").read_text() == "new fp32"
+        assert outside.read_text() == "the user's other model"
+        assert sorted(p.name for p in folder.iterdir()) == ["data", "later.txt", "model.onnx", "notes", "report.json"]
+        assert sorted(p.name for p in (folder / "notes").iterdir()) == ["a.txt", "b.txt", "latest", "pipe"]
+        assert os.readlink(folder / "notes" / "latest") == "a.txt" and (folder / "notes" / "b.txt").read_text() == "added mid-run"
+        assert stat.S_ISFIFO((folder / "notes" / "pipe").lstat().st_mode)
+        assert (folder / "data").is_symlink() and os.readlink(folder / "data") == str(tmp_path)
+        if kind == "symlinked":
+            assert named.is_symlink() and os.readlink(named) == str(folder)
+        assert not list(tmp_path.glob(".edgecnn-tmp-*")) and not list(folder.glob(".edgecnn-tmp-*"))
+    finally:
+        if kind == "mount-point":
+            subprocess.run(["umount", str(folder)], check=True)

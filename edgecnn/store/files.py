@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -126,61 +127,138 @@ def staged(folder: str | os.PathLike) -> Iterator[Path]:
     one, never a mix (an interrupted run leaves the old set untouched).
 
     The copy is made of hard links (no data is copied; an atomic write replaces a link, never
-    the original file) beside the folder, named like a temporary so that the next write there
-    sweeps it when a SIGKILL leaves it behind. A file put into the folder by someone else while
-    the block ran is moved into the new set. Where the system cannot exchange two folders
-    (renameat2 is Linux's), the new files are moved in one by one, the report last: a run
-    interrupted then leaves a report that readers find stale (edgecnn.results.evidence).
+    the file or the symlink's target) beside the folder, named like a temporary so that the
+    next write there sweeps it when a SIGKILL leaves it behind. Everything of the user's in the
+    folder is kept: subfolders, symlinks and special files are linked as they are, and whatever
+    someone else put anywhere in the folder while the block ran is moved into the new set. A
+    symlinked ``folder`` is its target. Where two folders cannot be exchanged (a mount point,
+    or a system without Linux's renameat2; decided before the block runs where it can be), the
+    copy is made inside the folder and the changed entries are moved in one by one, the report
+    last: a run interrupted then leaves a report that readers find stale
+    (edgecnn.results.evidence).
     """
-    path = ensure_folder(folder)  # (an exchange needs both folders)
-    sweep_stale_temporaries(path.parent)
-    stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-stage-{path.name}-", dir=path.parent))
+    path = ensure_folder(folder).resolve()  # (an exchange needs both folders)
+    inside = os.path.ismount(path) or not os.access(path.parent, os.W_OK | os.X_OK)
+    home = path if inside else path.parent
+    sweep_stale_temporaries(home)
+    stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-stage-{path.name}-", dir=home))
     try:
         # mkdtemp's folder is private (0700); the exchanged folder keeps the old one's mode
         os.chmod(stage, path.stat().st_mode & 0o7777)
-        before = _link_files(path, stage)
+        before = _link_tree(path, stage)
         yield stage
-        if _exchange(stage, path):
-            for entry in stage.iterdir():  # the old set, now at the stage's name
-                if entry.name not in before and not entry.name.startswith(TMP_PREFIX):
-                    os.replace(entry, path / entry.name)  # made by someone else meanwhile
+        if not inside and _exchange(stage, path):
+            _keep_added(stage, path, before)  # the old set is now at the stage's name
         else:
-            kept = {e.name for e in stage.iterdir()}
-            for name in before - kept:  # removed by the run (a stale int8 file, say)
-                (path / name).unlink(missing_ok=True)
-            for entry in sorted(stage.iterdir(), key=lambda p: p.name.startswith("report")):
-                if entry.is_dir() and not entry.is_symlink():  # a SavedModel reference
-                    shutil.rmtree(path / entry.name, ignore_errors=True)
-                if entry.is_file() or entry.is_dir():
-                    os.replace(entry, path / entry.name)
+            _move_changed(stage, path, before)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _link_files(source: Path, dest: Path) -> set[str]:
-    """Hard-link (or, across file systems, copy) the files and folders of ``source`` into
-    ``dest``; their names."""
-    names = set()
+def _link_tree(source: Path, dest: Path, prefix: str = "") -> set[str]:
+    """Hard-link every entry of ``source`` into ``dest`` as it is (a symlink as a symlink, a
+    FIFO as a FIFO; across file systems, copied), folders made and filled alike; the relative
+    paths linked."""
+    linked = set()
     for entry in source.iterdir():
-        if entry.is_symlink() or entry.name.startswith(TMP_PREFIX):
+        if entry.name.startswith(TMP_PREFIX):
             continue
-        if entry.is_dir():
-            (dest / entry.name).mkdir()
-            _link_files(entry, dest / entry.name)
-        elif entry.is_file():
-            try:
-                os.link(entry, dest / entry.name)
-            except OSError:
-                shutil.copy2(entry, dest / entry.name)
+        target = dest / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            target.mkdir()
+            os.chmod(target, entry.stat().st_mode & 0o7777)
+            linked |= _link_tree(entry, target, f"{prefix}{entry.name}/")
+        elif not _link(entry, target):
+            continue  # a socket or device across file systems: left where it is, kept by the move
+        linked.add(prefix + entry.name)
+    return linked
+
+
+def _link(entry: Path, target: Path) -> bool:
+    """Link ``entry`` (never its symlink's target) at ``target``, or make a copy of it."""
+    try:
+        os.link(entry, target, follow_symlinks=False)
+        return True
+    except OSError:
+        pass
+    mode = entry.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        os.symlink(os.readlink(entry), target)
+    elif stat.S_ISREG(mode):
+        shutil.copy2(entry, target)
+    elif stat.S_ISFIFO(mode):
+        os.mkfifo(target, mode & 0o7777)
+    else:
+        return False
+    return True
+
+
+def _keep_added(old: Path, new: Path, before: set[str], prefix: str = "") -> None:
+    """Move into ``new`` what appeared anywhere in ``old`` that was not there when it was linked
+    (``before``): a file the user put in the folder, or in a subfolder, while the run went on."""
+    for entry in old.iterdir():
+        target, name = new / entry.name, prefix + entry.name
+        if entry.name.startswith(TMP_PREFIX):
+            continue
+        if _real_dir(entry) and _real_dir(target):
+            _keep_added(entry, target, before, name + "/")
+        elif name not in before and not _real_dir(target):
+            _move(entry, target)
+
+
+def _move_changed(stage: Path, path: Path, before: set[str], prefix: str = "") -> None:
+    """Make ``path`` hold ``stage``'s set entry by entry, report last: what the run removed is
+    removed, what it wrote or replaced is moved in, what it left alone (the same inode, linked)
+    stays, and what appeared in ``path`` meanwhile is kept."""
+    staged_names = {e.name for e in stage.iterdir()}
+    for entry in path.iterdir():
+        if prefix + entry.name in before and entry.name not in staged_names:
+            _remove(entry)
+    for entry in sorted(stage.iterdir(), key=lambda p: p.name.startswith("report")):
+        target = path / entry.name
+        if _real_dir(entry) and _real_dir(target):
+            _move_changed(entry, target, before, f"{prefix}{entry.name}/")
+        elif not (target.exists() or target.is_symlink()) or not os.path.samestat(entry.lstat(), target.lstat()):
+            if _real_dir(target) or _real_dir(entry):  # a rename replaces a file by a file only
+                _remove(target)
+            _move(entry, target)
+
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _remove(path: Path) -> None:
+    if _real_dir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename ``source`` onto ``target``; across file systems or mount points (a bind mount of
+    the same disk refuses a rename too), by a copy beside ``target`` renamed into place."""
+    try:
+        os.replace(source, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    copy = target.parent / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    try:
+        if _real_dir(source):
+            shutil.copytree(source, copy, symlinks=True)
         else:
-            continue
-        names.add(entry.name)
-    return names
+            _link(source, copy)
+        os.replace(copy, target)
+    finally:
+        _remove(copy)
+    _remove(source)
 
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two folders' names in one step (Linux renameat2 RENAME_EXCHANGE); False where the
-    system or file system cannot."""
+    system or file system cannot (a bind mount refuses it as busy)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
@@ -190,7 +268,7 @@ def _exchange(a: Path, b: Path) -> bool:
     if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
         return True
     error = ctypes.get_errno()
-    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBUSY, errno.EXDEV):
         return False
     raise EdgeCNNError(f"Cannot put the new files in {b}: {os.strerror(error)}.")
 
