@@ -114,7 +114,7 @@ def run_pipeline(
             no_int8, variants = exc, []
         report = (
             validate(exported.onnx_path.parent, dataset=dataset, gates=gates, isa=isa,
-                     require=require, emulated_images=emulated_images)
+                     require=require, emulated_images=emulated_images, unsafe=unsafe)
             if validate_variants and no_int8 is None else None
         )
         timing = None

@@ -4,6 +4,8 @@ Fashion-MNIST, each going export -> validate -> predict -> bench from an empty f
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -333,7 +335,7 @@ def test_a_legacy_h5_model_and_a_savedmodel_export_with_their_own_bytes_as_refer
     assert again.returncode == 0, again.stderr[-3000:]  # the same file: nothing to --force
 
     # its layers are not readable: the head is named, and the pixels it takes (Rescaling inside)
-    served = ("export", "served", "--isa", "host", "--class-names", CLASSES, "--output", "softmax",
+    served = ("export", "served", "--unsafe", "--isa", "host", "--class-names", CLASSES, "--output", "softmax",
               "--scale", "1", "--offset", "0")
     exported = _cli(tmp_path, *served)
     assert exported.returncode == 0, exported.stderr[-3000:]
@@ -343,7 +345,7 @@ def test_a_legacy_h5_model_and_a_savedmodel_export_with_their_own_bytes_as_refer
     assert report["passed"] and report["keras_file"] == "model.savedmodel"
     assert report["variants"][0]["max_abs_diff"] <= 1e-4 and report["keras_accuracy"] > 0.5
     assert _cli(tmp_path, *served).returncode == 0  # the same folder: nothing to --force
-    assert _cli(tmp_path, "validate", "exported/served").returncode == 0
+    assert _cli(tmp_path, "validate", "exported/served", "--unsafe").returncode == 0
     bench = _cli(tmp_path, "bench", "exported/served", "--target", "cpu-1t", "--batch", "1", "--runs", "10",
                  "--warmup", "2", "--duration", "0.1", "--rounds", "1", "--no-engines", "--no-cold",
                  "--no-plot", "--out", "b")
@@ -563,8 +565,8 @@ def test_a_savedmodel_with_two_outputs_exports_the_one_named(tmp_path):
     h = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inp))
     keras.Model(inp, [keras.layers.Dense(10, activation="softmax")(h), keras.layers.Dense(1)(h)]).export(
         str(tmp_path / "served"))
-    args = ("export", "served", "--output", "softmax", "--scale", "1", "--offset", "0", "--isa", "host",
-            "--no-quantize", "--no-time")
+    args = ("export", "served", "--unsafe", "--output", "softmax", "--scale", "1", "--offset", "0", "--isa",
+            "host", "--no-quantize", "--no-time")
     asked = _cli(tmp_path, *args)
     assert asked.returncode == 1 and "Traceback" not in asked.stderr, asked.stderr[-2000:]
     assert "'output_0' (unknown head, 10 units), 'output_1' (unknown head, 1 units)" in asked.stderr
@@ -573,7 +575,7 @@ def test_a_savedmodel_with_two_outputs_exports_the_one_named(tmp_path):
     assert named.returncode == 0, named.stderr[-3000:]
     report = json.loads((tmp_path / "exported" / "served" / "report.json").read_text())
     assert report["passed"] and report["variants"][0]["max_abs_diff"] <= 1e-5
-    assert _cli(tmp_path, "validate", "exported/served").returncode == 0
+    assert _cli(tmp_path, "validate", "exported/served", "--unsafe").returncode == 0
 
 
 def test_a_model_with_outputs_of_no_clear_class_head_is_one_line_before_anything_is_written(tmp_path):
@@ -589,3 +591,71 @@ def test_a_model_with_outputs_of_no_clear_class_head_is_one_line_before_anything
     assert not (tmp_path / "exported").exists()
     wrong = _cli(tmp_path, "export", "two.keras", "--output-name", "c")
     assert "has no output named 'c'" in wrong.stderr and not (tmp_path / "exported").exists()
+
+
+UNTRUSTED_SAVEDMODEL = """
+import sys, tensorflow as tf
+class Served(tf.Module):
+    def __init__(self):
+        self.w = tf.Variable(tf.random.stateless_normal([784, 10], seed=[0, 1]))
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+    def serve(self, x):
+        tf.io.write_file(sys.argv[2], "written by the graph")
+        tf.print(tf.io.read_file(sys.argv[3]))
+        y = tf.py_function(lambda t: t, [x], tf.float32) if sys.argv[4] == "pyfunc" else x
+        return {"out": tf.nn.softmax(tf.reshape(y / 255, [-1, 784]) @ self.w)}
+m = Served()
+tf.saved_model.save(m, sys.argv[1], signatures={"serving_default": m.serve})
+"""
+
+
+def test_a_savedmodel_is_code_loaded_only_with_unsafe_from_a_folder_of_its_own_files(tmp_path):
+    """A SavedModel's graph that writes a file and prints a local secret: refused in one line
+    before it runs (no file written, no secret printed, nothing exported) unless --unsafe, which
+    the output says and the report records; validate asks for it too. Symlinks out of the
+    folder, a symlinked folder and a FIFO are refused; a tf.py_function is one line."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("THE-SECRET-TEXT")
+    written = tmp_path / "written-by-the-graph"
+
+    def saved(name, mode="plain"):
+        built = subprocess.run([sys.executable, "-c", UNTRUSTED_SAVEDMODEL, str(tmp_path / name), str(written),
+                                str(secret), mode], capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0, built.stderr[-2000:]
+        written.unlink(missing_ok=True)
+        return name
+
+    args = ("--isa", "host", "--output", "softmax", "--scale", "1", "--offset", "0", "--no-quantize",
+            "--no-time", "--dataset", "fashion-mnist")
+    refused = _cli(tmp_path, "export", saved("served"), *args)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "is a TensorFlow SavedModel: loading one runs its graph" in refused.stderr and "--unsafe" in refused.stderr
+    assert not written.exists() and "THE-SECRET" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "exported").exists()
+
+    trusted = _cli(tmp_path, "export", "served", "--unsafe", *args)
+    assert trusted.returncode == 0, trusted.stderr[-3000:]
+    assert "Loading the SavedModel served (--unsafe): its graph runs" in trusted.stderr + trusted.stdout
+    out = tmp_path / "exported" / "served"
+    assert json.loads((out / "report.json").read_text())["unsafe"] is True
+    assert "**Unsafe load:**" in (out / "report.md").read_text()
+    again = _cli(tmp_path, "validate", "exported/served")
+    assert again.returncode == 1 and "--unsafe" in again.stderr and "Traceback" not in again.stderr
+
+    def one_line(folder, expected):
+        result = _cli(tmp_path, "export", folder, "--unsafe", *args)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1 and len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and not (tmp_path / "exported" / Path(folder).name).exists()
+
+    (tmp_path / "linked").mkdir()
+    for case in ("assets-out", "variables-out", "fifo"):
+        shutil.copytree(tmp_path / "served", tmp_path / "linked" / case)
+    (tmp_path / "linked" / "assets-out" / "assets" / "vocab.txt").symlink_to(secret)
+    one_line("linked/assets-out", "is a symlink out of the SavedModel folder")
+    shutil.rmtree(tmp_path / "linked" / "variables-out" / "variables")
+    (tmp_path / "linked" / "variables-out" / "variables").symlink_to(tmp_path / "served" / "variables")
+    one_line("linked/variables-out", "is a symlink out of the SavedModel folder")
+    os.mkfifo(tmp_path / "linked" / "fifo" / "assets" / "pipe")
+    one_line("linked/fifo", "is not a file (a FIFO, socket or device)")
+    one_line(saved("pyfunc", "pyfunc"), "it calls a tf.py_function, Python code that a SavedModel does not keep")

@@ -16,6 +16,7 @@ from edgecnn.cli.options import (
     Require,
     Scale,
     Seed,
+    Unsafe,
     int_list,
     keras_verbosity,
     preprocessing_from,
@@ -75,9 +76,7 @@ def export(
     input_shape: Annotated[Optional[str], typer.Option(
         callback=int_list, help="H,W,C to export a model of variable input size for (e.g. 28,28,1); "
         "an ONNX file for the edge has a fixed size.")] = None,
-    unsafe: Annotated[bool, typer.Option(
-        "--unsafe", help="Load a .keras file with Keras's safe mode OFF. Lambda layers then run "
-        "code stored in the file: only for files you trust.")] = False,
+    unsafe: Unsafe = False,
     import_module: ImportModules = None,
     time_variants: Annotated[bool, typer.Option(
         "--time/--no-time", help="Time the validated variants at batch 1 and 64 on one thread here (a few "

@@ -133,6 +133,10 @@ DeviceNames = Annotated[Optional[list[str]], typer.Option(
     "user@host[:port]. Repeatable.")]
 TargetsFile = Annotated[Optional[Path], typer.Option(
     exists=True, dir_okay=False, help="TOML file with \\[targets.NAME] and \\[devices.NAME] tables.")]
+Unsafe = Annotated[bool, typer.Option(
+    "--unsafe", help="Load a reference model whose loading runs code: a .keras with Lambda layers "
+    "(Keras's safe mode OFF) or a TensorFlow SavedModel (its graph runs, and can read and write "
+    "files like any program). Only for models you trust; said in the output and recorded in the report.")]
 ImportModules = Annotated[Optional[list[Path]], typer.Option(
     "--import-module", help="Import this Python file first, so that the subclassed models and custom "
     "layers it defines load. Its code runs here: only for files you trust. Repeatable; said in the "

@@ -16,6 +16,7 @@ from edgecnn.cli.options import (
     Provider,
     Require,
     TargetsFile,
+    Unsafe,
 )
 from edgecnn.cli.report_view import raise_if_failed
 from edgecnn.defaults import DEFAULT_MODEL, EMULATED_IMAGES, REQUIRED_VARIANTS
@@ -59,6 +60,7 @@ def validate(
     device: DeviceNames = None,
     targets_file: TargetsFile = None,
     import_module: ImportModules = None,
+    unsafe: Unsafe = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare every exported variant with Keras; writes report.json and report.md.
@@ -90,7 +92,7 @@ def validate(
                           gates=gates, providers=provider, isa=isa,
                           emulated_images=emulated_images,
                           engine=engine.value if engine else None, require=require,
-                          devices=resolve_devices(device, targets_file))
+                          devices=resolve_devices(device, targets_file), unsafe=unsafe)
     if as_json:
         typer.echo(json.dumps(to_json(report), indent=2))
     else:

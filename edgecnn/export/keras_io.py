@@ -117,8 +117,9 @@ def imported_code() -> dict[str, str]:
 
 
 def load_keras(path: str | Path, unsafe: bool = False, output: str | None = None) -> Any:
-    """Load a ``.keras`` or legacy ``.h5`` file with Keras's safe mode on unless ``unsafe``, or
-    a TensorFlow SavedModel folder's serving signature (:class:`edgecnn.export.saved_model.SavedModelNet`).
+    """Load a ``.keras`` or legacy ``.h5`` file with Keras's safe mode on unless ``unsafe``, or,
+    only when ``unsafe``, a TensorFlow SavedModel folder's serving signature
+    (:class:`edgecnn.export.saved_model.SavedModelNet`).
     ``output``: of a model with several outputs, the one exported (the model's ``keras_output``).
 
     Safe mode refuses Lambda layers, which can run arbitrary code stored in the file.
@@ -136,7 +137,7 @@ def load_keras(path: str | Path, unsafe: bool = False, output: str | None = None
 def _load(path: Path, unsafe: bool) -> Any:
     path = Path(path)
     if is_saved_model(path):
-        return SavedModelNet(path)
+        return SavedModelNet(path, trusted=unsafe)
     if path.is_dir():
         raise EdgeCNNError(f"{path} is a folder with no saved_model.pb: name a .keras or .h5 file, or "
                            "a TensorFlow SavedModel folder.")

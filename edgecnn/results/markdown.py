@@ -98,6 +98,9 @@ def render_markdown(report: Report) -> str:
     lines += [f"**Warning:** {_md(w)}" for w in report.warnings]
     lines += [f"**User code:** the Keras model was loaded after importing {_code(path)} (sha256 "
               f"{digest[:12]}…, --import-module)." for path, digest in report.user_code.items()]
+    if report.unsafe:
+        lines.append("**Unsafe load:** the reference was loaded with --unsafe; its own code (Lambda layers, "
+                     "a SavedModel's graph) ran.")
     changed = [f"- {_code(v.file)}: {v.flips.total} of {v.images:,}, {v.flips.near_tie} near-ties "
                f"(tie margin {v.flips.tie_margin:.2g}), {v.flips.confident} confident."
                for v in report.variants if v.flips and v.flips.total]

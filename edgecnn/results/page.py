@@ -75,6 +75,9 @@ def render(report: Report, bench: BenchResult | None,
     parts += [f"<p class=fail>Validation failed: {_esc(f)}</p>" for f in report.failures]
     parts += [f"<p class=note>The Keras model was loaded after importing <code>{_esc(path)}</code> "
               f"(sha256 {_esc(digest[:12])}…, --import-module).</p>" for path, digest in report.user_code.items()]
+    if report.unsafe:
+        parts.append("<p class=note>The reference was loaded with --unsafe: its own code (Lambda layers, a "
+                     "SavedModel's graph) ran.</p>")
     parts += _recommendations(report, bench, on_devices)
     parts += _matrix(report)
     parts += _class_bars(report)

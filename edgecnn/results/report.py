@@ -159,6 +159,8 @@ class Report:
     devices: dict[str, DeviceRecord] = field(default_factory=dict)
     # {path: sha256} of the Python files imported (--import-module) to load the Keras model
     user_code: dict[str, str] = field(default_factory=dict)
+    # the reference was loaded with --unsafe: its own code (Lambda layers, a SavedModel's graph) ran
+    unsafe: bool = False
 
     def variant(self, kind: str) -> VariantRow | None:
         """The row of variant ``kind`` (fp32, int8, dynint8, fp16), if the export has one."""

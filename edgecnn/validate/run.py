@@ -83,6 +83,7 @@ def validate(
     engine: str | None = None,
     require: Sequence[str] = REQUIRED_VARIANTS,
     devices: Sequence[Device] = (),
+    unsafe: bool = False,
 ) -> Report:
     """Validate every variant in ``model_dir`` against its Keras model; write the reports.
 
@@ -110,6 +111,8 @@ def validate(
             :func:`verdict` for what a failed cell of another variant means.
         devices: SSH devices to measure on as well, natively and on every test image; each
             is a row of its own, named after the device, with the class it reads there.
+        unsafe: load a reference whose loading runs code (Lambda layers, a SavedModel's
+            graph); recorded in the report.
 
     Returns:
         The report (also written as ``report.json``, ``report.md`` and ``report.html``);
@@ -119,9 +122,10 @@ def validate(
     require = check_required(require)
     model_dir = Path(model_dir)
     remote = ready_devices(devices)
-    reference = keras_reference(model_dir, dataset, keras_path, limit, providers)
+    reference = keras_reference(model_dir, dataset, keras_path, limit, providers, unsafe)
     outputs = measure_matrix(reference, isa, emulated_images, engine, remote)
     report = assemble(reference, outputs, gates, require)
+    report.unsafe = unsafe
     carry_earlier_rows(report, read_previous(model_dir))
     report.failures, report.not_for = verdict(report)
     report.passed = not report.failures
@@ -151,7 +155,7 @@ class Reference:
 
 
 def keras_reference(model_dir: Path, dataset: str | None, keras_path: str | Path | None,
-                    limit: int | None, providers: str) -> Reference:
+                    limit: int | None, providers: str, unsafe: bool = False) -> Reference:
     """Load the variants and the test data, and run the Keras model on it once, natively."""
     files = variant_files(model_dir)
     keras_path = Path(keras_path or reference_file(model_dir))
@@ -170,7 +174,7 @@ def keras_reference(model_dir: Path, dataset: str | None, keras_path: str | Path
             f"{info.input_shape}."
         )
     log.info(f"Keras reference: {keras_path.name} on {len(data.x_test)} test images of '{data.name}'")
-    net = load_keras(keras_path, output=info.keras_output)
+    net = load_keras(keras_path, unsafe=unsafe, output=info.keras_output)
     if info.keras_sha256 and reference_sha256(keras_path) != info.keras_sha256:
         # e.g. another export replaced model.keras: comparing against it would be meaningless
         raise EdgeCNNError(
