@@ -242,9 +242,12 @@ def test_bench_cli_writes_the_device_result_into_the_export_and_its_page(loop, e
     assert 'id="latency-loop"' in page and "Latency on device loop" in page
 
 
-def test_a_connection_dropped_mid_run_leaves_nothing_half_done_and_the_rerun_completes(sshd, tmp_path, export):
+def test_a_connection_dropped_mid_run_loses_no_work_and_the_rerun_takes_the_result(sshd, tmp_path, export):
     """sshd and its sessions are killed while the device runs the models: one line, exit 1,
-    the report untouched; sshd back, the re-run completes from the device's cache."""
+    the report untouched, and the device's worker goes on. The re-run, started while that
+    worker is still busy, waits for it instead of starting another (one worker in all) and
+    takes its result: before, the worker died at its next progress line and the re-run
+    computed everything again."""
     from edgecnn.runners.setup import setup_device
 
     workdir = tmp_path / "work"
@@ -253,12 +256,10 @@ def test_a_connection_dropped_mid_run_leaves_nothing_half_done_and_the_rerun_com
     before = (export / "report.json").read_bytes()
     hold = workdir / worker.HOLD_FILE
     hold.touch()  # the worker waits there before any model runs: the cut lands mid-run, always
-    proc = subprocess.Popen([*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file",
-                             str(targets)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            cwd=ROOT)
+    validate = [*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file", str(targets)]
+    proc = subprocess.Popen(validate, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT)
     _wait_for(workdir / worker.HELD_FILE, proc)
     sshd.stop()
-    hold.unlink()
     stderr = proc.stderr.read()
     try:
         assert proc.wait(timeout=60) == 1, stderr
@@ -269,11 +270,20 @@ def test_a_connection_dropped_mid_run_leaves_nothing_half_done_and_the_rerun_com
     assert "Traceback" not in stderr
     assert (export / "report.json").read_bytes() == before
     assert _half_written(workdir) == []
-    done = subprocess.run([*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file", str(targets)],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "copying" not in done.stderr  # resumed from what the device already had
+    rerun = subprocess.Popen(validate, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT)
+    said = []
+    for line in rerun.stderr:  # the re-run reaches the device while the first worker still holds
+        said.append(line)
+        if "drop: on the device" in line:
+            break
+    time.sleep(2)
+    hold.unlink()
+    stderr = "".join(said) + rerun.stderr.read()
+    assert rerun.wait(timeout=300) == 0, stderr[-2000:]
+    assert "copying" not in stderr  # resumed from what the device already had
+    assert len((workdir / worker.HELD_FILE).read_text().split()) == 1  # one worker ran the job
     assert "drop" in (export / "report.json").read_text()
+    assert sorted(p.suffix for p in (workdir / "out").iterdir()) == [".npz"]  # no lock, log or status left
 
 
 def _wait_for(path: Path, proc: subprocess.Popen) -> None:
@@ -493,3 +503,25 @@ def _cmdline(process: Path) -> bytes:
         return (process / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_model_run_that_misses_its_deadline_stops_the_detached_worker(sshd, tmp_path, export):
+    """A device whose run never finishes (its worker held) ends at its deadline in one line;
+    the worker there, in a session of its own, is stopped too and leaves no lock, so the next
+    run starts afresh."""
+    from edgecnn.runners.setup import setup_device
+
+    workdir = tmp_path / "work"
+    targets = _toml(tmp_path / "devices.toml", sshd, "slow", workdir)
+    setup_device(load_devices(targets)["slow"], push_wheels=True)
+    targets.write_text(targets.read_text() + "timeout_s = 8\n")
+    (workdir / worker.HOLD_FILE).touch()
+    late = subprocess.run([*EDGECNN, "validate", str(export), "--device", "slow", "--targets-file", str(targets)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    errors = [line for line in late.stderr.splitlines() if line.startswith("error:")]
+    assert late.returncode == 1 and len(errors) == 1, late.stderr[-2000:]
+    assert "did not finish running the models on slow within 8 s" in errors[0]
+    held = int((workdir / worker.HELD_FILE).read_text().split()[0])
+    time.sleep(0.5)
+    assert not Path(f"/proc/{held}").exists() or b"zombie" in Path(f"/proc/{held}/status").read_bytes().lower()
+    assert not list((workdir / "out").glob("*.run"))

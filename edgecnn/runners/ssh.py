@@ -82,15 +82,13 @@ class SshDevice:
         images_blob = _array_blob(images)
         names = [_file_blob(m) for m in models]
         code = self._send({**dict(zip(names, map(Path, models))), images_blob[0]: images_blob[1]})
-        job = _digest(json.dumps([code, names, images_blob[0]]).encode()) + ".npz"
-        command = (f"{self._python()}; mkdir -p out; if [ ! -f out/{job} ]; then "
-                   f"PYTHONPATH=blobs/{code} \"$PY\" -m {worker.__name__} blobs/{images_blob[0]} "
-                   f"out/{job} {' '.join('blobs/' + n for n in names)} 1>&2 || exit $?; fi; "
-                   f"cat out/{job}")
+        job = "out/" + _digest(json.dumps([code, names, images_blob[0]]).encode()) + ".npz"
+        worker_argv = (f"PYTHONPATH=blobs/{code} \"$PY\" -m {worker.__name__} blobs/{images_blob[0]} {job} "
+                       + " ".join("blobs/" + n for n in names))
         log.info(f"  {self.row}: on the device ({self.device.address}), {len(models)} model(s) x "
                  f"{len(images)} images...")
-        data = self._call(command, f"running the models on {self.row}",
-                          work_s=WORK_S_PER_IMAGE * len(images) * len(models))
+        data = self._call(f"{self._python()}; {detached_job(job, worker_argv)}", f"running the models on {self.row}",
+                          work_s=WORK_S_PER_IMAGE * len(images) * len(models), on_deadline=_stop_job(job))
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as result:
                 probs = [result[f"p{i}"] for i in range(len(models))]
@@ -107,8 +105,8 @@ class SshDevice:
                                    "even after sending them again: its disk or its cache is not to be trusted.")
             log.warning(f"  {self.row}: its cached {', '.join(wrong) or 'files'} held other bytes than their "
                         "name says; removed, sent again and run again")
-            self._call(f"rm -f out/{job} {' '.join('blobs/' + n for n in wrong)}", f"clearing {self.row}'s cache",
-                       needs_runtime=False)
+            self._call(f"rm -rf {_job_files(job)} {' '.join('blobs/' + n for n in wrong)}",
+                       f"clearing {self.row}'s cache", needs_runtime=False)
             return self.run(models, images, resent=True)
         self.isa = seen
         return CellRun(probs, Provenance(Place.DEVICE, f"{self.row} ({self.device.address})", seen))
@@ -250,12 +248,13 @@ class SshDevice:
         return shlex.quote(self.device.python) if self.device.python else "python3"
 
     def _call(self, script: str, what: str, *, stdin: bytes | None = None,
-              needs_runtime: bool = True, work_s: float = 0.0) -> bytes:
+              needs_runtime: bool = True, work_s: float = 0.0, on_deadline: str = "") -> bytes:
         """Run ``script`` with sh in the device's workdir; its stdout, or one line of why not.
 
         Every call has a deadline: ``timeout_s`` of the device when set, else the connection's
         and a minute's slack beside ``work_s``, the caller's conservative estimate of the work
-        there, and the time to send ``stdin`` at 256 KiB/s."""
+        there, and the time to send ``stdin`` at 256 KiB/s. A missed one stops the call's
+        processes there, and ``on_deadline`` is run there too (to stop a detached job)."""
         d = self.device
         # the call's process group, so that a missed deadline stops all of it there
         group = f".edgecnn-call-{os.getpid()}-{next(_CALLS)}.pgid"
@@ -267,7 +266,7 @@ class SshDevice:
             raise EdgeCNNError("ssh is not installed here (OpenSSH client: apt-get install "
                                "openssh-client)") from None
         except subprocess.TimeoutExpired:
-            self._stop(group)
+            self._stop(group, on_deadline)
             raise EdgeCNNError(f"{d.name} ({d.address}) did not finish {what} within {deadline:.0f} s; stopped "
                                f"(a slower device: timeout_s = N in its [devices.{d.name}] table).") from None
         if done.returncode != 0:
@@ -282,14 +281,53 @@ class SshDevice:
         return subprocess.run([*ssh_argv(self.device), "sh -c " + shlex.quote(full)], input=stdin or b"",
                               capture_output=True, timeout=timeout)
 
-    def _stop(self, group: str) -> None:
+    def _stop(self, group: str, also: str = "") -> None:
         """Stop the process group of a call that missed its deadline (best effort: a device
         that does not answer this either keeps it until its sshd ends the session)."""
         try:
-            self._in_workdir(f"[ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; rm -f {group}",
+            self._in_workdir(f"{also}[ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; rm -f {group}",
                              None, self.device.connect_timeout + 10)
         except subprocess.TimeoutExpired:
             pass
+
+
+def detached_job(job: str, command: str) -> str:
+    """A shell script that has ``command`` (which writes the file ``job`` whole, or fails) run
+    once on the device, detached from the connection, and prints ``job``.
+
+    The command runs in a session of its own, no child of the connection's processes, with its
+    output in ``job.log``, so a dropped connection neither stops it nor breaks its writes: it finishes, and a re-run prints its
+    result. A job runs once: ``job.run`` (made atomically, holding the job's process group) is
+    its lock, and a second call waits for the first one's result; a lock whose process died
+    without a word (the device rebooted) is taken again. A failed job says why on stderr (its
+    log) and leaves nothing, so that the next call starts it again; a finished one leaves its
+    result alone."""
+    launch = (f"echo $$ > {job}.run/pid.tmp; mv {job}.run/pid.tmp {job}.run/pid; exec > {job}.log 2>&1; "
+              f"{command}; rc=$?; if [ $rc = 0 ]; then rm -rf {job}.run {job}.log; "
+              f"else echo $rc > {job}.rc.tmp; mv {job}.rc.tmp {job}.rc; fi")
+    return (
+        "mkdir -p out; command -v setsid > /dev/null && S=setsid || S=nohup; "
+        f"while [ ! -f {job} ]; do "
+        f"if [ -f {job}.rc ]; then rc=$(cat {job}.rc); cat {job}.log 1>&2; rm -rf {job}.run {job}.rc {job}.log; "
+        f"[ -f {job} ] && break; [ \"$rc\" -gt 0 ] 2>/dev/null && exit $rc; exit 1; "
+        f"elif mkdir {job}.run 2>/dev/null; then "
+        f"( PY=\"$PY\" $S sh -c {shlex.quote(launch)} < /dev/null > /dev/null 2>&1 & ); "
+        f"elif [ -f {job}.run/pid ] && ! kill -0 \"$(cat {job}.run/pid)\" 2>/dev/null && [ ! -f {job}.rc ] "
+        f"&& [ ! -f {job} ]; then rm -rf {job}.run; fi; "
+        "sleep 0.2; done; "
+        f"rm -rf {job}.run {job}.log; cat {job}"
+    )
+
+
+def _stop_job(job: str) -> str:
+    """A shell snippet that stops the detached ``job``'s process group and removes its lock."""
+    return (f"[ -f {job}.run/pid ] && {{ kill -TERM -\"$(cat {job}.run/pid)\" || kill -TERM \"$(cat {job}.run/pid)\"; }} "
+            "2>/dev/null; "
+            f"rm -rf {job}.run {job}.rc {job}.log; ")
+
+
+def _job_files(job: str) -> str:
+    return f"{job} {job}.run {job}.rc {job}.log"
 
 
 def ssh_argv(device: Device) -> list[str]:

@@ -47,11 +47,21 @@ def models_done(line: str) -> int | None:
     return done if isinstance(done, int) else None
 
 
+def _say(line: str) -> None:
+    """A progress line, best effort: a reader that went away (a dropped connection) never
+    stops the work, whose result is a file."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass
+
+
 def _hold_if_asked() -> None:
     hold = Path(HOLD_FILE)
     if not hold.exists():
         return
-    Path(HELD_FILE).write_text(str(os.getpid()))
+    with open(HELD_FILE, "a") as held:  # one line per worker started
+        held.write(f"{os.getpid()}\n")
     deadline = time.monotonic() + HOLD_LIMIT_S
     while hold.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -76,7 +86,7 @@ def main(argv: list[str]) -> int:
         for i, model in enumerate(argv[2:]):
             predictor = Predictor(model, providers="cpu", intra_op_threads=threads)
             out[f"p{i}"] = predictor.predict(images).probabilities
-            print(progress_line(i + 1, len(argv) - 2), flush=True)
+            _say(progress_line(i + 1, len(argv) - 2))
     except EdgeCNNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
