@@ -193,6 +193,26 @@ def test_the_device_proves_which_bytes_it_ran(loop, export, caplog):
     assert sha256_file(int8_blob) == int8_blob.name.split(".")[0]
 
 
+def test_a_garbled_cached_result_is_computed_again_not_refetched(loop, export, caplog):
+    """A result in the device's cache that is not an npz (a disk error, a cut write by hand): the
+    entry is removed and the models run again, once; before, the error said re-run, and the
+    re-run failed the same way."""
+    import numpy as np
+
+    from edgecnn.validate.run import validate
+
+    device, _, workdir = loop
+    validate(export, devices=[device])
+    for result in (workdir / "out").glob("*.npz"):
+        result.write_bytes(b"garbled" * 100)
+    with caplog.at_level(logging.WARNING, logger="edgecnn"):
+        report = validate(export, devices=[device])
+    assert any("cached result could not be read" in r.getMessage() for r in caplog.records)
+    assert report.passed and "loop" in report.variant("fp32").by_isa
+    for result in (workdir / "out").glob("*.npz"):
+        np.load(result).close()
+
+
 def test_bench_on_the_device_records_the_device_and_keeps_keras_on_the_host(loop, export, caplog):
     from edgecnn.benchmark.run import run_benchmark
     from edgecnn.runners.ssh import SshDevice
@@ -345,6 +365,7 @@ def test_a_full_disk_on_the_device_is_one_line(loop, tmp_path, export):
         with pytest.raises(EdgeCNNError, match="no space left for edgecnn's cache"):
             validate(export, devices=[replace(device, workdir=str(small))])
         assert _half_written(small) == []
+        assert not list((small / "blobs").glob(".part-*"))  # the failed upload's space is free again
     finally:
         subprocess.run(["umount", str(small)], check=False)
 
@@ -525,3 +546,16 @@ def test_a_model_run_that_misses_its_deadline_stops_the_detached_worker(sshd, tm
     time.sleep(0.5)
     assert not Path(f"/proc/{held}").exists() or b"zombie" in Path(f"/proc/{held}/status").read_bytes().lower()
     assert not list((workdir / "out").glob("*.run"))
+
+
+def test_a_device_that_answers_with_150_mb_of_junk_is_cut_and_one_line(sshd, tmp_path):
+    """device info answered by 150 MB of junk was read whole (350 MB peak RSS here): the answer
+    is cut at MAX_ANSWER_BYTES on the device, and the rest is one line."""
+    from edgecnn.runners import ssh
+
+    python = _noisy_python(tmp_path / "python", "", "yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 157286400; exit 0")
+    device = load_devices(_toml(tmp_path / "devices.toml", sshd, "junk", tmp_path / "w", python=str(python)))["junk"]
+    with pytest.raises(EdgeCNNError, match="junk") as refused:
+        ssh.SshDevice(device).info()
+    assert len(str(refused.value)) < 400 and "\n" not in str(refused.value)
+    assert "answered reading what junk is with more than 8 MiB, cut there" in str(refused.value)

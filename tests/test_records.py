@@ -132,3 +132,41 @@ def test_a_bench_result_reads_back_as_written(tmp_path):
         data = to_json(result) | {"schema": "edgecnn.bench/0"}
         again.write_text(json.dumps(data))
         read_bench(again)
+
+
+PI5_CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n"
+                      for i in range(4)) + "Revision\t: d04170\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
+
+
+@pytest.mark.parametrize("cpuinfo, tree, dmi, cpu, board", [
+    (PI5_CPUINFO, "Raspberry Pi 5 Model B Rev 1.0\0", None, "Cortex-A76", "Raspberry Pi 5 Model B Rev 1.0"),
+    ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd40\n", None, ("Amazon EC2", "c7g.large"),
+     "Neoverse-V1", "Amazon EC2 c7g.large"),
+    ("CPU part\t: 0xd05\nCPU part\t: 0xd0b\n", "Rockchip RK3588\0", None, "Cortex-A55 + Cortex-A76", "Rockchip RK3588"),
+    ("model name\t: AMD EPYC 7B13\n", None, ("To Be Filled By O.E.M.", "To Be Filled By O.E.M."), "AMD EPYC 7B13", None),
+])
+def test_the_machine_record_tells_a_pi_from_a_graviton(tmp_path, monkeypatch, cpuinfo, tree, dmi, cpu, board):
+    """An Arm kernel names no CPU model: the cores come from their part numbers, and the board
+    from the device tree or the firmware's DMI table (placeholders are no name)."""
+    from edgecnn.timing import machine
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(machine, "CPUINFO", str(tmp_path / "cpuinfo"))
+    if tree is not None:
+        (tmp_path / "model").write_text(tree)
+    monkeypatch.setattr(machine, "_DEVICE_TREE_MODEL", (str(tmp_path / "model"),))
+    for name, text in zip(("vendor", "product"), dmi or ()):
+        (tmp_path / name).write_text(text + "\n")
+    monkeypatch.setattr(machine, "_DMI", (str(tmp_path / "vendor"), str(tmp_path / "product")))
+    info = machine.machine_info()
+    assert (info["cpu"], info["board"]) == (cpu, board) and info["arch"]
+
+
+@pytest.mark.parametrize("machine, says", [([], "machine should be an object"), ({"cpu": "x"}, "machine")])
+def test_a_device_timing_answer_is_read_through_its_schema(machine, says):
+    """bench --device whose machine record is a list was a traceback; every field is checked."""
+    from edgecnn.results.bench import DeviceBench
+    from edgecnn.results.schema import RecordError, from_json
+
+    with pytest.raises(RecordError, match=says):
+        from_json(DeviceBench, {"rows": [], "overhead": {}, "machine": machine}, "pi5's timing result")

@@ -226,7 +226,7 @@ def _on_device(device: SshDevice, here: _Timed, files, pixels, targets, batches,
     if keras_ran:
         notes.append(f"Keras and LiteRT ran on this machine ({here.machine.cpu}), onnxruntime on "
                      f"{name}: their latencies are not a ratio of one machine.")
-    return _Timed(device_rows + here.rows, overhead, BenchMachine(**device_machine), here.machine,
+    return _Timed(device_rows + here.rows, overhead, device_machine, here.machine,
                   BenchDevice(name, address))
 
 

@@ -68,6 +68,8 @@ class BenchMachine:
     isa: str | None = None
     gpus: list[str] = field(default_factory=list)
     python: str | None = None
+    arch: str | None = None  # platform.machine(): x86_64, aarch64
+    board: str | None = None  # the board or machine Linux names (device tree or DMI)
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,16 @@ class PredictorOverhead:
     runs: int
     ratio: float
     ratio_strict: float
+
+
+@dataclass
+class DeviceBench:
+    """What a device answers ``edgecnn bench --device`` with (read through its schema: a
+    device's answer is data to check)."""
+
+    rows: list[BenchRow]
+    overhead: dict[str, PredictorOverhead]
+    machine: BenchMachine
 
 
 @dataclass

@@ -34,7 +34,7 @@ import numpy as np
 import edgecnn
 from edgecnn.display import visible
 from edgecnn.errors import EdgeCNNError, last_line
-from edgecnn.results.bench import BenchRow, PredictorOverhead
+from edgecnn.results.bench import BenchMachine, BenchRow, DeviceBench, PredictorOverhead
 from edgecnn.results.report import Place
 from edgecnn.results.schema import from_json
 from edgecnn.runners import remote, worker
@@ -46,7 +46,7 @@ from edgecnn.timing.targets import Target
 
 log = logging.getLogger(__name__)
 # ssh's own failures exit 255; these are the device-side ones the scripts below signal.
-_NO_PYTHON, _NO_SPACE = 97, 98
+_NO_PYTHON, _NO_SPACE, _TOO_LONG = 97, 98, 99
 # A call's deadline besides its work: the connection, a minute, and uploads at 256 KiB/s; the
 # work on the device is estimated at WORK_S_PER_IMAGE per image and model (a Pi 4 runs a
 # MobileNet-class int8 net in tens of ms, emulated classes never run there).
@@ -55,6 +55,9 @@ _INSTALL_S = 900.0  # making a venv and pip-installing there, from its index or 
 _CALLS = itertools.count()  # names each call's process-group file
 # Frames a JSON answer on the device's stdout (see SshDevice._json_call).
 _FRAME = "edgecnn-answer-a1f3"
+# The most a JSON answer may be: edgecnn's are kilobytes (a timing result of many rows, tens);
+# a device that answers with 150 MB of junk is cut there, not read whole into memory.
+MAX_ANSWER_BYTES = 8 * 2**20
 _SERVER_ALIVE_S = 5  # a dropped connection is noticed within about 3 x this
 _HAS_PYTHON = f'command -v "$PY" >/dev/null 2>&1 || exit {_NO_PYTHON}'
 
@@ -96,8 +99,13 @@ class SshDevice:
                 self.machine = json.loads(str(result["machine"]))
                 ran = [str(h) for h in result["sha256"]]
         except (OSError, ValueError, KeyError) as exc:
-            raise EdgeCNNError(f"The result from {self.row} could not be read ({exc}); re-run to "
-                               "fetch it again from the device's cache.") from None
+            # a garbled cache entry: fetching it again would fail the same way
+            if resent:
+                raise EdgeCNNError(f"The result from {self.row} could not be read ({exc}), even when "
+                                   "computed again: its disk or its cache is not to be trusted.") from None
+            log.warning(f"  {self.row}: its cached result could not be read ({exc}); removed and run again")
+            self._call(f"rm -rf {_job_files(job)}", f"clearing {self.row}'s cache", needs_runtime=False)
+            return self.run(models, images, resent=True)
         wrong = [name for name, sha in zip(names, ran) if name.split(".")[0] != sha]
         if wrong or len(ran) != len(names):
             if resent:
@@ -114,7 +122,7 @@ class SshDevice:
     # -- timing, information, setup -------------------------------------------------------
 
     def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Target], batches: Sequence[int],
-              budget: Budget) -> tuple[list[BenchRow], dict[str, PredictorOverhead], dict[str, Any]]:
+              budget: Budget) -> tuple[list[BenchRow], dict[str, PredictorOverhead], BenchMachine]:
         """The onnxruntime rows of ``edgecnn bench`` timed on the device: (rows, Predictor
         overhead per target, the device's machine info)."""
         images = _array_blob(pixels)
@@ -137,10 +145,9 @@ class SshDevice:
         configs = len(batches) * len(targets) * len(files)
         result = self._json_call(command, f"timing on {self.row}",
                                  work_s=configs * (3 * budget.duration * budget.rounds + 10))
-        rows = [from_json(BenchRow, r, f"{self.row}'s result") for r in result["rows"]]
-        self.isa = result["machine"].get("isa") or self.isa
-        overhead = {t: from_json(PredictorOverhead, o, f"{self.row}'s result") for t, o in result["overhead"].items()}
-        return rows, overhead, result["machine"]
+        timed = from_json(DeviceBench, result, f"{self.row}'s timing result")
+        self.isa = timed.machine.isa or self.isa
+        return timed.rows, timed.overhead, timed.machine
 
     def info(self) -> dict[str, Any]:
         """What the device is, read there by edgecnn's own code: its CPU class, CPU, cores, OS,
@@ -195,8 +202,11 @@ class SshDevice:
         """The JSON object ``script`` prints on one line, read between two markers and as the last
         line there that is a JSON object: a login banner, or a line the device's Python prints
         before or after it, is noise around it, never part of it."""
-        out = self._call(f"echo {_FRAME}; {script}; echo; echo {_FRAME}", what, needs_runtime=needs_runtime,
-                         work_s=work_s)
+        status = f".edgecnn-status-{os.getpid()}-{next(_CALLS)}"
+        # the script in a subshell (its exit status kept in a file, a pipe has the last one's)
+        out = self._call(f"{{ echo {_FRAME}; ( {script} ); rc=$?; echo; echo {_FRAME}; echo $rc > {status}; }} | "
+                         f"head -c {MAX_ANSWER_BYTES}; rc=$(cat {status} 2>/dev/null); rm -f {status}; exit ${{rc:-{_TOO_LONG}}}",
+                         what, needs_runtime=needs_runtime, work_s=work_s)
         parts = out.decode(errors="replace").split(_FRAME)
         framed = parts[-2] if len(parts) >= 3 else ""
         found = None
@@ -229,9 +239,11 @@ class SshDevice:
             data = source if isinstance(source, bytes) else source.read_bytes()
             log.info(f"  {self.row}: copying {name[:20]}... ({len(data) / 2**20:.1f} MiB)")
             part = f"{folder}/.part-{name}"
-            # written beside, size checked, then renamed: a cut connection leaves no blob
-            self._call(f"cat > {part} && [ \"$(wc -c < {part})\" -eq {len(data)} ] && mv {part} "
-                       f"{folder}/{name}", f"copying to {self.row}", stdin=data, needs_runtime=False)
+            # written beside, size checked, then renamed: a cut connection leaves no blob, and a
+            # failed write (a full disk) removes its part, so that the space it took is free again
+            self._call(f"{{ cat > {part} && [ \"$(wc -c < {part})\" -eq {len(data)} ] && mv {part} "
+                       f"{folder}/{name}; }} || {{ rc=$?; rm -f {part}; exit $rc; }}", f"copying to {self.row}",
+                       stdin=data, needs_runtime=False)
         return code_name
 
     def _python(self) -> str:
@@ -370,6 +382,9 @@ def fault(device: Device, what: str, code: int, stderr: str, needs_runtime: bool
     if code == _NO_SPACE:
         return (f"{where} cannot make or enter edgecnn's cache folder {device.workdir}: {last}; "
                 f"set workdir in [devices.{device.name}].")
+    if code == _TOO_LONG:  # cut where the answer passed MAX_ANSWER_BYTES, so no status came
+        return (f"{where} answered {what} with more than {MAX_ANSWER_BYTES // 2**20} MiB, cut there: not "
+                "edgecnn's answer; is the device's edgecnn code intact (edgecnn device setup)?")
     if code == _NO_PYTHON:
         return (f"{where} has no Python ({device.python or 'python3'}): install Python 3.10 or "
                 f"later there (e.g. apt-get install python3 python3-venv), or set python in "
