@@ -559,3 +559,22 @@ def test_a_device_that_answers_with_150_mb_of_junk_is_cut_and_one_line(sshd, tmp
         ssh.SshDevice(device).info()
     assert len(str(refused.value)) < 400 and "\n" not in str(refused.value)
     assert "answered reading what junk is with more than 8 MiB, cut there" in str(refused.value)
+
+
+def test_onnxruntime_warnings_on_the_device_are_kept_on_success(loop, sshd, tmp_path, export, caplog):
+    """A device whose runtime says on stderr that it could not read the CPU (which changes the
+    kernels that run): the line was dropped when the run succeeded; now it is a warning naming
+    the device, through the detached worker's log too."""
+    from edgecnn.validate.run import validate
+
+    _, _, work = loop
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "Error in cpuinfo: failed to parse the list of possible processors" >&2\n'
+                      f'exec {work}/venv/bin/python "$@"\n')
+    python.chmod(0o755)
+    device = load_devices(_toml(tmp_path / "devices.toml", sshd, "odd", tmp_path / "w", python=str(python)))["odd"]
+    with caplog.at_level(logging.WARNING, logger="edgecnn"):
+        validate(export, devices=[device], isa="host")
+    said = [r.getMessage() for r in caplog.records if "cpuinfo" in r.getMessage()]
+    assert said and all(m.startswith("  odd: Error in cpuinfo") for m in said), said
+    assert not list((tmp_path / "w" / "out").glob("*.log"))

@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import zipfile
@@ -284,6 +285,8 @@ class SshDevice:
         if done.returncode != 0:
             raise EdgeCNNError(fault(d, what, done.returncode, done.stderr.decode(errors="replace"),
                                      needs_runtime))
+        for line in runtime_warnings(done.stderr.decode(errors="replace")):
+            log.warning(f"  {self.row}: {visible(line)}")
         return done.stdout
 
     def _in_workdir(self, script: str, stdin: bytes | None, timeout: float) -> subprocess.CompletedProcess:
@@ -303,6 +306,17 @@ class SshDevice:
             pass
 
 
+# What onnxruntime says on stderr when something changes which kernels run (its logger's
+# warnings and errors, cpuinfo failing to read the CPU): kept on success, not dropped.
+_RUNTIME_WARNING = re.compile(r"\[[WE]:onnxruntime|cpuinfo|onnxruntime.*(warning|error)", re.IGNORECASE)
+
+
+def runtime_warnings(stderr: str, most: int = 5) -> list[str]:
+    """The lines of a successful call's stderr that are onnxruntime's warnings, at most ``most``."""
+    found = [line.strip()[:300] for line in stderr.splitlines() if _RUNTIME_WARNING.search(line)]
+    return list(dict.fromkeys(found))[:most]
+
+
 def detached_job(job: str, command: str) -> str:
     """A shell script that has ``command`` (which writes the file ``job`` whole, or fails) run
     once on the device, detached from the connection, and prints ``job``.
@@ -313,9 +327,9 @@ def detached_job(job: str, command: str) -> str:
     its lock, and a second call waits for the first one's result; a lock whose process died
     without a word (the device rebooted) is taken again. A failed job says why on stderr (its
     log) and leaves nothing, so that the next call starts it again; a finished one leaves its
-    result alone."""
+    result, and its log for the first call that takes the result (on stderr)."""
     launch = (f"echo $$ > {job}.run/pid.tmp; mv {job}.run/pid.tmp {job}.run/pid; exec > {job}.log 2>&1; "
-              f"{command}; rc=$?; if [ $rc = 0 ]; then rm -rf {job}.run {job}.log; "
+              f"{command}; rc=$?; if [ $rc = 0 ]; then rm -rf {job}.run; "
               f"else echo $rc > {job}.rc.tmp; mv {job}.rc.tmp {job}.rc; fi")
     return (
         "mkdir -p out; command -v setsid > /dev/null && S=setsid || S=nohup; "
@@ -327,7 +341,7 @@ def detached_job(job: str, command: str) -> str:
         f"elif [ -f {job}.run/pid ] && ! kill -0 \"$(cat {job}.run/pid)\" 2>/dev/null && [ ! -f {job}.rc ] "
         f"&& [ ! -f {job} ]; then rm -rf {job}.run; fi; "
         "sleep 0.2; done; "
-        f"rm -rf {job}.run {job}.log; cat {job}"
+        f"[ -f {job}.log ] && cat {job}.log 1>&2; rm -rf {job}.run {job}.log; cat {job}"
     )
 
 
