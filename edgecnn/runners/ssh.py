@@ -104,21 +104,25 @@ class SshDevice:
             if resent:
                 raise EdgeCNNError(f"The result from {self.row} could not be read ({exc}), even when "
                                    "computed again: its disk or its cache is not to be trusted.") from None
-            log.warning(f"  {self.row}: its cached result could not be read ({exc}); removed and run again")
-            self._call(f"rm -rf {_job_files(job)}", f"clearing {self.row}'s cache", needs_runtime=False)
-            return self.run(models, images, resent=True)
+            return self._run_again(models, images, job, [], f"its cached result could not be read ({exc}); "
+                                   "removed and run again")
         wrong = [name for name, sha in zip(names, ran) if name.split(".")[0] != sha]
         if wrong or len(ran) != len(names):
             if resent:
                 raise EdgeCNNError(f"{self.row} ran other bytes than the files sent ({', '.join(wrong)}), "
                                    "even after sending them again: its disk or its cache is not to be trusted.")
-            log.warning(f"  {self.row}: its cached {', '.join(wrong) or 'files'} held other bytes than their "
-                        "name says; removed, sent again and run again")
-            self._call(f"rm -rf {_job_files(job)} {' '.join('blobs/' + n for n in wrong)}",
-                       f"clearing {self.row}'s cache", needs_runtime=False)
-            return self.run(models, images, resent=True)
+            return self._run_again(models, images, job, wrong, f"its cached {', '.join(wrong) or 'files'} held "
+                                   "other bytes than their name says; removed, sent again and run again")
         self.isa = seen
         return CellRun(probs, Provenance(Place.DEVICE, f"{self.row} ({self.device.address})", seen))
+
+    def _run_again(self, models: Sequence[Path], images: np.ndarray, job: str, blobs: list[str],
+                   why: str) -> CellRun:
+        """Remove the job's cached result (and ``blobs``) from the device and run once more."""
+        log.warning(f"  {self.row}: {why}")
+        self._call(f"rm -rf {_job_files(job)} {' '.join('blobs/' + n for n in blobs)}",
+                   f"clearing {self.row}'s cache", needs_runtime=False)
+        return self.run(models, images, resent=True)
 
     # -- timing, information, setup -------------------------------------------------------
 
@@ -349,10 +353,11 @@ def _stop_job(job: str) -> str:
     """A shell snippet that stops the detached ``job``'s process group and removes its lock."""
     return (f"[ -f {job}.run/pid ] && {{ kill -TERM -\"$(cat {job}.run/pid)\" || kill -TERM \"$(cat {job}.run/pid)\"; }} "
             "2>/dev/null; "
-            f"rm -rf {job}.run {job}.rc {job}.log; ")
+            f"rm -rf {job}.run {job}.rc {job}.log; ")  # a result that just came is kept
 
 
 def _job_files(job: str) -> str:
+    """The job's result and the files it runs by (lock, status, log)."""
     return f"{job} {job}.run {job}.rc {job}.log"
 
 
