@@ -578,3 +578,36 @@ def test_onnxruntime_warnings_on_the_device_are_kept_on_success(loop, sshd, tmp_
     said = [r.getMessage() for r in caplog.records if "cpuinfo" in r.getMessage()]
     assert said and all(m.startswith("  odd: Error in cpuinfo") for m in said), said
     assert not list((tmp_path / "w" / "out").glob("*.log"))
+    # and recorded, for whoever reads the report later
+    warning = "Error in cpuinfo: failed to parse the list of possible processors"
+    from edgecnn.results.report import read_report
+
+    assert read_report(export).devices["odd"].warnings == [warning]
+    assert warning in (export / "report.md").read_text() and warning in (export / "report.html").read_text()
+
+
+def test_a_device_run_shows_its_progress_while_it_runs(loop, export, caplog):
+    """The worker's line as each model finishes reached the host only with the result, and was
+    never shown: a device run of minutes was silent. Its log now streams to the host as it
+    grows (a detached job whose first line comes seconds before its result), and each model's
+    line is shown."""
+    from edgecnn.runners.ssh import SshDevice, detached_job
+
+    device, _, _ = loop
+    on_device = SshDevice(device)
+    came: list[tuple[float, str]] = []
+    start = time.monotonic()
+    answer = on_device._call(detached_job("out/streamed", "echo first; sleep 4; echo second; echo done > out/streamed"),
+                             "a slow job", on_line=lambda line: came.append((time.monotonic(), line.strip())))
+    ended = time.monotonic()
+    assert answer.strip() == b"done" and [line for _, line in came] == ["first", "second"]
+    assert ended - came[0][0] >= 3 and came[0][0] - start < ended - start - 3
+    from edgecnn.data.fashion_mnist import load_fashion_mnist
+
+    files = sorted(export.glob("model*.onnx"))
+    with caplog.at_level(logging.INFO, logger="edgecnn"):
+        on_device.run(files, load_fashion_mnist().x_test[:64])
+    shown = [r.getMessage() for r in caplog.records if " done (" in r.getMessage()]
+    assert len(shown) == len(files), shown
+    for i, (line, file) in enumerate(zip(shown, files), 1):
+        assert line.startswith(f"  loop: {file.name} done ({i} of {len(files)}), "), shown

@@ -589,3 +589,20 @@ def test_user_code_named_like_an_installed_module_is_one_line(tmp_path):
     shadow.write_text("class Net: pass\n")
     with pytest.raises(EdgeCNNError, match="its name is the installed module 'tf2onnx'"):
         keras_io.import_user_code([shadow])
+
+
+def test_bench_markdown_writes_what_a_model_or_device_said_as_text(tmp_path):
+    """bench.md took the model's name, the device's CPU and OS, node names and notes raw: an
+    ESC in them ran in the terminal that cats the file, a <script> was markup."""
+    import dataclasses
+
+    from edgecnn.benchmark.report import markdown
+    from edgecnn.results.bench import read_bench
+
+    result = read_bench(ROOT / "exported" / "fashion-cnn" / "bench.json")
+    hostile = "\x1b[2Jx<script>alert(1)</script>|"
+    result = dataclasses.replace(result, model=hostile, notes=[hostile],
+                                 machine=dataclasses.replace(result.machine, cpu=hostile, os=hostile))
+    text = markdown(result)
+    assert "\x1b" not in text and "<script>" not in text
+    assert text.count("\\<script\\>") >= 4

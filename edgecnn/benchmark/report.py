@@ -13,28 +13,31 @@ from edgecnn.results.bench import (
     is_keras,
     write_bench,
 )
+from edgecnn.results.markdown import md_code, md_text
 from edgecnn.store.files import atomic_path, write_text
 from edgecnn.store.locations import file_stem
 from edgecnn.timing.profile import PROFILE_RUNS
 
 
 def markdown(result: BenchResult) -> str:
-    """The results as Markdown: machine, checks, then one row per configuration."""
+    """The results as Markdown: machine, checks, then one row per configuration. What a model
+    file or a device said (names, CPU, OS, notes) is text, never markup or escapes."""
     m, settings = result.machine, result.settings
+    md = md_text
     lines = [
-        f"# Benchmark: {result.model}",
+        f"# Benchmark: {md(result.model)}",
         "",
-        f"{result.created} on {m.cpu} ({m.cores} cores; "
-        f"{', '.join(m.cpu_flags) or 'no SIMD flags read'}), "
-        f"{'GPUs: ' + ', '.join(m.gpus) if m.gpus else 'no GPU'}, {m.os}, "
-        + ", ".join(f"{k} {v}" for k, v in m.versions.items()) + ".",
+        f"{md(result.created)} on {md(m.cpu)} ({m.cores} cores; "
+        f"{md(', '.join(m.cpu_flags) or 'no SIMD flags read')}), "
+        f"{'GPUs: ' + md(', '.join(m.gpus)) if m.gpus else 'no GPU'}, {md(m.os)}, "
+        + md(", ".join(f"{k} {v}" for k, v in m.versions.items())) + ".",
         "",
     ]
     if result.device:
         host = result.host_machine
-        lines += [f"onnxruntime rows timed on the device **{result.device.name}** "
-                  f"({result.device.address}, class {m.isa}); rows marked (host) ran on this machine"
-                  + (f", {host.cpu} ({host.cores} cores)" if host else "") + ".", ""]
+        lines += [f"onnxruntime rows timed on the device **{md(result.device.name)}** "
+                  f"({md(result.device.address)}, class {md(m.isa)}); rows marked (host) ran on this machine"
+                  + (f", {md(host.cpu)} ({host.cores} cores)" if host else "") + ".", ""]
     lines += [
         f"Inputs: {settings.inputs}. Per configuration: {settings.warmup} warm-up runs, then up to "
         f"{settings.runs} timed runs or {settings.duration_s} s.",
@@ -47,7 +50,7 @@ def markdown(result: BenchResult) -> str:
         for c in result.checks:
             value = "—" if c.value is None else f"{c.value:.3g}"
             holds = {True: "yes", False: "**no**", None: "—"}[c.passed]
-            lines.append(f"| {c.check} | {value} | {c.goal} | {holds} | {c.detail} |")
+            lines.append(f"| {md(c.check)} | {value} | {md(c.goal)} | {holds} | {md(c.detail)} |")
         lines.append("")
     lines += [
         "## Latency (ms) and throughput",
@@ -59,13 +62,13 @@ def markdown(result: BenchResult) -> str:
     for r in result.results:
         speed = "—" if r.speedup_vs_keras is None else f"{r.speedup_vs_keras:.1f}"
         lines.append(
-            f"| {r.target} | {r.engine}{f' ({r.ran_on})' if r.ran_on else ''} | {r.variant} | {r.batch} | {r.p50_ms:.4f} "
+            f"| {md(r.target)} | {r.engine}{f' ({r.ran_on})' if r.ran_on else ''} | {md(r.variant)} | {r.batch} | {r.p50_ms:.4f} "
             f"| {r.p90_ms:.4f} | {r.p99_ms:.4f} | {r.mean_ms:.4f} | {r.max_ms:.3f} "
             f"| {r.throughput_ips:.0f} | {speed} | {r.session_s:.3f} | {r.first_run_ms:.2f} "
             f"| {r.rss_mb:.0f} |"
         )
     if result.notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in result.notes]]
+        lines += ["", "## Notes", "", *[f"- {md(n)}" for n in result.notes]]
     lines += profile_markdown(result.profiles or {})
     lines.append("")
     return "\n".join(lines)
@@ -78,10 +81,10 @@ def profile_markdown(profiles: Profiles, top: int = 8) -> list[str]:
         for variant, by_batch in by_variant.items():
             for batch, rows in by_batch.items():
                 total = sum(r.us for r in rows)
-                lines += ["", f"### Per-operator time: {variant}, {target}, batch {batch} "
+                lines += ["", f"### Per-operator time: {md_text(variant)}, {md_text(target)}, batch {batch} "
                           f"(nodes sum to {total:.0f} µs, median of {PROFILE_RUNS} calls)", "",
                           "| op | node | share | µs |", "|---|---|---:|---:|"]
-                lines += [f"| {r.op} | `{r.node}` | {r.share:.1%} | {r.us:.0f} |"
+                lines += [f"| {md_text(r.op)} | {md_code(r.node)} | {r.share:.1%} | {r.us:.0f} |"
                           for r in rows[:top]]
     return (["", "## Per-operator profiles (separate profiling sessions)"] + lines) if lines else []
 

@@ -221,6 +221,7 @@ def _on_device(device: SshDevice, here: _Timed, files, pixels, targets, batches,
     name, address = device.device.name, device.device.address
     on_step(f"onnxruntime on {name} ({address})")
     device_rows, overhead, device_machine = device.bench(files, pixels, targets, batches, budget)
+    notes += [f"onnxruntime on {name} warned: {warning}" for warning in device.warnings]
     for row in here.rows:
         row.ran_on = "host"
     if keras_ran:

@@ -151,7 +151,7 @@ def _print_result(result) -> None:
         value = "—" if c.value is None else f"{c.value:.3g}"
         console.print(f"  {escape(c.check)}: {value} (goal {escape(c.goal)}) {mark} — {escape(c.detail)}")
     for note in result.notes:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {escape(visible(note))}")
     for target, by_variant in (result.profiles or {}).items():
         for variant, by_batch in by_variant.items():
             for batch, rows in by_batch.items():

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgecnn.display import visible
 from edgecnn.results.bench import BenchResult, EngineName, is_keras_target, read_bench
 from edgecnn.results.evidence import check_current
 from edgecnn.results.matrix import (
@@ -92,7 +93,9 @@ def render(report: Report, bench: BenchResult | None,
 
 
 def _esc(text: Any) -> str:
-    return html.escape(str(text))
+    """Untrusted text (a model's names, a device's words) as HTML text, its control characters
+    written as escapes: neither markup nor a terminal sequence for whoever cats the page."""
+    return html.escape(visible(text))
 
 
 def _latency_source(report: Report, col: Column, bench: BenchResult | None,
@@ -305,7 +308,9 @@ def _provenance(report: Report, bench: BenchResult | None, on_devices: dict[str,
         described = (f"{_esc(m.cpu)}, {m.cores} cores, class {_esc(device.isa)}, {_esc(m.os)}, Python "
                      f"{_esc(m.python or '?')}, onnxruntime {_esc(m.versions.get('onnxruntime', '?'))}"
                      if m else f"class {_esc(device.isa)}")
-        out.append(f"<li>Device {_esc(name)} ({_esc(device.address)}): {described}.</li>")
+        warned = (" Its onnxruntime warned there (the kernels that ran may not be its class's): "
+                  + "; ".join(f"<code>{_esc(w)}</code>" for w in device.warnings) + "." if device.warnings else "")
+        out.append(f"<li>Device {_esc(name)} ({_esc(device.address)}): {described}.{warned}</li>")
     timed = ([("this machine", bench)] if bench is not None else []) + [
         (f"device {name}", b) for name, b in on_devices.items()]
     for where, result in timed:

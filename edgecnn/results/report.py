@@ -124,11 +124,13 @@ class Machine:
 
 @dataclass
 class DeviceRecord:
-    """A device a row was measured on (``validate --device``): where, and what it is."""
+    """A device a row was measured on (``validate --device``): where, what it is, and what its
+    onnxruntime warned of there (a CPU it could not read runs other kernels than its class's)."""
 
     address: str
     isa: str
     machine: BenchMachine | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

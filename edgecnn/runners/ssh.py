@@ -24,8 +24,10 @@ import os
 import re
 import shlex
 import subprocess
+import threading
+import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ class SshDevice:
         self.row = device.name
         self.isa = isa or "unknown"  # the class it stands for, once read there (see info())
         self.machine: dict[str, Any] | None = None  # its machine info, once a run brought it
+        self.warnings: list[str] = []  # what its onnxruntime warned of on calls that succeeded
 
     # -- the Runner interface -----------------------------------------------------------
 
@@ -91,8 +94,16 @@ class SshDevice:
                        + " ".join("blobs/" + n for n in names))
         log.info(f"  {self.row}: on the device ({self.device.address}), {len(models)} model(s) x "
                  f"{len(images)} images...")
+        start = time.monotonic()
+
+        def progress(line: str) -> None:  # the worker's line as each model finishes, as it comes
+            if (done := worker.models_done(line)) is not None and 1 <= done <= len(models):
+                log.info(f"  {self.row}: {Path(models[done - 1]).name} done ({done} of {len(models)}), "
+                         f"{time.monotonic() - start:.0f} s")
+
         data = self._call(f"{self._python()}; {detached_job(job, worker_argv)}", f"running the models on {self.row}",
-                          work_s=WORK_S_PER_IMAGE * len(images) * len(models), on_deadline=_stop_job(job))
+                          work_s=WORK_S_PER_IMAGE * len(images) * len(models), on_deadline=_stop_job(job),
+                          on_line=progress)
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as result:
                 probs = [result[f"p{i}"] for i in range(len(models))]
@@ -264,21 +275,23 @@ class SshDevice:
     def _base(self) -> str:
         return shlex.quote(self.device.python) if self.device.python else "python3"
 
-    def _call(self, script: str, what: str, *, stdin: bytes | None = None,
-              needs_runtime: bool = True, work_s: float = 0.0, on_deadline: str = "") -> bytes:
+    def _call(self, script: str, what: str, *, stdin: bytes | None = None, needs_runtime: bool = True,
+              work_s: float = 0.0, on_deadline: str = "", on_line: Callable[[str], None] | None = None) -> bytes:
         """Run ``script`` with sh in the device's workdir; its stdout, or one line of why not.
+        ``on_line`` is given each line of its stderr as it comes (a long run's progress).
 
         Every call has a deadline: ``timeout_s`` of the device when set, else the connection's
         and a minute's slack beside ``work_s``, the caller's conservative estimate of the work
         there, and the time to send ``stdin`` at 256 KiB/s. A missed one stops the call's
-        processes there, and ``on_deadline`` is run there too (to stop a detached job)."""
+        processes there, and ``on_deadline`` is run there too (to stop a detached job).
+        onnxruntime's warnings on a call that succeeds are logged and kept in ``warnings``."""
         d = self.device
         # the call's process group, so that a missed deadline stops all of it there
         group = f".edgecnn-call-{os.getpid()}-{next(_CALLS)}.pgid"
         deadline = d.timeout_s or (d.connect_timeout + _SLACK_S + work_s + len(stdin or b"") / _UPLOAD_RATE)
         try:
             done = self._in_workdir(f"trap 'rm -f {group}' EXIT; ps -o pgid= -p $$ > {group} 2>/dev/null; {script}",
-                                    stdin, deadline)
+                                    stdin, deadline, on_line)
         except FileNotFoundError:
             raise EdgeCNNError("ssh is not installed here (OpenSSH client: apt-get install "
                                "openssh-client)") from None
@@ -291,20 +304,57 @@ class SshDevice:
                                      needs_runtime))
         for line in runtime_warnings(done.stderr.decode(errors="replace")):
             log.warning(f"  {self.row}: {visible(line)}")
+            if line not in self.warnings:
+                self.warnings.append(line)
         return done.stdout
 
-    def _in_workdir(self, script: str, stdin: bytes | None, timeout: float) -> subprocess.CompletedProcess:
-        """``script`` run with sh in the device's workdir (made when missing), within ``timeout``."""
+    def _in_workdir(self, script: str, stdin: bytes | None, timeout: float,
+                    on_line: Callable[[str], None] | None = None) -> subprocess.CompletedProcess:
+        """``script`` run with sh in the device's workdir (made when missing), within ``timeout``;
+        each line of its stderr is given to ``on_line`` as it comes, and kept (its first
+        MAX_ANSWER_BYTES) for the result."""
         workdir = self.device.workdir.removeprefix("~/")
         full = f"mkdir -p '{workdir}' && cd '{workdir}' || exit {_NO_SPACE}; {script}"
-        return subprocess.run([*ssh_argv(self.device), "sh -c " + shlex.quote(full)], input=stdin or b"",
-                              capture_output=True, timeout=timeout)
+        argv = [*ssh_argv(self.device), "sh -c " + shlex.quote(full)]
+        read_end, write_end = os.pipe()  # stderr apart from communicate(), which reads stdout
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=write_end)
+        except OSError:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        lines: list[bytes] = []
+
+        def read() -> None:
+            kept = 0
+            with open(read_end, "rb") as stderr:
+                for raw in stderr:
+                    if kept < MAX_ANSWER_BYTES:
+                        lines.append(raw)
+                        kept += len(raw)
+                    if on_line is not None:
+                        on_line(raw.decode(errors="replace"))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            out, _ = proc.communicate(stdin or b"", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            reader.join(timeout=5)  # an ssh multiplexing master may keep the pipe open
+        return subprocess.CompletedProcess(argv, proc.returncode, out, b"".join(lines))
 
     def _stop(self, group: str, also: str = "") -> None:
-        """Stop the process group of a call that missed its deadline (best effort: a device
-        that does not answer this either keeps it until its sshd ends the session)."""
+        """Stop the process group of a call that missed its deadline, then run ``also`` (best
+        effort: a device that does not answer this either keeps it until its sshd ends the
+        session). The call goes first: a waiting call alive after its job was stopped would
+        take the job's lock again and start it anew."""
         try:
-            self._in_workdir(f"{also}[ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; rm -f {group}",
+            self._in_workdir(f"[ -s {group} ] && kill -TERM -$(tr -d ' ' < {group}) 2>/dev/null; {also}rm -f {group}",
                              None, self.device.connect_timeout + 10)
         except subprocess.TimeoutExpired:
             pass
@@ -326,26 +376,30 @@ def detached_job(job: str, command: str) -> str:
     once on the device, detached from the connection, and prints ``job``.
 
     The command runs in a session of its own, no child of the connection's processes, with its
-    output in ``job.log``, so a dropped connection neither stops it nor breaks its writes: it finishes, and a re-run prints its
-    result. A job runs once: ``job.run`` (made atomically, holding the job's process group) is
-    its lock, and a second call waits for the first one's result; a lock whose process died
-    without a word (the device rebooted) is taken again. A failed job says why on stderr (its
-    log) and leaves nothing, so that the next call starts it again; a finished one leaves its
-    result, and its log for the first call that takes the result (on stderr)."""
+    output in ``job.log``, so a dropped connection neither stops it nor breaks its writes: it
+    finishes, and a re-run prints its result. The waiting call prints the log on stderr as it
+    grows (the worker's progress, live). A job runs once: ``job.run`` (made atomically, holding
+    the job's process group) is its lock, and a second call waits for the first one's result; a
+    lock whose process died without a word (the device rebooted) is taken again. A failed job
+    says why on stderr (its log) and leaves nothing, so that the next call starts it again; a
+    finished one leaves its result, and its log for the first call that takes the result."""
     launch = (f"echo $$ > {job}.run/pid.tmp; mv {job}.run/pid.tmp {job}.run/pid; exec > {job}.log 2>&1; "
               f"{command}; rc=$?; if [ $rc = 0 ]; then rm -rf {job}.run; "
               f"else echo $rc > {job}.rc.tmp; mv {job}.rc.tmp {job}.rc; fi")
+    rest = f"tail -c +$((sent + 1)) {job}.log 1>&2"  # the log past what this call has printed
     return (
-        "mkdir -p out; command -v setsid > /dev/null && S=setsid || S=nohup; "
+        "mkdir -p out; command -v setsid > /dev/null && S=setsid || S=nohup; sent=0; "
         f"while [ ! -f {job} ]; do "
-        f"if [ -f {job}.rc ]; then rc=$(cat {job}.rc); cat {job}.log 1>&2; rm -rf {job}.run {job}.rc {job}.log; "
+        f"if [ -f {job}.log ]; then n=$(wc -c < {job}.log); [ \"$n\" -gt $sent ] 2>/dev/null && "
+        f"{{ tail -c +$((sent + 1)) {job}.log | head -c $((n - sent)) 1>&2; sent=$n; }}; fi; "
+        f"if [ -f {job}.rc ]; then rc=$(cat {job}.rc); {rest}; rm -rf {job}.run {job}.rc {job}.log; "
         f"[ -f {job} ] && break; [ \"$rc\" -gt 0 ] 2>/dev/null && exit $rc; exit 1; "
         f"elif mkdir {job}.run 2>/dev/null; then "
         f"( PY=\"$PY\" $S sh -c {shlex.quote(launch)} < /dev/null > /dev/null 2>&1 & ); "
         f"elif [ -f {job}.run/pid ] && ! kill -0 \"$(cat {job}.run/pid)\" 2>/dev/null && [ ! -f {job}.rc ] "
         f"&& [ ! -f {job} ]; then rm -rf {job}.run; fi; "
         "sleep 0.2; done; "
-        f"[ -f {job}.log ] && cat {job}.log 1>&2; rm -rf {job}.run {job}.log; cat {job}"
+        f"[ -f {job}.log ] && {rest}; rm -rf {job}.run {job}.log; cat {job}"
     )
 
 

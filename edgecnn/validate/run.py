@@ -237,7 +237,8 @@ def measure_matrix(reference: Reference, isa: str | Sequence[str] | None, emulat
     for path, predictor in zip(reference.files, reference.predictors):
         log.info(f"  {path.name} ({predictor.info.variant}) on {', '.join(predictor.providers)}")
     records = {d.row: DeviceRecord(d.device.address, d.isa,
-                                   from_json(BenchMachine, d.machine, f"{d.row}'s machine") if d.machine else None)
+                                   from_json(BenchMachine, d.machine, f"{d.row}'s machine") if d.machine else None,
+                                   d.warnings)
                for d in remote}
     classes = len(reference.info.class_names)
     for row, cell in cells.items():  # what each row was sent, checked before it is judged
