@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgecnn.errors import EdgeCNNError
@@ -32,6 +33,7 @@ from tests.sshd import Sshd, free_port
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT / "exported" / "fashion-cnn"
 EDGECNN = [sys.executable, "-c", "from edgecnn.cli.main import main; main()"]
+IMAGES = 1000  # test images a validation here uses: what a device says is checked on each
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,14 @@ def loop(sshd, tmp_path_factory):
     found = setup_device(device, push_wheels=True)
     assert found["onnxruntime"], found
     return device, targets, folder / "work"
+
+
+def _sharing_the_runtime(loop, workdir: Path) -> Path:
+    """A device workdir of its own (its own cache) whose venv is the loopback device's, set up
+    once: ``device setup`` takes half a minute, and is tested by the fixture."""
+    workdir.mkdir(parents=True)
+    (workdir / "venv").symlink_to(loop[2] / "venv")
+    return workdir
 
 
 @pytest.fixture()
@@ -122,7 +132,7 @@ def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, e
     from edgecnn.validate.run import validate
 
     device, _, _ = loop
-    report = validate(export, devices=[device])
+    report = validate(export, devices=[device], limit=IMAGES)
     native = report.machine.native_row
     assert report.isa_rows[:1] == [native] and "loop" in report.isa_rows
     assert report.devices["loop"].isa == host_isa() and report.devices["loop"].machine.cores == os.cpu_count()
@@ -136,7 +146,7 @@ def test_validate_on_the_device_matches_the_native_row_to_the_last_image(loop, e
     assert 'data-isa="loop"' in page and 'id="rec-loop"' in page and "device, " in page
     # A second run copies nothing: every file is in the device's cache by its sha256.
     with caplog.at_level(logging.INFO, logger="edgecnn"):
-        again = validate(export, devices=[device])
+        again = validate(export, devices=[device], limit=IMAGES)
     assert _copies(caplog) == []
     assert again.variants[1].by_isa["loop"].accuracy == report.variants[1].by_isa["loop"].accuracy
     write_report_page(export)
@@ -152,7 +162,7 @@ def test_a_device_answer_that_is_not_the_table_asked_for_is_refused(loop, export
     from edgecnn.validate.run import validate
 
     device, _, workdir = loop
-    validate(export, devices=[device])  # the device's results, cached in its out/ folder
+    validate(export, devices=[device], limit=IMAGES)  # the device's results, cached in its out/ folder
     before = (export / "report.json").read_bytes()
     for result in (workdir / "out").glob("*.npz"):
         with np.load(result) as arrays:
@@ -164,7 +174,7 @@ def test_a_device_answer_that_is_not_the_table_asked_for_is_refused(loop, export
         result.with_suffix(".tmp.npz").replace(result)
     try:
         with pytest.raises(EdgeCNNError, match=r"loop returned .* not used"):
-            validate(export, devices=[device])
+            validate(export, devices=[device], limit=IMAGES)
     finally:  # the next test's device computes afresh
         for result in (workdir / "out").glob("*.npz"):
             result.unlink()
@@ -180,12 +190,12 @@ def test_the_device_proves_which_bytes_it_ran(loop, export, caplog):
 
     device, _, workdir = loop
     int8_blob = workdir / "blobs" / (sha256_file(export / "model.int8.onnx") + ".onnx")
-    validate(export, devices=[device])
+    validate(export, devices=[device], limit=IMAGES)
     int8_blob.write_bytes((export / "model.onnx").read_bytes())
     for result in (workdir / "out").glob("*.npz"):
         result.unlink()  # computed afresh, from the wrong bytes
     with caplog.at_level(logging.WARNING, logger="edgecnn"):
-        report = validate(export, devices=[device])
+        report = validate(export, devices=[device], limit=IMAGES)
     assert any("held other bytes than their name says" in r.getMessage() for r in caplog.records)
     int8 = report.variant("int8")
     here, there = int8.by_isa[report.machine.native_row], int8.by_isa["loop"]
@@ -202,11 +212,11 @@ def test_a_garbled_cached_result_is_computed_again_not_refetched(loop, export, c
     from edgecnn.validate.run import validate
 
     device, _, workdir = loop
-    validate(export, devices=[device])
+    validate(export, devices=[device], limit=IMAGES)
     for result in (workdir / "out").glob("*.npz"):
         result.write_bytes(b"garbled" * 100)
     with caplog.at_level(logging.WARNING, logger="edgecnn"):
-        report = validate(export, devices=[device])
+        report = validate(export, devices=[device], limit=IMAGES)
     assert any("cached result could not be read" in r.getMessage() for r in caplog.records)
     assert report.passed and "loop" in report.variant("fp32").by_isa
     for result in (workdir / "out").glob("*.npz"):
@@ -262,21 +272,19 @@ def test_bench_cli_writes_the_device_result_into_the_export_and_its_page(loop, e
     assert 'id="latency-loop"' in page and "Latency on device loop" in page
 
 
-def test_a_connection_dropped_mid_run_loses_no_work_and_the_rerun_takes_the_result(sshd, tmp_path, export):
+def test_a_connection_dropped_mid_run_loses_no_work_and_the_rerun_takes_the_result(loop, sshd, tmp_path, export):
     """sshd and its sessions are killed while the device runs the models: one line, exit 1,
     the report untouched, and the device's worker goes on. The re-run, started while that
     worker is still busy, waits for it instead of starting another (one worker in all) and
     takes its result: before, the worker died at its next progress line and the re-run
     computed everything again."""
-    from edgecnn.runners.setup import setup_device
-
-    workdir = tmp_path / "work"
+    workdir = _sharing_the_runtime(loop, tmp_path / "work")
     targets = _toml(tmp_path / "devices.toml", sshd, "drop", workdir)
-    setup_device(load_devices(targets)["drop"], push_wheels=True)
     before = (export / "report.json").read_bytes()
     hold = workdir / worker.HOLD_FILE
     hold.touch()  # the worker waits there before any model runs: the cut lands mid-run, always
-    validate = [*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file", str(targets)]
+    validate = [*EDGECNN, "validate", str(export), "--device", "drop", "--targets-file", str(targets),
+                "--limit", str(IMAGES)]
     proc = subprocess.Popen(validate, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT)
     _wait_for(workdir / worker.HELD_FILE, proc)
     sshd.stop()
@@ -344,7 +352,7 @@ def test_a_device_without_python_or_onnxruntime_names_what_to_install(sshd, tmp_
     targets = _toml(tmp_path / "bare.toml", sshd, "bare", tmp_path / "w2")  # python, no venv made
     before = (export / "report.json").read_bytes()
     with pytest.raises(EdgeCNNError, match="has no onnxruntime.*run edgecnn device setup bare"):
-        validate(export, devices=[load_devices(targets)["bare"]])
+        validate(export, devices=[load_devices(targets)["bare"]], limit=IMAGES)
     assert (export / "report.json").read_bytes() == before
 
 
@@ -363,7 +371,7 @@ def test_a_full_disk_on_the_device_is_one_line(loop, tmp_path, export):
         from edgecnn.validate.run import validate
 
         with pytest.raises(EdgeCNNError, match="no space left for edgecnn's cache"):
-            validate(export, devices=[replace(device, workdir=str(small))])
+            validate(export, devices=[replace(device, workdir=str(small))], limit=IMAGES)
         assert _half_written(small) == []
         assert not list((small / "blobs").glob(".part-*"))  # the failed upload's space is free again
     finally:
@@ -526,18 +534,16 @@ def _cmdline(process: Path) -> bytes:
         return b""
 
 
-def test_a_model_run_that_misses_its_deadline_stops_the_detached_worker(sshd, tmp_path, export):
+def test_a_model_run_that_misses_its_deadline_stops_the_detached_worker(loop, sshd, tmp_path, export):
     """A device whose run never finishes (its worker held) ends at its deadline in one line;
     the worker there, in a session of its own, is stopped too and leaves no lock, so the next
     run starts afresh."""
-    from edgecnn.runners.setup import setup_device
-
-    workdir = tmp_path / "work"
+    workdir = _sharing_the_runtime(loop, tmp_path / "work")
     targets = _toml(tmp_path / "devices.toml", sshd, "slow", workdir)
-    setup_device(load_devices(targets)["slow"], push_wheels=True)
     targets.write_text(targets.read_text() + "timeout_s = 8\n")
     (workdir / worker.HOLD_FILE).touch()
-    late = subprocess.run([*EDGECNN, "validate", str(export), "--device", "slow", "--targets-file", str(targets)],
+    late = subprocess.run([*EDGECNN, "validate", str(export), "--device", "slow", "--targets-file", str(targets),
+                           "--limit", str(IMAGES)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     errors = [line for line in late.stderr.splitlines() if line.startswith("error:")]
     assert late.returncode == 1 and len(errors) == 1, late.stderr[-2000:]
@@ -574,7 +580,7 @@ def test_onnxruntime_warnings_on_the_device_are_kept_on_success(loop, sshd, tmp_
     python.chmod(0o755)
     device = load_devices(_toml(tmp_path / "devices.toml", sshd, "odd", tmp_path / "w", python=str(python)))["odd"]
     with caplog.at_level(logging.WARNING, logger="edgecnn"):
-        validate(export, devices=[device], isa="host")
+        validate(export, devices=[device], isa="host", limit=IMAGES)
     said = [r.getMessage() for r in caplog.records if "cpuinfo" in r.getMessage()]
     assert said and all(m.startswith("  odd: Error in cpuinfo") for m in said), said
     assert not list((tmp_path / "w" / "out").glob("*.log"))
@@ -611,3 +617,58 @@ def test_a_device_run_shows_its_progress_while_it_runs(loop, export, caplog):
     assert len(shown) == len(files), shown
     for i, (line, file) in enumerate(zip(shown, files), 1):
         assert line.startswith(f"  loop: {file.name} done ({i} of {len(files)}), "), shown
+
+
+def test_a_models_work_is_its_multiply_accumulates(tmp_path):
+    """A remote run's deadline follows the model: Conv (grouped too), Gemm and MatMul MACs per
+    image, read from the graph, the batch dimension left out."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.runners import work
+
+    rng = np.random.default_rng(0)
+    init = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name) for name, shape in
+            [("w1", (8, 3, 3, 3)), ("w2", (8, 1, 3, 3)), ("w3", (512, 10)), ("g", (10, 512))]]
+    init.append(numpy_helper.from_array(np.array([-1, 512], np.int64), "shape"))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),              # 8x8x8 x 27
+             helper.make_node("Conv", ["a", "w2"], ["b"], pads=[1, 1, 1, 1], group=8),     # 8x8x8 x 9
+             helper.make_node("Reshape", ["b", "shape"], ["f"]),
+             helper.make_node("MatMul", ["f", "w3"], ["m"]),                                 # 10 x 512
+             helper.make_node("Gemm", ["f", "g"], ["y"], transB=1)]                          # 10 x 512
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10]),
+                               helper.make_tensor_value_info("m", TensorProto.FLOAT, ["n", 10])], initializer=init)
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert work.graph_macs(path) == 512 * 27 + 512 * 9 + 2 * 10 * 512
+    assert work.graph_macs(FASHION / "model.onnx") > 1e6  # the tutorial nets: 1-4 M
+    # 70x the MACs (a 224 px MobileNet against a 28x28 net) is about 70x the work, at any rate
+    small, large = (work.work_s(m, 1000, 4, 1e9) - 4 * work.SESSION_S for m in (4e6, 280e6))
+    assert large == pytest.approx(70 * small)
+
+
+def test_a_run_deadline_follows_the_work_at_the_rate_the_device_measured(loop, sshd, tmp_path, export, monkeypatch):
+    """The deadline was 50 ms per image and file whatever the model (a 224 px MobileNet on a Pi
+    Zero would be cut, a hung tutorial net waited minutes): it is now the model's MACs at a
+    twentieth of the one-thread matmul rate the device measured in its info, and a held worker
+    is stopped there, in one line."""
+    from edgecnn.runners import ssh, work
+
+    workdir = _sharing_the_runtime(loop, tmp_path / "work")
+    device = load_devices(_toml(tmp_path / "devices.toml", sshd, "measured", workdir))["measured"]
+    on_device = ssh.SshDevice(device)
+    on_device.check_ready()
+    assert 1e7 < on_device.rate < 1e12, on_device.rate  # measured there: MACs per second, one thread
+    monkeypatch.setattr(ssh, "_SLACK_S", 0.0)
+    monkeypatch.setattr(work, "SESSION_S", 1.0)
+    monkeypatch.setattr(work, "RATE_MARGIN", on_device.rate / 2e8)  # as if it measured 2e8 MACs/s
+    files = [export / "model.onnx", export / "model.int8.onnx"]
+    images = np.zeros((120, 28, 28), dtype=np.uint8)
+    (workdir / worker.HOLD_FILE).touch()
+    expected = device.connect_timeout + work.work_s(work.graph_macs(files[0]), 120, 2, on_device.rate)
+    assert 2 * 120 * 4e6 / 2e8 < expected - device.connect_timeout - 2 < 2 * 120 * 5e6 / 2e8
+    started = time.monotonic()
+    with pytest.raises(EdgeCNNError, match=rf"within {expected:.0f} s"):
+        on_device.run(files, images)
+    assert time.monotonic() - started < expected + 20

@@ -18,12 +18,21 @@ from pathlib import Path
 
 
 def info() -> dict:
-    """This machine as edgecnn sees it, and its onnxruntime (None when missing)."""
+    """This machine as edgecnn sees it, its onnxruntime (None when missing), and its one-thread
+    float matmul rate (``macs_per_s``, None without numpy), from which a run's deadline is set."""
+    for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[threads] = "1"  # before numpy loads: the rate of one thread, as the worker runs
     from edgecnn.timing.machine import machine_info
 
     found = machine_info()
     found.update(executable=sys.executable, os_release=_os_release(), machine=platform.machine(),
-                 onnxruntime=None, providers=[])
+                 onnxruntime=None, providers=[], macs_per_s=None)
+    try:
+        from edgecnn.runners.work import device_rate
+    except ImportError:
+        pass
+    else:
+        found["macs_per_s"] = device_rate()
     try:
         import onnxruntime
     except ImportError as exc:

@@ -40,7 +40,7 @@ from edgecnn.errors import EdgeCNNError, last_line
 from edgecnn.results.bench import BenchMachine, BenchRow, DeviceBench, PredictorOverhead
 from edgecnn.results.report import Place
 from edgecnn.results.schema import from_json
-from edgecnn.runners import remote, worker
+from edgecnn.runners import remote, work, worker
 from edgecnn.runners.base import CellRun, Provenance
 from edgecnn.runners.devices import Device
 from edgecnn.store.files import sha256_file
@@ -51,9 +51,8 @@ log = logging.getLogger(__name__)
 # ssh's own failures exit 255; these are the device-side ones the scripts below signal.
 _NO_PYTHON, _NO_SPACE, _TOO_LONG = 97, 98, 99
 # A call's deadline besides its work: the connection, a minute, and uploads at 256 KiB/s; the
-# work on the device is estimated at WORK_S_PER_IMAGE per image and model (a Pi 4 runs a
-# MobileNet-class int8 net in tens of ms, emulated classes never run there).
-_SLACK_S, _UPLOAD_RATE, WORK_S_PER_IMAGE = 60.0, 256 * 1024, 0.05
+# work on the device is estimated from the model's MACs and the device's rate (runners.work).
+_SLACK_S, _UPLOAD_RATE = 60.0, 256 * 1024
 _INSTALL_S = 900.0  # making a venv and pip-installing there, from its index or pushed wheels
 _CALLS = itertools.count()  # names each call's process-group file
 # Frames a JSON answer on the device's stdout (see SshDevice._json_call).
@@ -76,6 +75,7 @@ class SshDevice:
         self.isa = isa or "unknown"  # the class it stands for, once read there (see info())
         self.machine: dict[str, Any] | None = None  # its machine info, once a run brought it
         self.warnings: list[str] = []  # what its onnxruntime warned of on calls that succeeded
+        self.rate: float | None = None  # its one-thread matmul MACs/s, once its info was read
 
     # -- the Runner interface -----------------------------------------------------------
 
@@ -102,8 +102,8 @@ class SshDevice:
                          f"{time.monotonic() - start:.0f} s")
 
         data = self._call(f"{self._python()}; {detached_job(job, worker_argv)}", f"running the models on {self.row}",
-                          work_s=WORK_S_PER_IMAGE * len(images) * len(models), on_deadline=_stop_job(job),
-                          on_line=progress)
+                          work_s=work.work_s(self._macs(models), len(images), len(models), self.rate),
+                          on_deadline=_stop_job(job), on_line=progress)
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as result:
                 probs = [result[f"p{i}"] for i in range(len(models))]
@@ -135,6 +135,10 @@ class SshDevice:
                    f"clearing {self.row}'s cache", needs_runtime=False)
         return self.run(models, images, resent=True)
 
+    def _macs(self, files: Sequence[Path]) -> float | None:
+        """The MACs per image of the variants ``files`` (read from the first, their fp32 file)."""
+        return work.graph_macs(Path(files[0])) if files else None
+
     # -- timing, information, setup -------------------------------------------------------
 
     def bench(self, files: Sequence[Path], pixels: np.ndarray, targets: Sequence[Target], batches: Sequence[int],
@@ -156,11 +160,13 @@ class SshDevice:
         command = (f"{self._python()}; mkdir -p out; PYTHONPATH=blobs/{code} \"$PY\" -m "
                    f"{remote.__name__} bench blobs/{spec_blob[0]} {out} 1>&2 || exit $?; cat {out}")
         log.info(f"  timing {len(files)} file(s) on {self.row} ({self.device.address})...")
-        # each configuration is timed for at most budget.duration per round; thrice that, and
-        # ten seconds for its session and warm-up
+        # each configuration is timed for at most budget.duration (thrice that here), and its
+        # warm-up and last run per round, however slow, come on top
         configs = len(batches) * len(targets) * len(files)
+        macs, runs = self._macs(files), budget.rounds * (budget.warmup + 1)
+        per_target = sum(work.work_s(macs, runs * batch, len(files), self.rate) for batch in batches)
         result = self._json_call(command, f"timing on {self.row}",
-                                 work_s=configs * (3 * budget.duration * budget.rounds + 10))
+                                 work_s=configs * 3 * budget.duration * budget.rounds + len(targets) * per_target)
         timed = from_json(DeviceBench, result, f"{self.row}'s timing result")
         self.isa = timed.machine.isa or self.isa
         return timed.rows, timed.overhead, timed.machine
@@ -172,6 +178,8 @@ class SshDevice:
         command = f"{self._python()}; PYTHONPATH=blobs/{code} \"$PY\" -m {remote.__name__} info"
         found = self._json_call(command, f"reading what {self.row} is", needs_runtime=False)
         self.isa = found.get("isa") or self.isa
+        rate = found.get("macs_per_s")
+        self.rate = float(rate) if isinstance(rate, (int, float)) and rate > 0 else None
         return found
 
     def check_ready(self) -> dict[str, Any]:
