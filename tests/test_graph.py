@@ -159,3 +159,41 @@ def test_the_models_own_rescaling_folds_into_its_first_conv_with_the_same_floats
         onnx.checker.check_model(model)
         assert [n.op_type for n in model.graph.node] == left
         assert np.abs(_run(model, x)[0] - before).max() < 1e-4 * np.abs(before).max()
+
+
+def _hard(three: float, times_x: bool, opset: int = 17) -> onnx.ModelProto:
+    """x -> Conv -> h = Clip(c + three, 0, 6) * (1/6) -> y = c * h (a hard-swish, as tf2onnx
+    writes MobileNetV3's) or, when not ``times_x``, y = h * x (a squeeze-excite gate)."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(rng.normal(size=(2, 2, 3, 3)).astype(np.float32) * 2, "w"),
+             numpy_helper.from_array(np.array(three, np.float32), "three"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+             numpy_helper.from_array(np.array(1 / 6, np.float32), "sixth")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "three"], ["a"]),
+             helper.make_node("Clip", ["a", "lo", "hi"], ["r"]),
+             helper.make_node("Mul", ["r", "sixth"], ["h"]),
+             helper.make_node("Mul", ["c" if times_x else "x", "h"], ["y"])]
+    model = _graph(nodes, [None, 2, 6, 6], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2, 6, 6])],
+                   inits)
+    model.opset_import[0].version = opset
+    return model
+
+
+def test_hard_swish_and_hard_sigmoid_become_one_op_each_with_the_same_floats():
+    """MobileNetV3's activations, four elementwise passes each in tf2onnx's graph, become one
+    HardSwish (or one HardSigmoid for a gate that multiplies something else, and before opset
+    14); a Clip(x + 2) is another function and stays."""
+    from edgecnn.export.graph import fuse_hard_activations
+
+    x = np.random.default_rng(5).normal(size=(3, 2, 6, 6)).astype(np.float32) * 3
+    for times_x, opset, op in ((True, 17, "HardSwish"), (False, 17, "HardSigmoid"), (True, 13, "HardSigmoid")):
+        model = _hard(3.0, times_x, opset)
+        before = _run(model, x)[0]
+        assert fuse_hard_activations(model) == 1
+        onnx.checker.check_model(model)
+        assert [n.op_type for n in model.graph.node] == ["Conv", op] + (["Mul"] if op == "HardSigmoid" else [])
+        assert np.abs(_run(model, x)[0] - before).max() < 1e-5
+    other = _hard(2.0, True)
+    assert fuse_hard_activations(other) == 0 and len(other.graph.node) == 5

@@ -26,6 +26,7 @@ from edgecnn.export.graph import (
     fold_batch_reshapes,
     fold_conv_affine,
     fold_input_scale,
+    fuse_hard_activations,
 )
 from edgecnn.export.keras_io import (
     KERAS_SUFFIXES,
@@ -89,6 +90,7 @@ def keras_to_onnx(model: Any, info: ModelInfo, opset: int = DEFAULT_OPSET) -> An
     fold_batch_reshapes(proto)
     fold_conv_affine(proto)
     fold_input_scale(proto)
+    fuse_hard_activations(proto)
     proto.producer_name = "edgecnn"
     proto.producer_version = __version__
     set_metadata(proto, info)
