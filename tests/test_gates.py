@@ -118,7 +118,42 @@ def test_int8_still_judges_accuracy_and_the_worst_class():
     assert any("pp (gate" in b for b in judged.breaches)
 
 
-@pytest.mark.parametrize("field", ["fp16_min_agreement", "int8_max_accuracy_drop", "confident_margin"])
+def _changed(n: int, cls: int, lost: int, gained: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reference, variant, labels) on ``n`` images where the variant turns ``lost`` right
+    answers of class ``cls`` wrong and ``gained`` wrong ones right, each by a firm but not
+    confident margin (0.2)."""
+    ref, labels = _reference(n)
+    top = ref.argmax(1)
+    right = np.flatnonzero((top == labels) & (labels == cls))[:lost]
+    wrong = np.flatnonzero((top != labels) & (labels == cls))[:gained]
+    assert len(right) == lost and len(wrong) == gained
+    ref = _near_tie(ref, list(right), gap=0.2)
+    for r in wrong:  # the label second, 0.2 behind the reference's answer
+        ref[r] = 0.0
+        ref[r, top[r]], ref[r, labels[r]] = 0.6, 0.4
+    return ref, _swap(ref, [*right, *wrong]), labels
+
+
+def test_int8_fails_a_loss_the_answers_show_not_one_chance_explains():
+    """A class of 100 images that loses 6 right answers and gains 2 (4 pp, 1 pp overall) is what
+    any int8 file of a deep net may do by chance (sign test p = 0.14); the same rates on ten
+    times the images are a loss, and fail both gates."""
+    ref, variant, labels = _changed(400, 2, lost=6, gained=2)
+    m = agreement_metrics(ref, variant, labels, NAMES)
+    assert m.class_changes["c"].lost == 6 and m.class_changes["c"].gained == 2
+    assert m.per_class_delta["c"] < -0.03 and m.accuracy_delta < -0.005  # past both gates
+    assert Gates().judge("int8", m).passed, Gates().judge("int8", m).breaches
+    plain = Gates(int8_loss_significance=1.0).judge("int8", m)  # 1: any drop past the gates fails
+    assert not plain.passed and len(plain.breaches) == 2
+    ref, variant, labels = _changed(4000, 2, lost=60, gained=20)
+    judged = Gates().judge("int8", agreement_metrics(ref, variant, labels, NAMES))
+    assert not judged.passed
+    assert any("on one class, 'c'" in b and "60 right answers lost and 20 gained" in b for b in judged.breaches)
+    assert any(b.startswith("loses 1.00 pp (gate 0.5;") for b in judged.breaches), judged.breaches
+
+
+@pytest.mark.parametrize("field", ["fp16_min_agreement", "int8_max_accuracy_drop", "confident_margin",
+                                   "int8_loss_significance"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.05, 7.0])
 def test_a_gate_that_is_not_a_finite_fraction_is_refused(field, value):
     with pytest.raises(EdgeCNNError, match=field):
@@ -173,6 +208,7 @@ def test_required_variants_are_checked_names():
 
 
 @pytest.mark.parametrize("option", ["--int8-max-drop", "--int8-min-agreement", "--int8-max-class-drop",
+                                    "--int8-significance",
                                     "--min-agreement", "--max-abs-diff", "--fp16-min-agreement"])
 @pytest.mark.parametrize("value, says", [("nan", "finite"), ("-5", "between 0 and 1"), ("700", "between 0 and 1")])
 def test_a_gate_out_of_range_on_the_command_line_is_a_usage_error(option, value, says, tiny_onnx):

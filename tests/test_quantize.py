@@ -284,7 +284,7 @@ def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
     from edgecnn.errors import GateFailedError
 
     folder = shutil.copytree(quantized, tmp_path / "copy")
-    impossible = impossible_gates(int8_max_accuracy_drop=-1.0)
+    impossible = impossible_gates(int8_max_accuracy_drop=-1.0, int8_loss_significance=2.0)
     with pytest.raises(GateFailedError, match="no static int8 scheme holds"):
         quantize(folder / "model.onnx", variants=["int8"], gates=impossible, isa="host",
                  calibration=100, auto_exclude=False, force=True)
@@ -298,7 +298,7 @@ def test_int8_that_holds_nowhere_fails_only_when_required(quantized, tmp_path):
 def test_failed_int8_gate_names_the_drifting_layers(quantized, tmp_path):
     from edgecnn.validate.run import validate
 
-    strict = impossible_gates(int8_max_accuracy_drop=-1.0)  # int8 must gain 100 pp
+    strict = impossible_gates(int8_max_accuracy_drop=-1.0, int8_loss_significance=2.0)  # int8 must gain 100 pp
     folder = shutil.copytree(quantized, tmp_path / "copy")
     report = validate(folder, limit=300, gates=strict)
     int8 = report.variant("int8")

@@ -336,7 +336,7 @@ def test_an_export_whose_int8_holds_nowhere_keeps_its_files_but_no_report_of_oth
     (folder / "model.onnx").unlink()  # a new export of the same Keras model
     with pytest.raises(GateFailedError, match="no static int8 scheme holds"):
         run_pipeline("shapes-toy", out_dir=folder, isa="host", calibration=100, force=True,
-                     gates=impossible_gates(int8_max_accuracy_drop=-1.0))
+                     gates=impossible_gates(int8_max_accuracy_drop=-1.0, int8_loss_significance=2.0))
     names = {p.name for p in folder.iterdir()}
     assert {"model.onnx", "model.dynint8.onnx", "model.fp16.onnx", "model.keras"} <= names
     assert not names & {"report.json", "report.md", "report.html", "model.int8.onnx"}, names

@@ -14,7 +14,8 @@ class Agreement:
     every changed answer, ``kept_max_abs_diff`` the largest |Δp| on the answers kept: what the
     gates tell near-ties from damage with (:func:`edgecnn.accuracy.gates.count_flips`).
     ``confusion_delta`` is (true class, predicted class) counts, the variant's minus the
-    reference's: where answers moved.
+    reference's: where answers moved. ``class_changes`` counts, per class, the right answers
+    the variant lost and gained: what the int8 gates weigh a loss against chance with.
     """
 
     accuracy: float
@@ -30,6 +31,17 @@ class Agreement:
     per_class_delta: dict[str, float | None]
     classes_called_out: list[str]
     confusion_delta: list[list[int]]
+    class_changes: dict[str, ClassChange]
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    """One class's answers against the reference's: of its ``images`` labelled images, ``lost``
+    the reference got right and the variant wrong, ``gained`` the reverse."""
+
+    images: int
+    lost: int
+    gained: int
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,17 @@ fails an fp32 or fp16 file, whatever the agreement; an int8 file may flip up to
 ``int8_max_confident_rate`` of them (2 in 1,000, none under 500 images). Honest int8 files of a
 MobileNetV2 flip 0-1 in 1,000 on files that hold every other gate, and of 106 files damaged on
 purpose (one layer's weight scale halved or doubled) every one that changed answers failed the
-agreement, accuracy or class gate first (bench/README.md, "int8 on MobileNet-class nets").
+agreement, accuracy or class gate first (bench/README.md, "int8 on MobileNet-class nets"; with
+the sign test below, 1 of 530 such files over five seeds passes, one that moved answers between
+two classes by about 5 in 100 images each).
+
+The accuracy and class gates fail a loss the answers show, not one chance explains. An int8 file
+of a deep net changes 30-50 answers in 1,000, and which of those land right or wrong moves
+accuracy by a point and a class of 100 images by several: the same file of a seconds-trained
+MobileNetV2 lost 1.7 pp on one set of 1,000 images and 0.4 on another. So a drop past its gate
+fails only when a one-sided sign test on the answers lost and gained says it is no coin toss
+(p < ``int8_loss_significance``, divided by the number of classes for the class gate). With
+10,000 test images any drop past the gate is significant, and the rule is the plain one.
 
 Kept apart from validation so that the CLI can show the defaults without importing it.
 """
@@ -20,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from edgecnn.accuracy.agreement import Agreement, Flips
+from edgecnn.accuracy.agreement import Agreement, ClassChange, Flips
 from edgecnn.errors import EdgeCNNError
 
 KINDS = ("fp32", "fp16", "int8")
@@ -44,6 +54,9 @@ class Gates:
     confident_margin: float = 0.5
     # int8 only: the share of images whose confident answer a file may flip (rounded down).
     int8_max_confident_rate: float = 0.002
+    # int8 only: a drop past the accuracy or class gate fails when a sign test on the answers
+    # lost and gained gives p below this (Bonferroni over the classes for the class gate).
+    int8_loss_significance: float = 0.05
 
     def __post_init__(self) -> None:
         # Every gate is a fraction or a probability: outside 0..1 it is a gate no file can pass
@@ -51,7 +64,7 @@ class Gates:
         for name, value in asdict(self).items():
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise EdgeCNNError(f"Gate {name} must be a finite number, not {value!r}.")
-            if not 0 <= value <= 1 or (name == "confident_margin" and value == 0):
+            if not 0 <= value <= 1 or (name in ("confident_margin", "int8_loss_significance") and value == 0):
                 raise EdgeCNNError(f"Gate {name} must be a fraction between 0 and 1, not {value!r} "
                                    "(percentage-point options are divided by 100 first).")
 
@@ -88,8 +101,10 @@ class Gates:
         if kind == "fp32":
             words.insert(0, f"max |Δp| <= {self.fp32_max_abs_diff:g}")
         if kind == "int8":
-            words += [f"accuracy drop <= {self.int8_max_accuracy_drop * 100:g} pp",
-                      f"no class drops > {self.int8_max_class_drop * 100:g} pp"]
+            words += [f"accuracy drop <= {self.int8_max_accuracy_drop * 100:g} pp and no class drops > "
+                      f"{self.int8_max_class_drop * 100:g} pp, a drop past either failing when the answers "
+                      f"lost against those gained are no coin toss (one-sided sign test, p < "
+                      f"{self.int8_loss_significance:g}; divided by the classes for a class)"]
         return "; ".join(words)
 
     def confident_allowed(self, kind: str, images: int) -> int:
@@ -107,14 +122,36 @@ class Gates:
         return self.judge("int8", metrics).breaches
 
     def _int8_drop_breaches(self, metrics: Agreement) -> list[str]:
-        drop, worst = int8_drops(metrics)
-        checks = (
-            (drop > self.int8_max_accuracy_drop + 1e-12,
-             f"loses {drop * 100:.2f} pp (gate {self.int8_max_accuracy_drop * 100:g})"),
-            (worst > self.int8_max_class_drop + 1e-12,
-             f"loses {worst * 100:.1f} pp on one class (gate {self.int8_max_class_drop * 100:g})"),
-        )
-        return [text for broken, text in checks if broken]
+        drop, _ = int8_drops(metrics)
+        changes = list(metrics.class_changes.values())
+        total = ClassChange(metrics.images, sum(c.lost for c in changes), sum(c.gained for c in changes))
+        broken = []
+        if drop > self.int8_max_accuracy_drop + 1e-12:
+            p = loss_p_value(total)
+            if p < self.int8_loss_significance:
+                broken.append(f"loses {drop * 100:.2f} pp (gate {self.int8_max_accuracy_drop * 100:g}; "
+                              f"{_answers(total)}, p = {p:.2g})")
+        classes = [(name, c) for name, c in metrics.class_changes.items() if c.images]
+        for name, c in sorted(classes, key=lambda item: item[1].gained - item[1].lost):
+            class_drop = (c.lost - c.gained) / c.images
+            p = loss_p_value(c)
+            if class_drop > self.int8_max_class_drop + 1e-12 and p < self.int8_loss_significance / len(classes):
+                broken.append(f"loses {class_drop * 100:.1f} pp on one class, {name!r} (gate "
+                              f"{self.int8_max_class_drop * 100:g}; {_answers(c)}, p = {p:.2g} "
+                              f"against {self.int8_loss_significance:g}/{len(classes)})")
+                break
+        return broken
+
+
+def loss_p_value(change: ClassChange) -> float:
+    """The chance that a file that loses no accuracy loses at least ``change.lost`` of the
+    ``lost + gained`` answers whose rightness it changed (one-sided sign test, exact)."""
+    n = change.lost + change.gained
+    return sum(math.comb(n, k) for k in range(change.lost, n + 1)) / 2 ** n
+
+
+def _answers(change: ClassChange) -> str:
+    return f"{change.lost} right answers lost and {change.gained} gained of {change.images:,}"
 
 
 @dataclass(frozen=True)

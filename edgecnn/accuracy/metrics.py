@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn.accuracy.agreement import Agreement
+from edgecnn.accuracy.agreement import Agreement, ClassChange
 
 # A class is called out when it loses this much more accuracy than the average class.
 CLASS_CALLOUT_PP = 1.0
@@ -50,6 +50,10 @@ def agreement_metrics(
     confusion = np.zeros((n, n), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)
     np.add.at(confusion, (labels, ref_pred), -1)
+    ref_right, right = ref_pred == labels, pred == labels
+    changes = {name: ClassChange(int((labels == c).sum()), int((ref_right & ~right & (labels == c)).sum()),
+                                 int((~ref_right & right & (labels == c)).sum()))
+               for c, name in enumerate(class_names)}
     return Agreement(
         accuracy=accuracy,
         reference_accuracy=ref_accuracy,
@@ -64,4 +68,5 @@ def agreement_metrics(
         per_class_delta=dict(zip(class_names, deltas)),
         classes_called_out=callouts,
         confusion_delta=confusion.tolist(),
+        class_changes=changes,
     )

@@ -50,6 +50,10 @@ def validate(
     int8_max_confident: Annotated[float, typer.Option(
         help="int8: the most answers Keras gives by a margin >= 0.5 a file may flip, in percent of "
         "the images (rounded down; fp32 and fp16 may flip none).")] = _DEFAULT.int8_max_confident_rate * 100,
+    int8_significance: Annotated[float, typer.Option(
+        help="int8: a drop past --int8-max-drop or --int8-max-class-drop fails when a sign test on the "
+        "right answers lost and gained gives p below this (divided by the classes for a class); 1 "
+        "fails any drop past them.")] = _DEFAULT.int8_loss_significance,
     provider: Provider = "cpu",
     isa: IsaList = None,
     emulated_images: Annotated[int, typer.Option(
@@ -84,7 +88,8 @@ def validate(
     try:
         gates = Gates(min_agreement, max_abs_diff, fp16_min_agreement, int8_max_drop / 100,
                       int8_min_agreement, int8_max_class_drop / 100,
-                      int8_max_confident_rate=int8_max_confident / 100)
+                      int8_max_confident_rate=int8_max_confident / 100,
+                      int8_loss_significance=int8_significance)
     except EdgeCNNError as exc:  # NaN, infinite or out of 0..1: a gate that cannot judge (usage, exit 2)
         raise typer.BadParameter(str(exc)) from None
     import_user_code(import_module)
