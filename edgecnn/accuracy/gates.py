@@ -11,8 +11,8 @@ fails an fp32 or fp16 file, whatever the agreement; an int8 file may flip up to
 MobileNetV2 flip 0-1 in 1,000 on files that hold every other gate, and of 106 files damaged on
 purpose (one layer's weight scale halved or doubled) every one that changed answers failed the
 agreement, accuracy or class gate first (bench/README.md, "int8 on MobileNet-class nets"; with
-the sign test below, 1 of 530 such files over five seeds passes, one that moved answers between
-two classes by about 5 in 100 images each).
+the sign test below, 8 of 1,060 such files over five seeds and two trainings pass, each moving
+3-8 answers into or out of a class of about 100 images, as honest files do).
 
 The accuracy and class gates fail a loss the answers show, not one chance explains. An int8 file
 of a deep net changes 30-50 answers in 1,000, and which of those land right or wrong moves

@@ -39,6 +39,10 @@ def quantize(
     method: Annotated[Method, typer.Option(help="Static calibration method.")] = Method.minmax,
     per_channel: Annotated[bool, typer.Option(
         "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor.")] = True,
+    bias_correction: Annotated[bool, typer.Option(
+        "--bias-correction/--no-bias-correction", help="Static int8: a scheme that does not hold is "
+        "tried again with each layer's mean output shift against fp32 (128 calibration images, layer "
+        "by layer) taken out of its bias.")] = True,
     dynamic_conv: Annotated[bool, typer.Option(
         "--dynamic-conv", help="Also quantize Conv dynamically (ConvInteger; measured 4-11x "
         "slower than fp32 on x86 CPUs).")] = False,
@@ -69,7 +73,8 @@ def quantize(
     from edgecnn.quantize.int8_scheme import SCHEMES
 
     print_quantized(run_quantize(model, variants=variants, calibration=calibration, method=method.value,
-                                 per_channel=per_channel, dataset=dataset, dynamic_ops=ops,
+                                 per_channel=per_channel, bias_correction=bias_correction,
+                                 dataset=dataset, dynamic_ops=ops,
                                  seed=seed, isa=isa or "all", schemes=scheme or tuple(SCHEMES),
                                  exclude=exclude or (), auto_exclude=auto_exclude,
                                  speed_search=speed_search, force=force))

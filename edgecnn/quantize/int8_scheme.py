@@ -65,10 +65,17 @@ class Trial:
     unchecked: dict[str, str] = field(default_factory=dict)
     failure: str | None = None
     speed: dict[str, Any] | None = None  # what the speed search kept in float (edgecnn.quantize.int8_speed)
+    bias_corrected: bool = False
 
     @property
     def passed(self) -> bool:
         return self.failure is None
+
+    @property
+    def label(self) -> str:
+        """The scheme and what was changed from it, as the log and a failure name it."""
+        return (self.scheme + (", bias corrected" if self.bias_corrected else "")
+                + (f" with {len(self.float_nodes)} node(s) in float" if self.float_nodes else ""))
 
 
 def static_options(scheme: Scheme, quant: Any) -> dict[str, Any]:
@@ -135,6 +142,6 @@ def summary(chosen: Trial, rejected: list[Trial], images: int) -> dict[str, Any]
         "isa_checked": chosen.measured,
         "isa_unchecked": chosen.unchecked,
         **({"speed": chosen.speed} if chosen.speed is not None else {}),
-        "rejected_schemes": [{"scheme": t.scheme, "float_nodes": t.float_nodes, "reason": t.failure}
-                             for t in rejected],
+        "rejected_schemes": [{"scheme": t.scheme, "float_nodes": t.float_nodes,
+                              "bias_corrected": t.bias_corrected, "reason": t.failure} for t in rejected],
     }

@@ -14,6 +14,7 @@ from edgecnn.errors import EdgeCNNError, one_line
 from edgecnn.export.onnx_metadata import load_proto
 from edgecnn.names import Name
 from edgecnn.quantize import int8_scheme
+from edgecnn.quantize.bias_correction import correct_biases
 from edgecnn.quantize.calibrate import input_name, make_reader, quantization_module
 from edgecnn.quantize.rewrites import gemm_float_outputs
 from edgecnn.runtime.metadata import ModelInfo
@@ -31,7 +32,8 @@ class Method(Name):
 class StaticRun:
     """A pre-processed float graph, its calibration images (training split), the held-out
     training images and labels a candidate is judged on with fp32's answers to them, the CPU
-    classes it is for and the gates it must hold there."""
+    classes it is for and the gates it must hold there; with ``bias_correction``, each file it
+    writes has its biases corrected (:mod:`edgecnn.quantize.bias_correction`)."""
 
     graph: Path
     info: ModelInfo
@@ -43,6 +45,7 @@ class StaticRun:
     gates: Gates
     method: str = "minmax"
     per_channel: bool = True
+    bias_correction: bool = False
 
     def write(self, scheme: int8_scheme.Scheme, float_nodes: list[str], out: Path) -> None:
         """The QDQ int8 file of ``scheme`` with ``float_nodes`` kept float, at ``out`` (a scratch
@@ -67,7 +70,10 @@ class StaticRun:
                 f"Static int8 quantization ({self.method} calibration) failed: {one_line(exc)}"
             ) from exc
         model = load_proto(out)
-        if gemm_float_outputs(model, float_nodes):
+        rewritten = gemm_float_outputs(model, float_nodes)
+        if self.bias_correction:
+            rewritten += correct_biases(model, self.graph, self.info.feed(self.calibration))
+        if rewritten:
             out.write_bytes(model.SerializeToString())
 
     def gate(self, scheme: int8_scheme.Scheme, path: Path) -> int8_scheme.Trial:
