@@ -5,8 +5,8 @@
 
 For each seed, a MobileNetV2-0.35 at 96x96 RGB (behind its own ``Rescaling(1/127.5, -1)``,
 BatchNorm momentum 0.9) is trained on real Fashion-MNIST images resized and stacked to RGB (4
-epochs on 6,000: the recipe of ``tests/test_edge_models.py``; it had 3 on 3,000), tested on
-1,000, and exported to fp32. Its honest
+epochs on 6,000 by default; ``tests/test_edge_models.py`` had 3 on 3,000 until 5aea2c5), tested
+on 1,000, and exported to fp32. Its honest
 int8 files (u8s8-reduce-range, 500 calibration images, the image conv in float and in int8,
 with and without bias correction) are judged against fp32 on the 1,000 held-out training images
 ``export`` selects on and on the 1,000 test images validation reports; the bias-corrected int8
