@@ -66,7 +66,7 @@ def correct_biases(model: Any, fp32: Path, feed: np.ndarray) -> int:
 
 def _layers(model: Any, fp32_nodes: dict[str, Any]) -> list[tuple[_Layer, str]]:
     """The correctable layers of ``model`` in graph order, each with its fp32 node's output."""
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     initializers = {t.name: t for t in model.graph.initializer}
     producers = {out: node for node in model.graph.node for out in node.output}
@@ -77,7 +77,7 @@ def _layers(model: Any, fp32_nodes: dict[str, Any]) -> list[tuple[_Layer, str]]:
         dq = producers.get(node.input[2])
         if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in initializers:
             continue
-        if initializers[dq.input[0]].data_type != 6 or dq.input[1] not in initializers:  # int32 bias
+        if initializers[dq.input[0]].data_type != TensorProto.INT32 or dq.input[1] not in initializers:
             continue
         scale = numpy_helper.to_array(initializers[dq.input[1]]).astype(np.float64)
         found.append((_Layer(node.name, node.output[0], dq.input[0], scale), fp32_nodes[node.name].output[0]))
