@@ -122,8 +122,10 @@ def test_saturating_scheme_is_rejected_and_a_portable_one_kept(tmp_path, monkeyp
                         schemes=["u8s8", "u8s8-reduce-range"])
     settings = read_metadata(chosen.path).quantization
     assert settings["scheme"] == "u8s8-reduce-range" and settings["reduce_range"]
-    [rejected] = settings["rejected_schemes"]
-    assert rejected["scheme"] == "u8s8" and "on x86-avx2" in rejected["reason"]
+    # u8s8 plain, then bias corrected (which cannot undo a saturation): both rejected there
+    rejected = settings["rejected_schemes"]
+    assert [(r["scheme"], r["bias_corrected"]) for r in rejected] == [("u8s8", False), ("u8s8", True)]
+    assert all("on x86-avx2" in r["reason"] for r in rejected), rejected
     assert settings["isa_checked"]["x86-avx2"]["accuracy_drop"] <= 0.005
 
     # Forced for a class where u8s8 holds (Arm's int8 kernels do not saturate; this machine may
